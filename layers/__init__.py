@@ -1,0 +1,1 @@
+"""Hand-coded Keras layers and losses."""

@@ -1,0 +1,1 @@
+"""Hand-coded Keras optimizers and learning-rate schedules."""

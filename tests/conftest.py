@@ -1,0 +1,24 @@
+"""Test-session setup shared by the whole suite.
+
+TensorFlow's CPU is split into two logical devices before anything else touches
+it, so tests can train under a MirroredStrategy with two replicas on one CPU.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def two_cpu_strategy():
+    """A MirroredStrategy over the two logical CPU devices."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
