@@ -1,0 +1,165 @@
+"""Image classification: the task the shared trainer runs."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from apps.classification import data as data_lib
+from apps.classification import model as model_lib
+from apps.core import images as images_lib
+from apps.core import metrics as metrics_lib
+from apps.core.config import (
+    Rule,
+    boolean,
+    fractions_summing_to_one,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    positive_int,
+)
+from apps.core.errors import UserError
+from apps.core.task import Task
+from apps.core.trainer import predict_outputs
+
+EVAL_BATCH = 256
+MISCLASSIFIED_SHOWN = 24
+
+
+class ClassificationTask(Task):
+    rules = {
+        "data.source": one_of("digits", "tfds", "folder"),
+        "data.split": fractions_summing_to_one,
+        "data.image_size": Rule(lambda v: isinstance(v, int) and 8 <= v <= 1024,
+                                "an integer in [8, 1024]"),
+        "data.channels": one_of(1, 3),
+        "data.max_examples": non_negative_int,
+        "data.augment.flip": boolean,
+        "data.augment.shift": Rule(lambda v: 0 <= v < 0.5, "a fraction in [0, 0.5)"),
+        "data.augment.rotation": Rule(lambda v: 0 <= v <= 180, "degrees in [0, 180]"),
+        "data.augment.color": Rule(lambda v: 0 <= v <= 1, "a strength in [0, 1]"),
+        "model.name": one_of(*model_lib.NAMES),
+        "model.width": Rule(lambda v: 0 < v <= 16, "a number in (0, 16]"),
+        "model.dropout": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "model.label_smoothing": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "eval.top_k": positive_int,
+        "transfer.freeze_layers": non_negative_int,
+        "transfer.keep_head": boolean,
+        "optimizer.learning_rate": non_negative_float,
+    }
+
+    def load_data(self):
+        data, self.class_names = data_lib.load(self.config)
+        self.num_classes = len(self.class_names)
+        logging.info("data: %d train, %d val, %d test examples, %d classes",
+                     len(data.train), len(data.val), len(data.test), self.num_classes)
+        return data
+
+    def build_model(self):
+        c = self.config
+        return model_lib.build(c.model.name, c.data.image_size, c.data.channels,
+                               self.num_classes, width=c.model.width, dropout=c.model.dropout,
+                               freeze_layers=c.transfer.freeze_layers)
+
+    # ------------------------------------------------------------- examples
+
+    def _prepare(self, image):
+        return images_lib.prepare_image(image, self.config.data.image_size,
+                                        self.config.data.channels)
+
+    def eval_example(self, image, label):
+        return self._prepare(image), label
+
+    def train_example(self, image, label, seed):
+        a = self.config.data.augment
+        image = images_lib.augment_image(self._prepare(image), seed, flip=a.flip, shift=a.shift,
+                                         rotation=a.rotation, color=a.color)
+        return image, label
+
+    def per_example_loss(self, labels, logits):
+        smoothing = self.config.model.label_smoothing
+        one_hot = tf.one_hot(labels, self.num_classes)
+        if smoothing:
+            one_hot = one_hot * (1 - smoothing) + smoothing / self.num_classes
+        return tf.nn.softmax_cross_entropy_with_logits(one_hot, tf.cast(logits, tf.float32))
+
+    # ------------------------------------------------------------ evaluation
+
+    def evaluate(self, model, split):
+        logits = predict_outputs(model, split, EVAL_BATCH, self.eval_example)
+        k = self.config.eval.top_k
+        report = metrics_lib.classification_report(split.targets, logits, self.num_classes, k)
+        metrics = {key: report[key] for key in ("accuracy", f"top{k}_accuracy", "macro_f1")}
+        for name, p, r, f in zip(self.class_names, report["precision"], report["recall"],
+                                 report["f1"], strict=True):
+            metrics[f"class_{name}_precision"] = float(p)
+            metrics[f"class_{name}_recall"] = float(r)
+            metrics[f"class_{name}_f1"] = float(f)
+        images = {"confusion_matrix": images_lib.figure_to_image(
+            metrics_lib.confusion_matrix_figure(report["confusion_matrix"], self.class_names))}
+        wrong = np.flatnonzero(np.argmax(logits, -1) != split.targets)[:MISCLASSIFIED_SHOWN]
+        if len(wrong):
+            shown = self._prepare(split.inputs[wrong]).numpy()
+            images["misclassified"] = images_lib.grid(images_lib.to_uint8(_upscale(shown)))
+        return metrics, images
+
+    # ---------------------------------------------------------------- export
+
+    def export_endpoints(self, model):
+        names = tf.constant(self.class_names)
+        k = min(self.config.eval.top_k, self.num_classes)
+
+        def serve(images):
+            """uint8 images (batch, height, width, 1 or 3) of any size."""
+            probabilities = tf.nn.softmax(model(self._prepare(images), training=False), -1)
+            top = tf.math.top_k(probabilities, k=k)
+            return {
+                "class_id": tf.cast(top.indices[:, 0], tf.int64),
+                "class_name": tf.gather(names, top.indices[:, 0]),
+                "probability": top.values[:, 0],
+                "top_k_ids": tf.cast(top.indices, tf.int64),
+                "top_k_names": tf.gather(names, top.indices),
+                "top_k_probabilities": top.values,
+                "probabilities": probabilities,
+            }
+
+        signature = [tf.TensorSpec([None, None, None, None], tf.uint8, name="images")]
+        return {"serving_default": (serve, signature)}
+
+    def initialize(self, model):
+        """Transfer learning: weights from another run's checkpoint or SavedModel."""
+        source = self.config.transfer.init_from
+        if source:
+            from apps.classification.transfer import load_pretrained
+
+            load_pretrained(model, source, keep_head=self.config.transfer.keep_head)
+
+    # --------------------------------------------------------------- predict
+
+    def predict(self, serving, path):
+        files = _image_files(path)
+        for file in files:
+            image = data_lib.read_image(file, channels=self.config.data.channels)
+            out = serving(images=tf.constant(image[None]))
+            ranked = ", ".join(
+                f"{n.decode()} {p:.3f}" for n, p in zip(out["top_k_names"][0].numpy(),
+                                                         out["top_k_probabilities"][0].numpy(),
+                                                         strict=True))
+            print(f"{file}: {ranked}")
+
+
+def _image_files(path):
+    if os.path.isfile(path):
+        return [path]
+    files = sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names
+                   if f.lower().endswith(data_lib.IMAGE_EXTENSIONS))
+    if not files:
+        raise UserError(f"--input={path}: no image files ({', '.join(data_lib.IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _upscale(images, size=48):
+    """Nearest-neighbour upscaling so small digits are visible in TensorBoard."""
+    factor = max(1, size // images.shape[1])
+    return images.repeat(factor, axis=1).repeat(factor, axis=2)

@@ -1,0 +1,151 @@
+"""Config checks shared by every app, and the resolved config on disk.
+
+Each app's `configs/<app>.py` builds an `ml_collections.ConfigDict`; the
+entrypoint locks it so a misspelt override fails at parse time. Values are
+checked here against small declarative rules, and a bad value is a `UserError`
+naming the field:
+
+    check(config, {
+        "train.batch_size": positive_int,
+        "data.split": fractions_summing_to_one,
+        "model.name": one_of("lenet5", "resnet"),
+    })
+"""
+
+import json
+import math
+import os
+
+import ml_collections
+
+from apps.core.errors import UserError
+
+
+class Rule:
+    """A predicate on a config value with the words for what it expects."""
+
+    def __init__(self, test, expected):
+        self.test = test
+        self.expected = expected
+
+    def __call__(self, value):
+        try:
+            return bool(self.test(value))
+        except (TypeError, ValueError):
+            return False
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+positive_int = Rule(lambda v: _is_int(v) and v > 0, "an integer > 0")
+non_negative_int = Rule(lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+positive_float = Rule(lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a number > 0")
+non_negative_float = Rule(lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a number >= 0")
+probability = Rule(lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
+boolean = Rule(lambda v: isinstance(v, bool), "true or false")
+fractions_summing_to_one = Rule(
+    lambda v: len(v) == 3 and all(_is_number(x) and x > 0 for x in v) and abs(sum(v) - 1) < 1e-6,
+    "three fractions > 0 (train, val, test) that sum to 1",
+)
+
+
+def one_of(*choices):
+    return Rule(lambda v: v in choices, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def int_in(low, high):
+    return Rule(lambda v: _is_int(v) and low <= v <= high, f"an integer in [{low}, {high}]")
+
+
+def lookup(config, dotted):
+    """Returns the value at a dotted path such as 'train.batch_size'."""
+    value = config
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def check(config, rules):
+    """Raises UserError for the first field whose value breaks its rule."""
+    for field, rule in rules.items():
+        value = lookup(config, field)
+        if not rule(value):
+            raise UserError(f"config.{field} = {value!r}: expected {rule.expected}")
+
+
+# Fields every app's config has, and what they must hold.
+COMMON_RULES = {
+    "seed": non_negative_int,
+    "strategy": one_of("default", "one_device", "mirrored", "multi_worker", "tpu"),
+    "xla": boolean,
+    "mixed_precision": boolean,
+    "train.batch_size": positive_int,
+    "train.epochs": positive_int,
+    "train.checkpoint_every": non_negative_int,
+    "train.log_every": positive_int,
+}
+
+
+def common_config(app):
+    """The sections every app's config starts from (filled in by the app)."""
+    config = ml_collections.ConfigDict()
+    config.app = app
+    config.seed = 0
+    config.strategy = "default"
+    config.tpu = ""  # TPU address for strategy=tpu ('' = local / from the environment).
+    config.xla = False
+    config.mixed_precision = False
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 32
+    config.train.epochs = 10
+    config.train.checkpoint_every = 100  # steps; 0 = only at epoch ends
+    config.train.log_every = 10  # steps between TensorBoard scalars
+    config.train.max_checkpoints = 3
+    return config
+
+
+def to_json(config):
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def save(config, workdir):
+    """Writes DIR/config.json (atomically: temp file then rename)."""
+    path = os.path.join(workdir, "config.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(to_json(config))
+    os.replace(tmp, path)
+    return path
+
+
+def check_workdir_owner(config, workdir):
+    """Refuses a workdir written by another app, or by another model.
+
+    The training length, data and speed settings may change between runs of
+    one workdir (to train longer, or on other hardware); the model may not,
+    since its checkpoint would not fit.
+    """
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path) as f:
+            previous = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: unreadable config from an earlier run ({e})") from None
+    if previous.get("app") != config.app:
+        raise UserError(
+            f"--workdir={workdir} holds a run of the {previous.get('app')!r} app, "
+            f"not {config.app!r}; choose another --workdir")
+    current = config.to_dict()
+    model = json.loads(json.dumps(current.get("model"), default=str))
+    if previous.get("model") != model:
+        raise UserError(
+            f"--workdir={workdir} was trained with a different config.model "
+            f"(see {path}); choose another --workdir or the same config.model")

@@ -1,0 +1,155 @@
+"""Data plumbing shared by the apps.
+
+Apps hold their examples in memory as NumPy arrays (a `Split`); this module
+splits them, and turns the training split into a deterministic, resumable
+stream of batches:
+
+* epoch e visits the examples in the order argsort(uniform(seed, e)), so the
+  order depends only on the seed and the epoch, never on when the process
+  started;
+* the example at position p of the endless stream is augmented with the
+  stateless seed (seed, p), so resuming at step s reproduces exactly what an
+  uninterrupted run would have fed from step s on;
+* under tf.distribute each input pipeline takes its slice of every global
+  batch, so a global batch holds the same examples whatever the number of
+  workers and replicas.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from apps.core.errors import UserError
+
+
+@dataclasses.dataclass
+class Split:
+    """One split held in memory: `inputs` and `targets`, indexed together."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+
+    def __post_init__(self):
+        if len(self.inputs) != len(self.targets):
+            raise ValueError(f"{len(self.inputs)} inputs but {len(self.targets)} targets")
+
+    def __len__(self):
+        return len(self.inputs)
+
+    def take(self, index):
+        return Split(self.inputs[index], self.targets[index])
+
+
+def stratified_split(labels, fractions, seed):
+    """Index arrays, one per fraction, with each class spread by `fractions`.
+
+    The first part takes what the rounding leaves; every later part with a
+    fraction > 0 gets at least one example of each class that has enough.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts = [[] for _ in fractions]
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n = len(members)
+        enough = n >= len(fractions)
+        counts = [max(1, round(f * n)) if f > 0 and enough else round(f * n)
+                  for f in fractions[1:]]
+        bounds = np.cumsum([n - sum(counts)] + counts)
+        for part, chunk in zip(parts, np.split(members, bounds[:-1]), strict=True):
+            part.append(chunk)
+    return tuple(rng.permutation(np.concatenate(p)).astype(np.int64) for p in parts)
+
+
+def steps_per_epoch(num_examples, global_batch_size):
+    if num_examples < global_batch_size:
+        raise UserError(f"the training split has {num_examples} examples, fewer than "
+                        f"config.train.batch_size = {global_batch_size}")
+    return num_examples // global_batch_size
+
+
+def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
+                 input_context=None):
+    """The endless, deterministic stream of training batches from `start_step` on.
+
+    Args:
+      split: the training `Split`.
+      global_batch_size: examples per step over all replicas.
+      seed: the run's seed.
+      start_step: the step to resume at.
+      augment: optional fn(inputs, targets, seed[2]) -> (inputs, targets),
+        using only stateless random ops keyed by `seed`.
+      input_context: the tf.distribute.InputContext when called from
+        `strategy.distribute_datasets_from_function`; this pipeline then yields
+        per-replica batches of its slice of each global batch.
+    """
+    n = len(split)
+    inputs = tf.constant(split.inputs)
+    targets = tf.constant(split.targets)
+    start = start_step * global_batch_size
+    first_epoch = start // n
+
+    def epoch_order(epoch):
+        keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        order = tf.argsort(keys, stable=True)
+        positions = epoch * n + tf.range(n, dtype=tf.int64)
+        return tf.data.Dataset.from_tensor_slices((positions, tf.cast(order, tf.int64)))
+
+    def example(position, index):
+        x, y = tf.gather(inputs, index), tf.gather(targets, index)
+        if augment is not None:
+            x, y = augment(x, y, tf.stack([tf.constant(seed, tf.int64), position]))
+        return x, y
+
+    ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch_order)
+    ds = ds.skip(start - first_epoch * n)
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(global_batch_size, drop_remainder=True)
+    if input_context is not None and (input_context.num_input_pipelines > 1
+                                      or input_context.num_replicas_in_sync > 1):
+        pipes = input_context.num_input_pipelines
+        share = global_batch_size // pipes
+        lo = input_context.input_pipeline_id * share
+        per_replica = input_context.get_per_replica_batch_size(global_batch_size)
+        ds = ds.map(lambda x, y: (x[lo:lo + share], y[lo:lo + share]))
+        ds = ds.rebatch(per_replica, drop_remainder=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    # Each pipeline already takes its own slice; tf.data must not shard again.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_batches(split, batch_size, example_fn=None):
+    """The split in order, each example through `example_fn`, in batches."""
+    ds = tf.data.Dataset.from_tensor_slices((split.inputs, split.targets))
+    if example_fn is not None:
+        ds = ds.map(example_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_tfds(name, data_dir, split, **kwargs):
+    """A prepared TFDS data set by name from `data_dir` (never downloads).
+
+    Returns (tf.data.Dataset, tfds.core.DatasetInfo). A data set that is not
+    in `data_dir` is a UserError saying how to prepare it.
+    """
+    import tensorflow_datasets as tfds
+
+    if not name:
+        raise UserError("config.data.name is empty: give the TFDS data set's name")
+    try:
+        builder = tfds.builder(name, data_dir=data_dir or None)
+    except Exception as e:  # tfds raises its own DatasetNotFoundError and friends
+        raise UserError(f"config.data.name = {name!r}: not a TFDS data set ({e})"
+                        .splitlines()[0]) from None
+    if not builder.is_prepared():
+        raise UserError(
+            f"TFDS data set {name!r} is not prepared in config.data.data_dir = "
+            f"{builder.data_dir!r}; prepare it there first (`tfds build {name} "
+            f"--data_dir=DIR` on a machine with network access)")
+    if split not in builder.info.splits:
+        raise UserError(f"TFDS data set {name!r} has no split {split!r} "
+                        f"(it has {', '.join(builder.info.splits)})")
+    return builder.as_dataset(split=split, shuffle_files=False, **kwargs), builder.info

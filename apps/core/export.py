@@ -1,0 +1,55 @@
+"""Self-contained SavedModel export, written atomically.
+
+The archive is written to a fresh temporary folder beside the target and then
+swapped in with renames, so a crash at any moment leaves either the previous
+export or the new one at DIR/export, never a half-written folder.
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+
+
+def write_saved_model(path, model, endpoints, variable_collections=None):
+    """Writes `model` with `endpoints` ({name: (fn, input_signature)}) to `path`.
+
+    The first endpoint is also `serving_default`.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    recover(path)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        for name, (fn, signature) in endpoints.items():
+            archive.add_endpoint(name, fn, input_signature=signature)
+        for name, variables in (variable_collections or {}).items():
+            archive.add_variable_collection(name, variables)
+        staged = os.path.join(tmp, "saved_model")
+        archive.write_out(staged, verbose=False)
+        _swap_in(staged, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _swap_in(staged, path):
+    old = path + ".old"
+    if os.path.exists(path):
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(path, old)
+    os.rename(staged, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(path):
+    """Puts back the previous export if a crash fell between the two renames."""
+    old = path + ".old"
+    if os.path.exists(old):
+        if os.path.exists(path):
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(old, path)

@@ -1,0 +1,114 @@
+"""Image preparation and augmentation shared by the image apps.
+
+Everything here is graph code (tf.data, serving signatures) and every random
+choice is a stateless op keyed by an explicit seed, so a resumed run sees the
+same augmented examples as an uninterrupted one.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+
+def prepare_image(image, size, channels):
+    """uint8 image(s) of any size and 1 or 3 channels -> float32 in [0, 1].
+
+    Resized to `size` x `size` (bilinear) with `channels` channels
+    (grey <-> RGB converted). Works on one image (H, W, C) or a batch.
+    """
+    image = _with_channels(tf.cast(tf.convert_to_tensor(image), tf.float32), channels)
+    image = tf.image.resize(image, (size, size), antialias=True)
+    return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+
+
+_LUMA = (0.2989, 0.5870, 0.1140)  # ITU-R 601, as tf.image.rgb_to_grayscale
+
+
+def _with_channels(image, channels):
+    """Keeps `channels` (1 or 3) channels, converting grey <-> RGB as needed."""
+    def keep():
+        return image[..., :channels]
+
+    def convert():
+        if channels == 1:
+            return tf.reduce_sum(image[..., :3] * _LUMA, axis=-1, keepdims=True)
+        return tf.concat([image[..., :1]] * 3, axis=-1)
+
+    have = image.shape[-1]
+    if have is None:  # a serving signature: decided at run time
+        return tf.cond(tf.equal(tf.shape(image)[-1] >= 3, channels == 3), keep, convert)
+    return keep() if (have >= 3) == (channels == 3) else convert()
+
+
+def augment_image(image, seed, flip=False, shift=0.0, rotation=0.0, color=0.0):
+    """Random flip, shift, rotation and colour jitter of one float image in [0, 1].
+
+    Args:
+      image: (H, W, C) float32.
+      seed: int64 tensor of shape (2,), the stateless seed of this example.
+      flip: mirror left-right with probability 1/2.
+      shift: largest translation, as a fraction of the side.
+      rotation: largest rotation, in degrees.
+      color: strength of the brightness / contrast jitter (0 = off).
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=6)
+    if flip:
+        image = tf.image.stateless_random_flip_left_right(image, seeds[0])
+    if shift or rotation:
+        h = tf.cast(tf.shape(image)[0], tf.float32)
+        w = tf.cast(tf.shape(image)[1], tf.float32)
+        angle = tf.random.stateless_uniform([], seeds[1], -1.0, 1.0) * rotation * math.pi / 180
+        dx = tf.random.stateless_uniform([], seeds[2], -1.0, 1.0) * shift * w
+        dy = tf.random.stateless_uniform([], seeds[3], -1.0, 1.0) * shift * h
+        image = _affine(image, angle, dx, dy)
+    if color:
+        image = tf.image.stateless_random_brightness(image, 0.2 * color, seeds[4])
+        image = tf.image.stateless_random_contrast(image, 1 - 0.5 * color, 1 + 0.5 * color,
+                                                   seeds[5])
+        image = tf.clip_by_value(image, 0.0, 1.0)
+    return image
+
+
+def _affine(image, angle, dx, dy):
+    """Rotates by `angle` about the centre and shifts by (dx, dy), zero fill."""
+    h = tf.cast(tf.shape(image)[0], tf.float32)
+    w = tf.cast(tf.shape(image)[1], tf.float32)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # The transform maps output (x, y) to input (x', y'):
+    # x' = cos*(x-cx) + sin*(y-cy) + cx - dx ; y' = -sin*(x-cx) + cos*(y-cy) + cy - dy
+    transform = tf.stack([cos, sin, cx - cos * cx - sin * cy - dx,
+                          -sin, cos, cy + sin * cx - cos * cy - dy, 0.0, 0.0])
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    return out[0]
+
+
+def to_uint8(images):
+    """Float images in [0, 1] -> uint8 (NumPy)."""
+    return (np.clip(np.asarray(images), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def grid(images, columns=8):
+    """Tiles uint8 images (N, H, W, C) into one image (1, rows*H, columns*W, C)."""
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    rows = max(1, math.ceil(n / columns))
+    columns = min(columns, n)
+    canvas = np.zeros((rows * h, columns * w, c), images.dtype)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+    return canvas[None]
+
+
+def figure_to_image(figure):
+    """A matplotlib figure -> uint8 RGB array (1, H, W, 3) for tf.summary.image."""
+    figure.canvas.draw()
+    rgba = np.asarray(figure.canvas.buffer_rgba())
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return rgba[None, ..., :3].copy()

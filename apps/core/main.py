@@ -1,0 +1,127 @@
+"""The absl entrypoint every app shares.
+
+    python -m apps.<app> --config=configs/<app>.py[:variant] --workdir=DIR \\
+        [--mode=train|eval|predict|export] [--input=PATH] [--config.a.b=value ...]
+
+An app's __main__.py is two lines: `from apps.core.main import run` and
+`run(MyTask)`. A user's mistake (unknown or mistyped config field, value out
+of range, missing file) ends the run with one line on stderr and exit status 2.
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from apps.core import config as config_lib
+from apps.core import optim
+from apps.core.errors import UserError
+
+MODES = ("train", "eval", "predict", "export")
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Path to configs/<app>.py (optionally :variant).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, TensorBoard, export.")
+_MODE = flags.DEFINE_enum("mode", "train", MODES, "What to do.")
+_INPUT = flags.DEFINE_string("input", None, "--mode=predict: an input file or folder.")
+
+
+def _fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _parse_flags(argv):
+    """absl's parser, with a user's mistakes reported on one line."""
+    try:
+        rest = flags.FLAGS(argv)
+    except flags.Error as e:
+        _fail(str(e).splitlines()[0])
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        # ml_collections raises these for an unknown field of a locked config.
+        text = str(e).strip("'\"").replace("\\n", " ").replace('\\"', '"')
+        field = next((a for a in argv if a.startswith("--config.")), "--config")
+        _fail(f"{field.split('=')[0]}: unknown or invalid config field ({text})")
+    return rest
+
+
+def run(task_cls):
+    """Runs the app whose task class is `task_cls` (call from __main__)."""
+    app.run(lambda argv: _main(task_cls, argv), flags_parser=_parse_flags)
+
+
+def _main(task_cls, argv):
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        result = execute(task_cls, _CONFIG.value, _WORKDIR.value, _MODE.value, _INPUT.value)
+    except UserError as e:
+        _fail(str(e))
+    if result is not None:
+        print(json.dumps(result, indent=2, sort_keys=True))
+
+
+def load_config(config):
+    """Checks a config loaded by config_flags; raises UserError on a bad one."""
+    if config is None or type(config).__name__ == "_ErrorConfig":
+        # config_flags defers a bad --config path until the value is used.
+        try:
+            config.some_field  # noqa: B018 - raises the deferred error
+        except Exception as e:  # noqa: BLE001
+            raise UserError(f"--config: {str(e).splitlines()[0]}") from None
+        raise UserError("--config is required, e.g. --config=configs/classification.py")
+    return config
+
+
+def execute(task_cls, config, workdir, mode="train", input_path=None):
+    """Runs one mode; returns metrics (train, eval) or None. Raises UserError."""
+    config = load_config(config)
+    if not workdir:
+        raise UserError("--workdir is required (the run's folder)")
+    if mode not in MODES:
+        raise UserError(f"--mode={mode}: expected one of {', '.join(MODES)}")
+    config_lib.check(config, {**config_lib.COMMON_RULES, **optim.RULES, **task_cls.rules})
+    config_lib.check_workdir_owner(config, workdir)
+    if config.get("deterministic", True):
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    task = task_cls(config)
+    if mode == "predict":
+        return _predict(task, workdir, input_path)
+
+    from apps.core.trainer import Trainer
+
+    trainer = Trainer(task, workdir)
+    if mode == "train":
+        metrics = trainer.train()
+        paths = trainer.paths
+        if trainer.chief:
+            print(f"TensorBoard: tensorboard --logdir {os.path.dirname(paths['tb_train'])}")
+            print(f"Metrics:     {paths['metrics']}")
+            print(f"SavedModel:  {paths['export']}")
+        return metrics
+    if mode == "eval":
+        return trainer.evaluate()
+    trainer.restore(required=True)
+    path = trainer.export()
+    print(f"SavedModel: {path}")
+    return None
+
+
+def _predict(task, workdir, input_path):
+    import tensorflow as tf
+
+    if not input_path:
+        raise UserError("--mode=predict needs --input=PATH (a file or a folder)")
+    if not os.path.exists(input_path):
+        raise UserError(f"--input={input_path}: no such file or folder")
+    export = os.path.join(workdir, "export")
+    if not os.path.exists(os.path.join(export, "saved_model.pb")):
+        raise UserError(f"no SavedModel in {export}; train or --mode=export first")
+    serving = tf.saved_model.load(export).signatures["serving_default"]
+    task.predict(serving, input_path)
+    logging.info("predicted %s", input_path)
+    return None

@@ -1,0 +1,62 @@
+"""What an app supplies to the shared trainer.
+
+The trainer (apps/core/trainer.py) owns the loop, distribution, checkpoints,
+TensorBoard and export; an app subclasses `Task` and says what is particular
+to it: its data, model, loss, metrics and the SavedModel's signatures.
+"""
+
+import dataclasses
+
+from apps.core.data import Split
+
+
+@dataclasses.dataclass
+class Data:
+    train: Split
+    val: Split
+    test: Split
+
+
+class Task:
+    """Base class of an app's task. `config` is the app's resolved ConfigDict."""
+
+    #: the config rules (apps.core.config.check) this app adds to the common ones
+    rules = {}
+
+    def __init__(self, config):
+        self.config = config
+
+    def load_data(self):
+        """Returns `Data`, the three splits as in-memory arrays."""
+        raise NotImplementedError
+
+    def build_model(self):
+        """Returns the Keras model (called inside the strategy's scope)."""
+        raise NotImplementedError
+
+    def initialize(self, model):
+        """Sets initial weights of a fresh run (e.g. from a pretrained run)."""
+
+    def train_example(self, inputs, targets, seed):
+        """One training example, augmented with stateless ops keyed by `seed`."""
+        return self.eval_example(inputs, targets)
+
+    def eval_example(self, inputs, targets):
+        """One evaluation example as the model takes it."""
+        return inputs, targets
+
+    def per_example_loss(self, targets, outputs):
+        """Loss of each example in the batch, shape (batch,)."""
+        raise NotImplementedError
+
+    def evaluate(self, model, split):
+        """Returns (metrics {name: float}, images {name: uint8 [k, h, w, c]})."""
+        raise NotImplementedError
+
+    def export_endpoints(self, model):
+        """{name: (fn, input_signature)}; the first is `serving_default`."""
+        raise NotImplementedError
+
+    def predict(self, serving, path):
+        """Runs the exported `serving` signature on the file(s) at `path`, prints results."""
+        raise NotImplementedError

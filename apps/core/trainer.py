@@ -1,0 +1,302 @@
+"""The shared training loop: distribution, checkpoints, TensorBoard, export.
+
+In the spirit of Orbit, the loop is apart from the task: an app's `Task` says
+what its data, model, loss and metrics are, and `Trainer` runs it under any
+tf.distribute strategy with its own distributed train step (Keras 3's `fit`
+does not support MultiWorkerMirroredStrategy, keras-team/keras#20585):
+
+    strategy.run(replica_step)   # one tf.function(jit_compile=config.xla)
+      loss = sum(per-example loss) / global batch   # so replica sums add up
+      grads -> optimizer.apply (Keras all-reduces them across replicas)
+
+Training is step-based: `epochs * steps_per_epoch` steps over the endless,
+deterministic stream of apps.core.data.train_stream. A checkpoint (model,
+optimizer, the random-generator state of dropout layers, the step and the
+time spent) is written every `train.checkpoint_every` steps and at each epoch
+end; starting again in the same workdir resumes from the latest one and, since
+the data stream is a function of the step only, reaches the same weights an
+uninterrupted run would.
+"""
+
+import math
+import os
+import shutil
+import time
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from apps.core import config as config_lib
+from apps.core import data as data_lib
+from apps.core import export as export_lib
+from apps.core import strategy as strategy_lib
+from apps.core import workdir as workdir_lib
+from apps.core.errors import UserError
+from apps.core.optim import make_optimizer
+
+
+class Trainer:
+    """Trains, evaluates and exports one `Task` in one workdir."""
+
+    def __init__(self, task, workdir):
+        self.task = task
+        self.config = config = task.config
+        self.workdir = workdir
+        self.paths = workdir_lib.paths(workdir)
+        self.strategy = strategy_lib.make_strategy(config.strategy, config.tpu)
+        self.chief = strategy_lib.is_chief(self.strategy)
+        scale_loss = strategy_lib.set_precision(config.mixed_precision)
+        keras.utils.set_random_seed(config.seed)
+
+        self.data = task.load_data()
+        self.global_batch = config.train.batch_size
+        replicas = self.strategy.num_replicas_in_sync
+        if self.global_batch % replicas:
+            raise UserError(f"config.train.batch_size = {self.global_batch} must be a "
+                            f"multiple of the {replicas} replicas")
+        self.steps_per_epoch = data_lib.steps_per_epoch(len(self.data.train), self.global_batch)
+        self.total_steps = config.train.epochs * self.steps_per_epoch
+
+        with self.strategy.scope():
+            self.model = task.build_model()
+            self.optimizer = make_optimizer(config.optimizer, self.steps_per_epoch,
+                                            self.total_steps)
+            if scale_loss:
+                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                       name="train_seconds",
+                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, step=self.step, seconds=self.seconds,
+            # Keras's seed generators (dropout) are model variables that the
+            # model's own checkpoint tracking leaves out; listing every model
+            # variable here keeps them, so a resumed run draws the same masks.
+            model_variables=list(self.model.variables))
+        ckpt_dir = self.paths["ckpt"]
+        if not self.chief:
+            # Every worker must take part in a save; only the chief's is kept.
+            ckpt_dir = os.path.join(ckpt_dir, f".worker-{strategy_lib.worker_id(self.strategy)}")
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, ckpt_dir, max_to_keep=config.train.max_checkpoints)
+
+    # ------------------------------------------------------------------ state
+
+    def restore(self, required=False):
+        """Restores the latest checkpoint of this workdir; returns True if one was found."""
+        latest = tf.train.latest_checkpoint(self.paths["ckpt"])
+        if latest is None:
+            if required:
+                raise UserError(f"no checkpoint in {self.paths['ckpt']}; train first "
+                                f"(--mode=train --workdir={self.workdir})")
+            return False
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        logging.info("Restored %s (step %d)", latest, int(self.step.numpy()))
+        return True
+
+    def save(self):
+        self.manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+
+    # ------------------------------------------------------------- training
+
+    def _train_function(self):
+        model, optimizer, task = self.model, self.optimizer, self.task
+        global_batch = self.global_batch
+        scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+        def replica_step(inputs, targets):
+            with tf.GradientTape() as tape:
+                outputs = model(inputs, training=True)
+                per_example = tf.cast(task.per_example_loss(targets, outputs), tf.float32)
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+                if model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+                scaled = optimizer.scale_loss(loss) if scale else loss
+            grads = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            return loss
+
+        replica_step = tf.function(replica_step, jit_compile=self.config.xla)
+
+        @tf.function
+        def train_step(iterator):
+            inputs, targets = next(iterator)
+            losses = self.strategy.run(replica_step, args=(inputs, targets))
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+        return train_step
+
+    def _dataset(self, start_step):
+        def dataset_fn(input_context):
+            return data_lib.train_stream(
+                self.data.train, self.global_batch, self.config.seed, start_step,
+                augment=self.task.train_example, input_context=input_context)
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def train(self):
+        """Trains to the end (resuming if possible), then tests, exports, writes metrics."""
+        done = workdir_lib.read_metrics(self.workdir)
+        self.restore()
+        step = int(self.step.numpy())
+        if step >= self.total_steps and done is not None:
+            logging.info("%s already finished (step %d); not retraining", self.workdir, step)
+            return done
+        if step == 0:
+            self.task.initialize(self.model)
+        os.makedirs(self.workdir, exist_ok=True)
+        if self.chief:
+            config_lib.save(self.config, self.workdir)
+        writers = self._writers()
+        if step == 0 and self.chief:
+            self._write_hparams(writers["train"])
+
+        train_step = self._train_function()
+        iterator = iter(self._dataset(step))
+        examples, busy, traced = 0, 0.0, False
+        started = time.perf_counter()
+        seconds_before = float(self.seconds.numpy())
+        progbar = None
+        while step < self.total_steps:
+            epoch, in_epoch = divmod(step, self.steps_per_epoch)
+            if progbar is None:
+                logging.info("Epoch %d/%d", epoch + 1, self.config.train.epochs)
+                progbar = keras.utils.Progbar(self.steps_per_epoch, unit_name="step")
+            t0 = time.perf_counter()
+            loss = float(train_step(iterator))
+            if traced:  # the first call of a process also traces and compiles
+                examples += self.global_batch
+                busy += time.perf_counter() - t0
+            traced = True
+            step += 1
+            if not math.isfinite(loss):
+                raise UserError(
+                    f"the training loss became {loss} at step {step}; stopped without "
+                    f"saving, so {self.paths['ckpt']} keeps the last good checkpoint")
+            self.step.assign(step)
+            speed = examples / busy if busy else 0.0
+            progbar.update(in_epoch + 1, [("loss", loss), ("examples/s", speed)])
+            if self.chief and step % self.config.train.log_every == 0:
+                with writers["train"].as_default(step=step):
+                    tf.summary.scalar("loss", loss)
+                    tf.summary.scalar("learning_rate", self._learning_rate())
+                    tf.summary.scalar("examples_per_sec", speed)
+            end_of_epoch = step % self.steps_per_epoch == 0
+            every = self.config.train.checkpoint_every
+            if end_of_epoch or (every and step % every == 0):
+                self.seconds.assign(seconds_before + time.perf_counter() - started)
+                self.save()
+            if end_of_epoch:
+                progbar = None
+                val, images = self.task.evaluate(self.model, self.data.val)
+                logging.info("step %d validation: %s", step, _fmt(val))
+                if self.chief:
+                    self._write_eval(writers["eval"], step, val, images)
+        # The last step is an epoch end, so the last checkpoint is already written.
+        return self.finish(examples_per_sec=examples / busy if busy else None)
+
+    def finish(self, examples_per_sec=None):
+        """Tests, exports and writes metrics.json (chief only)."""
+        test, images = self.task.evaluate(self.model, self.data.test)
+        metrics = {f"test_{k}": v for k, v in test.items()}
+        previous = workdir_lib.read_metrics(self.workdir) or {}
+        metrics["examples_per_sec"] = (examples_per_sec if examples_per_sec is not None
+                                       else previous.get("examples_per_sec"))
+        metrics["train_seconds"] = float(self.seconds.numpy())
+        metrics["steps"] = int(self.step.numpy())
+        if self.chief:
+            self._write_eval(self._writers()["eval"], int(self.step.numpy()),
+                             metrics, images, prefix="")
+            self.export()
+            workdir_lib.write_metrics(self.workdir, metrics)
+            logging.info("Test metrics: %s", _fmt(metrics))
+        return metrics
+
+    # ---------------------------------------------------------- eval, export
+
+    def evaluate(self):
+        """--mode=eval: the latest checkpoint on the test split."""
+        self.restore(required=True)
+        metrics, _ = self.task.evaluate(self.model, self.data.test)
+        return {f"test_{k}": v for k, v in metrics.items()}
+
+    def export(self):
+        """Writes DIR/export atomically (see apps.core.export)."""
+        path = export_lib.write_saved_model(
+            self.paths["export"], self.model, self.task.export_endpoints(self.model),
+            variable_collections={"model_variables": self.model.variables})
+        logging.info("Exported SavedModel to %s", path)
+        return path
+
+    # ------------------------------------------------------------ summaries
+
+    def _writers(self):
+        if not hasattr(self, "_summary_writers"):
+            if self.chief:
+                self._summary_writers = {
+                    "train": tf.summary.create_file_writer(self.paths["tb_train"]),
+                    "eval": tf.summary.create_file_writer(self.paths["tb_eval"])}
+            else:
+                noop = tf.summary.create_noop_writer()
+                self._summary_writers = {"train": noop, "eval": noop}
+        return self._summary_writers
+
+    def _learning_rate(self):
+        lr = self.optimizer.learning_rate
+        return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+
+    def _write_eval(self, writer, step, metrics, images, prefix="val_"):
+        with writer.as_default(step=step):
+            for name, value in metrics.items():
+                if isinstance(value, (int, float)) and value is not None:
+                    tf.summary.scalar(prefix + name, value)
+            for name, image in images.items():
+                tf.summary.image(prefix + name, image, max_outputs=len(image))
+        writer.flush()
+
+    def _write_hparams(self, writer):
+        from tensorboard.plugins.hparams import api as hp
+
+        flat = {}
+        for key, value in _flatten(self.config.to_dict()).items():
+            flat[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+        with writer.as_default():
+            hp.hparams(flat)
+
+
+def _flatten(tree, prefix=""):
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _fmt(metrics):
+    return ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in sorted(metrics.items()))
+
+
+_INFERENCE = weakref.WeakKeyDictionary()
+
+
+def predict_outputs(model, split, batch_size, example_fn):
+    """Runs `model` over `split` in order; returns its outputs as NumPy arrays.
+
+    `example_fn(inputs, targets)` prepares each example as in evaluation.
+    """
+    if model not in _INFERENCE:
+        _INFERENCE[model] = tf.function(lambda x: model(x, training=False))
+    infer = _INFERENCE[model]
+    outputs = [tf.nest.map_structure(np.asarray, infer(x))
+               for x, _ in data_lib.eval_batches(split, batch_size, example_fn)]
+    return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs)
