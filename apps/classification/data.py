@@ -16,7 +16,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from apps.core.data import Split, load_tfds, stratified_split
+from apps.core.data import MissingSplit, Split, load_tfds, stratified_split
 from apps.core.errors import UserError
 from apps.core.task import Data
 
@@ -124,14 +124,13 @@ def _tfds(config):
 
     images, labels, info = arrays("train")
     names = list(info.features["label"].names)
-    if "test" in info.splits:
-        train_frac, val_frac, _ = config.data.split
-        share = val_frac / (train_frac + val_frac)
-        train_idx, val_idx = stratified_split(labels, (1 - share, share), config.seed)
-        test_images, test_labels, _ = arrays("test")
-        data = Data(Split(images[train_idx], labels[train_idx]),
-                    Split(images[val_idx], labels[val_idx]), Split(test_images, test_labels))
-    else:
+    try:
+        test = Split(*arrays("test")[:2])
+    except MissingSplit:
         splits = stratified_split(labels, config.data.split, config.seed)
-        data = Data(*(Split(images[i], labels[i]) for i in splits))
-    return data, names
+        return Data(*(Split(images[i], labels[i]) for i in splits)), names
+    # The data set's own test split is kept; validation is carved from train.
+    train_frac, val_frac, _ = config.data.split
+    train_idx, val_idx = stratified_split(labels, (train_frac, val_frac), config.seed)
+    return Data(Split(images[train_idx], labels[train_idx]),
+                Split(images[val_idx], labels[val_idx]), test), names

@@ -144,12 +144,17 @@ def load_tfds(name, data_dir, split, **kwargs):
     except Exception as e:  # tfds raises its own DatasetNotFoundError and friends
         raise UserError(f"config.data.name = {name!r}: not a TFDS data set ({e})"
                         .splitlines()[0]) from None
-    if not builder.is_prepared():
+    try:
+        ds = builder.as_dataset(split=split, shuffle_files=False, **kwargs)
+    except AssertionError:  # tfds's way of saying the files are not there
         raise UserError(
             f"TFDS data set {name!r} is not prepared in config.data.data_dir = "
             f"{builder.data_dir!r}; prepare it there first (`tfds build {name} "
-            f"--data_dir=DIR` on a machine with network access)")
-    if split not in builder.info.splits:
-        raise UserError(f"TFDS data set {name!r} has no split {split!r} "
-                        f"(it has {', '.join(builder.info.splits)})")
-    return builder.as_dataset(split=split, shuffle_files=False, **kwargs), builder.info
+            f"--data_dir=DIR` on a machine with network access)") from None
+    except (KeyError, ValueError) as e:
+        raise MissingSplit(f"TFDS data set {name!r} has no split {split!r} ({e})") from None
+    return ds, builder.info
+
+
+class MissingSplit(UserError):
+    """The TFDS data set exists but lacks the split asked for."""

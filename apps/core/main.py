@@ -56,22 +56,26 @@ def _main(task_cls, argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        result = execute(task_cls, _CONFIG.value, _WORKDIR.value, _MODE.value, _INPUT.value)
+        config = load_config(_CONFIG.value, flags.FLAGS["config"].config_filename)
+        result = execute(task_cls, config, _WORKDIR.value, _MODE.value, _INPUT.value)
     except UserError as e:
         _fail(str(e))
     if result is not None:
         print(json.dumps(result, indent=2, sort_keys=True))
 
 
-def load_config(config):
+def load_config(config, path=None):
     """Checks a config loaded by config_flags; raises UserError on a bad one."""
-    if config is None or type(config).__name__ == "_ErrorConfig":
-        # config_flags defers a bad --config path until the value is used.
-        try:
-            config.some_field  # noqa: B018 - raises the deferred error
-        except Exception as e:  # noqa: BLE001
-            raise UserError(f"--config: {str(e).splitlines()[0]}") from None
+    if config is None:
         raise UserError("--config is required, e.g. --config=configs/classification.py")
+    if type(config).__name__ == "_ErrorConfig":
+        # config_flags defers a bad --config until the value is used.
+        if path and not os.path.exists(path.split(":")[0]):
+            raise UserError(f"--config={path}: no such file")
+        try:
+            config.app  # noqa: B018 - raises the deferred error
+        except Exception as e:  # noqa: BLE001 - whatever the config file raised
+            raise UserError(f"--config={path}: {str(e).splitlines()[0]}") from None
     return config
 
 

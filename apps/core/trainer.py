@@ -18,9 +18,11 @@ the data stream is a function of the step only, reaches the same weights an
 uninterrupted run would.
 """
 
+import contextlib
 import math
 import os
 import shutil
+import sys
 import time
 import weakref
 
@@ -100,7 +102,8 @@ class Trainer:
         return True
 
     def save(self):
-        self.manager.save(checkpoint_number=int(self.step.numpy()))
+        with _quiet():
+            self.manager.save(checkpoint_number=int(self.step.numpy()))
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
 
@@ -168,7 +171,8 @@ class Trainer:
             epoch, in_epoch = divmod(step, self.steps_per_epoch)
             if progbar is None:
                 logging.info("Epoch %d/%d", epoch + 1, self.config.train.epochs)
-                progbar = keras.utils.Progbar(self.steps_per_epoch, unit_name="step")
+                progbar = keras.utils.Progbar(self.steps_per_epoch, unit_name="step",
+                                              verbose=1 if sys.stdout.isatty() else 2)
             t0 = time.perf_counter()
             loss = float(train_step(iterator))
             if traced:  # the first call of a process also traces and compiles
@@ -229,9 +233,10 @@ class Trainer:
 
     def export(self):
         """Writes DIR/export atomically (see apps.core.export)."""
-        path = export_lib.write_saved_model(
-            self.paths["export"], self.model, self.task.export_endpoints(self.model),
-            variable_collections={"model_variables": self.model.variables})
+        with _quiet():
+            path = export_lib.write_saved_model(
+                self.paths["export"], self.model, self.task.export_endpoints(self.model),
+                variable_collections={"model_variables": self.model.variables})
         logging.info("Exported SavedModel to %s", path)
         return path
 
@@ -269,6 +274,17 @@ class Trainer:
             flat[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
         with writer.as_default():
             hp.hparams(flat)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silences TensorFlow's INFO chatter while saving (one line per shard)."""
+    level = logging.get_verbosity()
+    logging.set_verbosity(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
 
 
 def _flatten(tree, prefix=""):

@@ -1,0 +1,82 @@
+"""Config rules, workdir ownership, and one-line errors from the entrypoint."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from apps.core import config as config_lib
+from apps.core.errors import UserError
+from configs import classification as classification_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+
+
+def test_rules_accept_good_and_reject_bad_values():
+    assert config_lib.positive_int(3)
+    for bad in (0, -1, 2.5, True, "3"):
+        assert not config_lib.positive_int(bad)
+    assert config_lib.fractions_summing_to_one((0.6, 0.2, 0.2))
+    assert not config_lib.fractions_summing_to_one((0.6, 0.2, 0.3))
+    assert not config_lib.fractions_summing_to_one((0.8, 0.2))
+    assert config_lib.one_of("a", "b")("a") and not config_lib.one_of("a", "b")("c")
+
+
+def test_check_names_the_field_and_the_expectation():
+    config = classification_config.get_config("tiny")
+    config.train.batch_size = 0
+    with pytest.raises(UserError, match=r"config\.train\.batch_size = 0: expected an integer > 0"):
+        config_lib.check(config, config_lib.COMMON_RULES)
+
+
+def test_workdir_of_another_app_or_model_is_refused(tmp_path):
+    config = classification_config.get_config("tiny")
+    config_lib.save(config, str(tmp_path))
+    config_lib.check_workdir_owner(config, str(tmp_path))  # same config: fine
+    longer = classification_config.get_config("tiny")
+    longer.train.epochs = 5  # training longer in the same workdir is allowed
+    config_lib.check_workdir_owner(longer, str(tmp_path))
+    other_model = classification_config.get_config("tiny")
+    other_model.model.name = "resnet"
+    with pytest.raises(UserError, match="different config.model"):
+        config_lib.check_workdir_owner(other_model, str(tmp_path))
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved["app"] = "segmentation"
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(UserError, match="'segmentation' app"):
+        config_lib.check_workdir_owner(config, str(tmp_path))
+
+
+def _run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "apps.classification", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("--config.train.batch_sie=3", ["--config.train.batch_sie", "batch_size"]),
+    ("--config.train.batch_size=abc", ["--config.train.batch_size", "abc"]),
+    ("--config.train.batch_size=-4", ["config.train.batch_size = -4", "integer > 0"]),
+    ("--config.model.name=lenet", ["config.model.name = 'lenet'", "resnet"]),
+    ("--config.data.split=(0.5,0.2,0.2)", ["config.data.split", "sum to 1"]),
+])
+def test_cli_reports_a_bad_override_in_one_line(tmp_path, override, words):
+    result = _run_cli("--config=configs/classification.py:tiny", f"--workdir={tmp_path}",
+                      override)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    for word in words:
+        assert word in last
+    assert not os.listdir(tmp_path)  # nothing written for a bad config
+
+
+def test_cli_reports_missing_config_file_and_workdir(tmp_path):
+    result = _run_cli("--config=configs/nope.py", f"--workdir={tmp_path}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "nope.py" in result.stderr.strip().splitlines()[-1]
+    result = _run_cli("--config=configs/classification.py:tiny")
+    assert result.returncode == 2
+    assert "--workdir is required" in result.stderr
