@@ -1,0 +1,120 @@
+"""Classification data sources: embedded digits, image folders, TFDS (mocked)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from apps.classification import data as data_lib
+from apps.core import images as images_lib
+from apps.core.errors import UserError
+from configs.classification import get_config
+
+
+def test_digits_are_the_real_scikit_learn_scans_split_6_2_2():
+    config = get_config()
+    data, names = data_lib.load(config)
+    assert names == [str(i) for i in range(10)]
+    sizes = len(data.train), len(data.val), len(data.test)
+    assert sum(sizes) == 1797
+    assert abs(sizes[1] - 0.2 * 1797) < 15 and abs(sizes[2] - 0.2 * 1797) < 15
+    assert data.train.inputs.dtype == np.uint8 and data.train.inputs.shape[1:] == (8, 8, 1)
+    assert data.train.inputs.max() == 255
+
+
+def _write_folder(root, classes=("cat", "dog"), per_class=4, size=(10, 14), mode="RGB"):
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            shape = (size[0], size[1], 3) if mode == "RGB" else size
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(
+                root / name / f"{i}.png")
+    return root
+
+
+def test_image_folder_reads_classes_and_skips_unreadable_files(tmp_path, caplog):
+    root = _write_folder(tmp_path / "pets")
+    (root / "dog" / "broken.jpg").write_bytes(b"not an image")
+    images, labels, names = data_lib.image_folder(str(root), image_size=12, channels=3)
+    assert names == ["cat", "dog"]
+    assert images.shape == (8, 12, 12, 3) and images.dtype == np.uint8
+    assert list(labels) == [0] * 4 + [1] * 4
+    assert "broken.jpg" in caplog.text
+
+
+def test_image_folder_converts_grey_to_the_configured_channels(tmp_path):
+    root = _write_folder(tmp_path / "grey", mode="L")
+    images, _, _ = data_lib.image_folder(str(root), image_size=8, channels=3)
+    assert images.shape[-1] == 3
+    np.testing.assert_array_equal(images[..., 0], images[..., 2])
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda p: None, "no such folder"),
+    (lambda p: _write_folder(p, classes=("only",)), "at least 2"),
+    (lambda p: (p / "a").mkdir(parents=True) or (p / "b").mkdir(), "no readable images"),
+])
+def test_image_folder_errors_name_the_problem(tmp_path, setup, message):
+    root = tmp_path / "data"
+    setup(root)
+    with pytest.raises(UserError, match=message):
+        data_lib.image_folder(str(root), 8, 1)
+
+
+def test_folder_source_through_the_config(tmp_path):
+    root = _write_folder(tmp_path / "pets", per_class=10)
+    config = get_config("folder")
+    config.data.path = str(root)
+    config.data.image_size = 16
+    data, names = data_lib.load(config)
+    assert names == ["cat", "dog"]
+    assert len(data.train) + len(data.val) + len(data.test) == 20
+    assert set(data.test.targets) == {0, 1}
+
+
+def test_tfds_source_by_name_with_mock_data(tmp_path):
+    config = get_config("mnist")
+    config.data.data_dir = str(tmp_path)
+    config.data.image_size = 16
+    with tfds.testing.mock_data(num_examples=40):
+        data, names = data_lib.load(config)
+    assert names == [str(i) for i in range(10)]
+    assert data.train.inputs.shape[1:] == (16, 16, 1)
+    assert len(data.test) == 40  # the data set's own test split
+    assert len(data.train) + len(data.val) == 40
+
+
+def test_tfds_not_prepared_is_a_clear_error(tmp_path):
+    config = get_config("mnist")
+    config.data.data_dir = str(tmp_path)
+    with pytest.raises(UserError, match="not prepared in config.data.data_dir"):
+        data_lib.load(config)
+
+
+def test_prepare_image_handles_any_size_and_channels():
+    grey = np.full((5, 7, 1), 255, np.uint8)
+    rgb = np.zeros((20, 9, 3), np.uint8)
+    rgb[..., 0] = 255
+    out = images_lib.prepare_image(grey, 8, 3).numpy()
+    assert out.shape == (8, 8, 3) and np.allclose(out, 1.0)
+    out = images_lib.prepare_image(rgb, 8, 1).numpy()
+    assert out.shape == (8, 8, 1) and np.allclose(out, 0.2989, atol=1e-3)
+    dynamic = tf.function(lambda x: images_lib.prepare_image(x, 8, 1),
+                          input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8)])
+    assert dynamic(rgb[None]).shape == (1, 8, 8, 1)
+    assert dynamic(grey[None]).shape == (1, 8, 8, 1)
+
+
+def test_augmentation_is_a_function_of_the_seed():
+    image = tf.random.stateless_uniform((16, 16, 1), (1, 2))
+    seed = tf.constant([3, 4], tf.int64)
+    a = images_lib.augment_image(image, seed, flip=True, shift=0.2, rotation=20, color=0.5)
+    b = images_lib.augment_image(image, seed, flip=True, shift=0.2, rotation=20, color=0.5)
+    c = images_lib.augment_image(image, seed + 1, flip=True, shift=0.2, rotation=20, color=0.5)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert float(tf.reduce_min(a)) >= 0 and float(tf.reduce_max(a)) <= 1
+    same = images_lib.augment_image(image, seed)  # nothing asked: unchanged
+    np.testing.assert_array_equal(same, image)

@@ -1,0 +1,169 @@
+"""End to end, as a user runs it: train, SIGKILL, resume, export, reload, predict.
+
+Every run is a real `python -m apps.classification` process on the tiny
+config (a ResNet, so checkpoints carry BatchNorm statistics, with dropout, so
+they carry the dropout generator's state too).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from apps.classification import data as data_lib
+from configs.classification import get_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+ARGS = ["--config=configs/classification.py:tiny", "--config.model.name=resnet",
+        "--config.model.width=0.5", "--config.model.dropout=0.2",
+        "--config.data.image_size=16", "--config.train.epochs=6"]
+VOLATILE = ("examples_per_sec", "train_seconds")
+
+
+def _command(workdir, *extra):
+    return [sys.executable, "-m", "apps.classification", *ARGS, f"--workdir={workdir}", *extra]
+
+
+def _run(workdir, *extra, check=True):
+    result = subprocess.run(_command(workdir, *extra), cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _metrics(workdir):
+    with open(os.path.join(workdir, "metrics.json")) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One uninterrupted run; its workdir."""
+    workdir = str(tmp_path_factory.mktemp("uninterrupted"))
+    _run(workdir)
+    return workdir
+
+
+def test_uninterrupted_run_writes_the_workdir_layout(finished):
+    names = set(os.listdir(finished))
+    assert {"metrics.json", "config.json", "ckpt", "tb", "export"} <= names
+    assert set(os.listdir(os.path.join(finished, "tb"))) == {"train", "eval"}
+    metrics = _metrics(finished)
+    for key in ("test_accuracy", "test_top3_accuracy", "test_macro_f1", "examples_per_sec",
+                "train_seconds"):
+        assert isinstance(metrics[key], float), key
+    assert metrics["test_accuracy"] > 0.3  # far above chance (0.1) after 6 tiny epochs
+    with open(os.path.join(finished, "config.json")) as f:
+        assert json.load(f)["model"]["name"] == "resnet"
+
+
+def test_sigkill_then_resume_reaches_the_same_result(finished, tmp_path):
+    workdir = str(tmp_path)
+    process = subprocess.Popen(_command(workdir), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not os.path.exists(os.path.join(workdir, "ckpt", "ckpt-10.index")):
+            assert process.poll() is None, "training ended before it could be killed"
+            assert time.time() < deadline
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        process.kill()
+    assert not os.path.exists(os.path.join(workdir, "metrics.json"))
+
+    resumed = _run(workdir)
+    restored = [line for line in resumed.stderr.splitlines() if "Restored" in line]
+    assert restored and "(step 0)" not in restored[0]
+    ours, theirs = _metrics(workdir), _metrics(finished)
+    for key in theirs:
+        if key not in VOLATILE:
+            assert ours[key] == theirs[key], key
+
+    again = _run(workdir)  # a finished run is not retrained
+    assert "already finished" in again.stderr
+    assert _metrics(workdir)["test_accuracy"] == ours["test_accuracy"]
+
+
+ISOLATED = textwrap.dedent("""
+    import sys
+    for name in ("apps", "layers", "optimizers", "configs"):
+        sys.modules[name] = None  # this process cannot import the project
+    import json
+    import numpy as np
+    import tensorflow as tf
+    serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+    data = np.load(sys.argv[2])
+    out = serve(images=tf.constant(data["images"]))
+    rgb = serve(images=tf.constant(np.repeat(data["big"], 3, axis=-1)))
+    print(json.dumps({
+        "accuracy": float(np.mean(out["class_id"].numpy() == data["labels"])),
+        "names": [n.decode() for n in out["class_name"].numpy()[:3]],
+        "sums": out["probabilities"].numpy().sum(-1).tolist(),
+        "top_k_shape": list(out["top_k_ids"].shape),
+        "rgb_ids": rgb["class_id"].numpy().tolist(),
+        "grey_big_ids": serve(images=tf.constant(data["big"]))["class_id"].numpy().tolist(),
+    }))
+""")
+
+
+def test_saved_model_classifies_in_a_process_without_the_project(finished, tmp_path):
+    config = get_config("tiny")
+    data, _ = data_lib.load(config)  # the same split the run used (same seed)
+    test = data.test
+    big = np.kron(test.inputs[:5], np.ones((1, 4, 4, 1), np.uint8))  # 32x32, other size
+    np.savez(tmp_path / "test.npz", images=test.inputs, labels=test.targets, big=big)
+    result = subprocess.run([sys.executable, "-I", "-c", ISOLATED,
+                             os.path.join(finished, "export"), str(tmp_path / "test.npz")],
+                            cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["accuracy"] == pytest.approx(_metrics(finished)["test_accuracy"], abs=1e-9)
+    assert all(name in [str(i) for i in range(10)] for name in out["names"])
+    np.testing.assert_allclose(out["sums"], 1.0, atol=1e-5)
+    assert out["top_k_shape"] == [len(test), 3]
+    assert out["rgb_ids"] == out["grey_big_ids"]  # RGB input is converted to grey
+
+
+def test_predict_eval_and_export_modes(finished, tmp_path):
+    config = get_config("tiny")
+    data, _ = data_lib.load(config)
+    for i in range(3):
+        Image.fromarray(data.test.inputs[i, ..., 0]).save(tmp_path / f"digit{i}.png")
+    result = _run(finished, "--mode=predict", f"--input={tmp_path}")
+    lines = [line for line in result.stdout.splitlines() if line.startswith(str(tmp_path))]
+    assert len(lines) == 3 and all(line.count(" 0.") + line.count(" 1.0") == 3 for line in lines)
+
+    result = _run(finished, "--mode=eval")
+    evaluated = json.loads(result.stdout[result.stdout.index("{"):])
+    assert evaluated["test_accuracy"] == _metrics(finished)["test_accuracy"]
+
+    stamp = os.path.getmtime(os.path.join(finished, "export", "saved_model.pb"))
+    _run(finished, "--mode=export")
+    assert os.path.getmtime(os.path.join(finished, "export", "saved_model.pb")) > stamp
+
+    missing = _run(finished, "--mode=predict", f"--input={tmp_path / 'none.png'}", check=False)
+    assert missing.returncode == 2 and "none.png" in missing.stderr
+
+
+def test_transfer_learning_from_a_finished_run(finished, tmp_path):
+    result = _run(str(tmp_path), f"--config.transfer.init_from={finished}",
+                  "--config.transfer.freeze_layers=3", "--config.train.epochs=1")
+    assert "Initialised" in result.stderr and "(new head)" in result.stderr
+    before = tf.saved_model.load(os.path.join(finished, "export")).model_variables
+    after = tf.saved_model.load(os.path.join(str(tmp_path), "export")).model_variables
+    # The first variable is the stem convolution's kernel: copied, then frozen.
+    assert before[0].shape == after[0].shape and len(before[0].shape) == 4
+    np.testing.assert_array_equal(before[0].numpy(), after[0].numpy())
+    # The head (the last variables) is new and trained: different from the source's.
+    assert not np.array_equal(before[-1].numpy(), after[-1].numpy())
