@@ -71,9 +71,14 @@ def make_schedule(config, steps_per_epoch, total_steps):
     raise ValueError(name)
 
 
-def make_optimizer(config, steps_per_epoch, total_steps):
+def make_optimizer(config, steps_per_epoch, total_steps, clip=False):
+    """The optimizer; it clips gradients itself only when `clip` is True.
+
+    The trainer clips the all-reduced gradients itself, since Keras's base
+    optimizer clips each replica's gradients before they are summed.
+    """
     lr = make_schedule(config, steps_per_epoch, total_steps)
-    common = {"global_clipnorm": config.clipnorm or None}
+    common = {"global_clipnorm": (config.clipnorm or None) if clip else None}
     name = config.name
     if name == "momentum":
         return optimizers.Momentum(lr, momentum=config.momentum, **common)

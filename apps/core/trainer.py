@@ -43,12 +43,13 @@ from apps.core.optim import make_optimizer
 class Trainer:
     """Trains, evaluates and exports one `Task` in one workdir."""
 
-    def __init__(self, task, workdir):
+    def __init__(self, task, workdir, strategy=None):
+        """`strategy` overrides config.strategy (for tests and library use)."""
         self.task = task
         self.config = config = task.config
         self.workdir = workdir
         self.paths = workdir_lib.paths(workdir)
-        self.strategy = strategy_lib.make_strategy(config.strategy, config.tpu)
+        self.strategy = strategy or strategy_lib.make_strategy(config.strategy, config.tpu)
         self.chief = strategy_lib.is_chief(self.strategy)
         scale_loss = strategy_lib.set_precision(config.mixed_precision)
         keras.utils.set_random_seed(config.seed)
@@ -64,8 +65,10 @@ class Trainer:
 
         with self.strategy.scope():
             self.model = task.build_model()
+            # With loss scaling, clipping must follow unscaling inside Keras's
+            # LossScaleOptimizer (per replica); otherwise the trainer clips.
             self.optimizer = make_optimizer(config.optimizer, self.steps_per_epoch,
-                                            self.total_steps)
+                                            self.total_steps, clip=scale_loss)
             if scale_loss:
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
@@ -113,6 +116,8 @@ class Trainer:
         model, optimizer, task = self.model, self.optimizer, self.task
         global_batch = self.global_batch
         scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        clipnorm = 0.0 if scale else self.config.optimizer.clipnorm
+        replicas = self.strategy.num_replicas_in_sync
 
         def replica_step(inputs, targets):
             with tf.GradientTape() as tape:
@@ -123,6 +128,8 @@ class Trainer:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
                 scaled = optimizer.scale_loss(loss) if scale else loss
             grads = tape.gradient(scaled, model.trainable_variables)
+            if clipnorm:
+                grads = _clip_global_norm(grads, clipnorm, replicas)
             optimizer.apply(grads, model.trainable_variables)
             return loss
 
@@ -274,6 +281,19 @@ class Trainer:
             flat[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
         with writer.as_default():
             hp.hparams(flat)
+
+
+def _clip_global_norm(grads, clipnorm, replicas):
+    """Clips the global norm of the gradient summed over replicas.
+
+    Each replica holds a part of the gradient and Keras's optimizer sums the
+    parts; so the parts are summed here first, clipped as a whole, and each
+    replica passes on 1/replicas of the result.
+    """
+    if replicas > 1:
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    grads, _ = tf.clip_by_global_norm(grads, clipnorm)
+    return [g / replicas for g in grads] if replicas > 1 else grads
 
 
 @contextlib.contextmanager
