@@ -167,3 +167,19 @@ def test_transfer_learning_from_a_finished_run(finished, tmp_path):
     np.testing.assert_array_equal(before[0].numpy(), after[0].numpy())
     # The head (the last variables) is new and trained: different from the source's.
     assert not np.array_equal(before[-1].numpy(), after[-1].numpy())
+
+
+def test_transfer_from_a_saved_model_copies_all_but_the_head(finished):
+    from apps.classification import model as model_lib
+    from apps.classification.transfer import load_pretrained
+
+    model = model_lib.build("resnet", 16, 1, num_classes=4, width=0.5, dropout=0.2)
+    copied = load_pretrained(model, os.path.join(finished, "export"))
+    source = tf.saved_model.load(os.path.join(finished, "export")).model_variables
+    head = {id(v) for v in model.get_layer("head").variables}
+    assert copied == sum(1 for v in model.variables
+                         if id(v) not in head and "seed_generator" not in v.path)
+    for mine, theirs in zip(model.variables, source, strict=True):
+        if id(mine) not in head and "seed_generator" not in mine.path:
+            np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    assert model.get_layer("head").kernel.shape[-1] == 4  # the new head, for 4 classes
