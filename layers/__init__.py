@@ -1,1 +1,43 @@
-"""Hand-coded Keras layers and losses."""
+"""Hand-coded Keras layers and losses.
+
+Layers (each registered for `.keras` serialization under the "dlsuite" package):
+
+- `BatchNorm`: batch normalization (batch statistics in training, moving
+  averages in inference), the twin of `keras.layers.BatchNormalization`.
+- `LayerNorm`: layer normalization, the twin of `keras.layers.LayerNormalization`.
+- `MultiHeadAttention`: multi-head scaled dot-product attention, weight-compatible
+  with `keras.layers.MultiHeadAttention`.
+- `PositionalEncoding`: adds the sinusoidal positional encoding.
+- `TransformerEncoderBlock`, `TransformerDecoderBlock`: post-norm Transformer blocks.
+- `ResidualBlock`: the ResNet v1 block (basic or bottleneck).
+- `InceptionModule`: the GoogLeNet Inception module.
+- `Maxout`: the max over groups of features.
+
+Also `losses` (a module of loss functions) and `gradient_check` (numeric against
+automatic gradients).
+"""
+
+from layers import losses
+from layers.attention import MultiHeadAttention
+from layers.batch_norm import BatchNorm
+from layers.gradient_check import gradient_check
+from layers.inception import InceptionModule
+from layers.layer_norm import LayerNorm
+from layers.maxout import Maxout
+from layers.positional_encoding import PositionalEncoding
+from layers.residual import ResidualBlock
+from layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
+
+__all__ = [
+    "BatchNorm",
+    "InceptionModule",
+    "LayerNorm",
+    "Maxout",
+    "MultiHeadAttention",
+    "PositionalEncoding",
+    "ResidualBlock",
+    "TransformerDecoderBlock",
+    "TransformerEncoderBlock",
+    "gradient_check",
+    "losses",
+]
