@@ -25,20 +25,25 @@ from apps.core.errors import UserError
 
 @dataclasses.dataclass
 class Split:
-    """One split held in memory: `inputs` and `targets`, indexed together."""
+    """One split held in memory: `inputs` and `targets`, indexed together.
 
-    inputs: np.ndarray
-    targets: np.ndarray
+    Each is an array or a nested structure (dict, tuple) of arrays that share
+    their first dimension, e.g. targets={"boxes": (N, 20, 4), "classes": (N, 20)}.
+    """
+
+    inputs: object
+    targets: object
 
     def __post_init__(self):
-        if len(self.inputs) != len(self.targets):
-            raise ValueError(f"{len(self.inputs)} inputs but {len(self.targets)} targets")
+        sizes = {len(a) for a in tf.nest.flatten((self.inputs, self.targets))}
+        if len(sizes) != 1:
+            raise ValueError(f"inputs and targets differ in length: {sorted(sizes)}")
 
     def __len__(self):
-        return len(self.inputs)
+        return len(tf.nest.flatten(self.inputs)[0])
 
     def take(self, index):
-        return Split(self.inputs[index], self.targets[index])
+        return Split(*tf.nest.map_structure(lambda a: a[index], (self.inputs, self.targets)))
 
 
 def stratified_split(labels, fractions, seed):
@@ -69,8 +74,17 @@ def steps_per_epoch(num_examples, global_batch_size):
     return num_examples // global_batch_size
 
 
+def uniform_order(num_examples):
+    """The default epoch order: a fresh permutation of all examples per epoch."""
+    def order(epoch_seed):
+        keys = tf.random.stateless_uniform([num_examples], seed=epoch_seed)
+        return tf.cast(tf.argsort(keys, stable=True), tf.int64)
+
+    return order
+
+
 def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
-                 input_context=None):
+                 input_context=None, order=None, epoch_length=None):
     """The endless, deterministic stream of training batches from `start_step` on.
 
     Args:
@@ -83,26 +97,29 @@ def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
       input_context: the tf.distribute.InputContext when called from
         `strategy.distribute_datasets_from_function`; this pipeline then yields
         per-replica batches of its slice of each global batch.
+      order: fn(epoch_seed[2]) -> int64 indices of length `epoch_length`, the
+        examples of one epoch in order (default: a permutation of all; an
+        app may sample differently, e.g. P identities x K images per batch).
+      epoch_length: the length of every epoch's order (default: the split's size).
     """
-    n = len(split)
-    inputs = tf.constant(split.inputs)
-    targets = tf.constant(split.targets)
+    n = epoch_length or len(split)
+    order = order or uniform_order(len(split))
+    arrays = tf.nest.map_structure(tf.constant, (split.inputs, split.targets))
     start = start_step * global_batch_size
     first_epoch = start // n
+    seed = tf.constant(seed, tf.int64)
 
-    def epoch_order(epoch):
-        keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        order = tf.argsort(keys, stable=True)
-        positions = epoch * n + tf.range(n, dtype=tf.int64)
-        return tf.data.Dataset.from_tensor_slices((positions, tf.cast(order, tf.int64)))
+    def epoch(e):
+        positions = e * n + tf.range(n, dtype=tf.int64)
+        return tf.data.Dataset.from_tensor_slices((positions, order(tf.stack([seed, e]))))
 
     def example(position, index):
-        x, y = tf.gather(inputs, index), tf.gather(targets, index)
+        x, y = tf.nest.map_structure(lambda a: tf.gather(a, index), arrays)
         if augment is not None:
-            x, y = augment(x, y, tf.stack([tf.constant(seed, tf.int64), position]))
+            x, y = augment(x, y, tf.stack([seed, position]))
         return x, y
 
-    ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch_order)
+    ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
     ds = ds.skip(start - first_epoch * n)
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(global_batch_size, drop_remainder=True)
@@ -112,7 +129,7 @@ def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
         share = global_batch_size // pipes
         lo = input_context.input_pipeline_id * share
         per_replica = input_context.get_per_replica_batch_size(global_batch_size)
-        ds = ds.map(lambda x, y: (x[lo:lo + share], y[lo:lo + share]))
+        ds = ds.map(lambda *batch: tf.nest.map_structure(lambda a: a[lo:lo + share], batch))
         ds = ds.rebatch(per_replica, drop_remainder=True)
     options = tf.data.Options()
     options.deterministic = True

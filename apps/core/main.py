@@ -24,7 +24,8 @@ MODES = ("train", "eval", "predict", "export")
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to configs/<app>.py (optionally :variant).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, TensorBoard, export.")
-_MODE = flags.DEFINE_enum("mode", "train", MODES, "What to do.")
+_MODE = flags.DEFINE_string("mode", "train", "train | eval | predict | export, or an "
+                            "app's own mode (e.g. face_recognition's enroll).")
 _INPUT = flags.DEFINE_string("input", None, "--mode=predict: an input file or folder.")
 
 
@@ -85,8 +86,9 @@ def execute(task_cls, config, workdir, mode="train", input_path=None):
     config = load_config(config)
     if not workdir:
         raise UserError("--workdir is required (the run's folder)")
-    if mode not in MODES:
-        raise UserError(f"--mode={mode}: expected one of {', '.join(MODES)}")
+    modes = MODES + tuple(task_cls.extra_modes)
+    if mode not in modes:
+        raise UserError(f"--mode={mode}: expected one of {', '.join(modes)}")
     config_lib.check(config, {**config_lib.COMMON_RULES, **optim.RULES, **task_cls.rules})
     config_lib.check_workdir_owner(config, workdir)
     if config.get("deterministic", True):
@@ -94,6 +96,8 @@ def execute(task_cls, config, workdir, mode="train", input_path=None):
 
         tf.config.experimental.enable_op_determinism()
     task = task_cls(config)
+    if mode in task_cls.extra_modes:
+        return task.run_mode(mode, workdir, input_path)
     if mode == "predict":
         return _predict(task, workdir, input_path)
 

@@ -22,6 +22,8 @@ class Task:
 
     #: the config rules (apps.core.config.check) this app adds to the common ones
     rules = {}
+    #: modes beyond train/eval/predict/export, run by `run_mode` (e.g. "enroll")
+    extra_modes = ()
 
     def __init__(self, config):
         self.config = config
@@ -36,6 +38,13 @@ class Task:
 
     def initialize(self, model):
         """Sets initial weights of a fresh run (e.g. from a pretrained run)."""
+
+    def epoch_order(self):
+        """(order_fn, epoch_length) for apps.core.data.train_stream, or None.
+
+        None is a fresh permutation of the training split each epoch.
+        """
+        return None
 
     def train_example(self, inputs, targets, seed):
         """One training example, augmented with stateless ops keyed by `seed`."""
@@ -60,3 +69,7 @@ class Task:
     def predict(self, serving, path):
         """Runs the exported `serving` signature on the file(s) at `path`, prints results."""
         raise NotImplementedError
+
+    def run_mode(self, mode, workdir, input_path):
+        """Runs one of `extra_modes`; the app reads its own absl flags. Returns metrics or None."""
+        raise NotImplementedError(mode)

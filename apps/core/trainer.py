@@ -60,7 +60,8 @@ class Trainer:
         if self.global_batch % replicas:
             raise UserError(f"config.train.batch_size = {self.global_batch} must be a "
                             f"multiple of the {replicas} replicas")
-        self.steps_per_epoch = data_lib.steps_per_epoch(len(self.data.train), self.global_batch)
+        _, epoch_length = task.epoch_order() or (None, len(self.data.train))
+        self.steps_per_epoch = data_lib.steps_per_epoch(epoch_length, self.global_batch)
         self.total_steps = config.train.epochs * self.steps_per_epoch
 
         with self.strategy.scope():
@@ -144,10 +145,13 @@ class Trainer:
         return train_step
 
     def _dataset(self, start_step):
+        order, length = self.task.epoch_order() or (None, None)
+
         def dataset_fn(input_context):
             return data_lib.train_stream(
                 self.data.train, self.global_batch, self.config.seed, start_step,
-                augment=self.task.train_example, input_context=input_context)
+                augment=self.task.train_example, input_context=input_context,
+                order=order, epoch_length=length)
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 

@@ -72,3 +72,26 @@ def test_too_few_examples_for_a_batch_is_a_user_error():
     with pytest.raises(UserError, match="fewer than config.train.batch_size = 64"):
         data_lib.steps_per_epoch(10, 64)
     assert data_lib.steps_per_epoch(130, 64) == 2
+
+
+def test_custom_epoch_order_of_any_length_is_followed_and_resumable():
+    split = _split(10)
+
+    def order(epoch_seed):  # each epoch: examples 0..5 twice (length 12)
+        return tf.tile(tf.range(6, dtype=tf.int64), [2])
+
+    full = _batches(data_lib.train_stream(split, 4, 0, order=order, epoch_length=12), 6)
+    targets = np.concatenate([b[1] for b in full])
+    np.testing.assert_array_equal(targets, np.tile(np.arange(6), 4))
+    resumed = _batches(data_lib.train_stream(split, 4, 0, start_step=4, order=order,
+                                             epoch_length=12), 2)
+    np.testing.assert_array_equal(resumed[0][1], full[4][1])
+
+
+def test_nested_targets_travel_together():
+    split = data_lib.Split(np.arange(8, dtype=np.float32),
+                           {"a": np.arange(8), "b": np.arange(8) * 10})
+    x, y = next(iter(data_lib.train_stream(split, 4, seed=0)))
+    np.testing.assert_array_equal(y["a"].numpy(), x.numpy().astype(int))
+    np.testing.assert_array_equal(y["b"].numpy(), 10 * y["a"].numpy())
+    assert len(split.take(slice(0, 3))) == 3
