@@ -30,7 +30,7 @@ TARGET = 1.15
 ACT_SHAPE = (4, 32, 32, 64)      # (batch, n_H, n_W, n_C) style/content activations
 IMAGE_SHAPE = (8, 64, 64, 3)     # images for total variation
 SVM_SHAPE = (256, 100)           # (batch, classes)
-EMB_BATCH, EMB_DIM, EMB_CLASSES = 64, 64, 8
+EMB_BATCH, EMB_DIM, EMB_CLASSES = 128, 64, 16
 
 
 # -- references --------------------------------------------------------------
@@ -171,7 +171,7 @@ def main():
                 np.testing.assert_allclose(ours(*tensors), theirs(*tensors), rtol=1e-4)
             ours_step = _value_and_grad_step(ours, inputs, wrt, xla)
             theirs_step = _value_and_grad_step(theirs, inputs, wrt, xla)
-            rows.append(compare(name, ours_step, theirs_step, rounds=15, repeats=10, xla=xla))
+            rows.append(compare(name, ours_step, theirs_step, rounds=21, repeats=10, xla=xla))
     print_table(
         "Losses: forward + backward (ours vs the nearest TF/Keras computation; "
         "'~' = not the same formula)", rows, target=TARGET)

@@ -79,7 +79,9 @@ def gradient_check(fn, inputs, epsilon=1e-6):
       fn: a function mapping the inputs to a scalar (rank-0) floating tensor.
         It is called with one tensor when `inputs` is a single tensor, and with
         a list of tensors when `inputs` is a list or tuple. It is called
-        eagerly, 2 * (number of input coordinates) + 1 times.
+        2 * (number of input coordinates) + 1 times, always with tensors of
+        the same shapes and dtypes, so wrapping it in `tf.function` (no
+        retracing) speeds up checks of larger inputs.
       inputs: a tensor (or array) or a non-empty list/tuple of them. Every input
         is cast to float64 first (so integer and float32 inputs are checked in
         float64 too; `fn` must accept float64 tensors).

@@ -20,5 +20,12 @@ import pytest  # noqa: E402
 
 @pytest.fixture
 def two_cpu_strategy():
-    """A MirroredStrategy over the two logical CPU devices."""
+    """A MirroredStrategy over the two logical CPU devices.
+
+    Every new MirroredStrategy in a process numbers its collective ops from
+    the same key, so a second one whose first all-reduce has another shape
+    fails ("Shape mismatch in the collective instance"); TensorFlow's own
+    tests move this class attribute (documented "only set this in tests").
+    """
+    tf.distribute.MirroredStrategy._collective_key_base += 1000
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -122,3 +122,15 @@ def test_layer_float32_and_no_weights_raise():
         gradient_check_layer(keras.layers.Dense(2), np.ones((2, 2)))
     with pytest.raises(ValueError, match="no trainable"):
         gradient_check_layer(keras.layers.ReLU(dtype="float64"), np.ones((2, 2)))
+
+
+def test_tf_function_wrapped_fn():
+    traces = []
+
+    @tf.function
+    def fn(x):
+        traces.append(1)
+        return tf.reduce_sum(tf.tanh(x) ** 3)
+
+    assert gradient_check(fn, RNG.normal(size=(3, 3))) < 1e-7
+    assert len(traces) == 1  # one trace for all 2 * 9 + 1 calls

@@ -512,6 +512,16 @@ def test_serialization_round_trip(loss):
         np.testing.assert_allclose(other(y_true, emb), loss(y_true, emb))
 
 
+def test_compiled_loss_survives_keras_save_and_load(tmp_path):
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss=L.TripletLoss(margin=0.3, mining="hard", distance="l2"))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.loss, L.TripletLoss)
+    assert loaded.loss.get_config() == model.loss.get_config()
+
+
 # ---------------------------------------------------------------------------
 # MirroredStrategy: two replicas against one device
 # ---------------------------------------------------------------------------
@@ -576,19 +586,6 @@ def _strategy_cases():
                             lambda y, o, b, n: L.total_variation(o) +
                             L.total_variation(o, "squared"), True),
     }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_collective_keys():
-    """Gives each MirroredStrategy of this module its own collective group keys.
-
-    Every new MirroredStrategy numbers its collective ops from the same keys, so
-    a second strategy in one process whose first all-reduce has another shape
-    fails ("Shape mismatch in the collective instance"); TensorFlow's own tests
-    bump this class attribute (documented "Only set this in tests") for that.
-    Autouse fixtures run before `two_cpu_strategy` creates its strategy.
-    """
-    tf.distribute.MirroredStrategy._collective_key_base += 1000
 
 
 def _train(strategy, build, x, y, loss_fn, steps=2):
