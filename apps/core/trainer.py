@@ -113,7 +113,7 @@ class Trainer:
 
     # ------------------------------------------------------------- training
 
-    def _train_function(self):
+    def train_step_function(self):
         model, optimizer, task = self.model, self.optimizer, self.task
         global_batch = self.global_batch
         scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -144,7 +144,7 @@ class Trainer:
 
         return train_step
 
-    def _dataset(self, start_step):
+    def train_dataset(self, start_step):
         order, length = self.task.epoch_order() or (None, None)
 
         def dataset_fn(input_context):
@@ -172,8 +172,8 @@ class Trainer:
         if step == 0 and self.chief:
             self._write_hparams(writers["train"])
 
-        train_step = self._train_function()
-        iterator = iter(self._dataset(step))
+        train_step = self.train_step_function()
+        iterator = iter(self.train_dataset(step))
         examples, busy, traced = 0, 0.0, False
         started = time.perf_counter()
         seconds_before = float(self.seconds.numpy())
