@@ -89,6 +89,7 @@ COMMON_RULES = {
     "train.epochs": positive_int,
     "train.checkpoint_every": non_negative_int,
     "train.log_every": positive_int,
+    "train.max_checkpoints": positive_int,
 }
 
 

@@ -122,7 +122,7 @@ class Trainer:
 
         def replica_step(inputs, targets):
             with tf.GradientTape() as tape:
-                outputs = model(inputs, training=True)
+                outputs = tf.nest.map_structure(_to_float32, model(inputs, training=True))
                 per_example = tf.cast(task.per_example_loss(targets, outputs), tf.float32)
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
                 if model.losses:
@@ -285,6 +285,11 @@ class Trainer:
             flat[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
         with writer.as_default():
             hp.hparams(flat)
+
+
+def _to_float32(tensor):
+    """Mixed precision computes in 16 bits; losses are taken in float32."""
+    return tf.cast(tensor, tf.float32) if tensor.dtype.is_floating else tensor
 
 
 def _clip_global_norm(grads, clipnorm, replicas):

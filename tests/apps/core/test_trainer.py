@@ -107,3 +107,15 @@ def test_eval_and_export_need_a_checkpoint(tmp_path):
 def test_batch_not_divisible_by_replicas_is_a_user_error(tmp_path, two_cpu_strategy):
     with pytest.raises(UserError, match="multiple of the 2 replicas"):
         Trainer(Regression(_config(batch_size=15)), str(tmp_path), strategy=two_cpu_strategy)
+
+
+def test_mixed_precision_trains_with_finite_loss(tmp_path):
+    config = _config(epochs=1)
+    config.mixed_precision = True
+    try:
+        trainer = Trainer(Regression(config), str(tmp_path))
+        assert trainer.model.layers[-2].compute_dtype in ("bfloat16", "float16")
+        metrics = trainer.train()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(metrics["test_mse"])
