@@ -119,10 +119,11 @@ class MultiHeadAttention(keras.layers.Layer):
             if isinstance(output_shape, int):
                 output_shape = (output_shape,)
             output_shape = tuple(output_shape)
-            if not output_shape or not all(
+            if not 1 <= len(output_shape) <= 4 or not all(
                     isinstance(d, int) and d > 0 for d in output_shape):
                 raise ValueError("MultiHeadAttention: `output_shape` must be a positive int "
-                                 f"or a tuple of them; got output_shape={output_shape!r}.")
+                                 "or a tuple of 1 to 4 of them; got "
+                                 f"output_shape={output_shape!r}.")
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.key_dim = key_dim
@@ -183,16 +184,6 @@ class MultiHeadAttention(keras.layers.Layer):
 
     # -- computation ----------------------------------------------------------
 
-    def _project(self, x, kernel, bias, depth):
-        """(B, L, d) -> (B, h, L, depth): x W + b, split into heads."""
-        d = kernel.shape[0]
-        y = ops.matmul(x, ops.reshape(kernel, (d, self.num_heads * depth)))
-        if bias is not None:
-            y = y + ops.reshape(bias, (self.num_heads * depth,))
-        batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        y = ops.reshape(y, (batch, length, self.num_heads, depth))
-        return ops.transpose(y, (0, 2, 1, 3))
-
     def _combine_masks(self, query, value, query_mask, value_mask, key_mask,
                        attention_mask, use_causal_mask):
         """The (B or 1, T or 1, S) boolean mask (None if nothing is masked)."""
@@ -229,39 +220,46 @@ class MultiHeadAttention(keras.layers.Layer):
         if key is None:
             key = value
             key_mask = None  # the value's mask already covers the keys
+        causal_only = use_causal_mask and all(
+            m is None for m in (query_mask, value_mask, key_mask, attention_mask))
         mask = self._combine_masks(query, value, query_mask, value_mask, key_mask,
                                    attention_mask, use_causal_mask)
-        h, dk, dv = self.num_heads, self.key_dim, self.value_dim
-        # Scaling q (T * dk numbers) is cheaper than scaling the (T, S) logits.
-        q = self._project(query, self.query_kernel, self.query_bias, dk) * ops.cast(
-            self._scale, query.dtype)
-        k = self._project(key, self.key_kernel, self.key_bias, dk)
-        v = self._project(value, self.value_kernel, self.value_bias, dv)
+        # Projections, heads kept on axis 2: (B, L, d) x (d, h, k) -> (B, L, h, k).
+        q = ops.einsum("btd,dnk->btnk", query, self.query_kernel)
+        k = ops.einsum("bsd,dnk->bsnk", key, self.key_kernel)
+        v = ops.einsum("bsd,dnk->bsnk", value, self.value_kernel)
+        if self.use_bias:
+            q, k, v = q + self.query_bias, k + self.key_bias, v + self.value_bias
 
-        logits = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))          # (B, h, T, S)
-        # The softmax runs in at least float32 (mixed precision).
+        # Scaled dot products of every query with every key, per head; the
+        # softmax runs in at least float32 (mixed precision).
+        logits = ops.einsum("btnk,bsnk->bnts", q, k)
         logits = ops.cast(logits, keras.backend.result_type(logits.dtype, "float32"))
+        logits = logits * ops.cast(self._scale, logits.dtype)
         if mask is not None:
+            # (B, T, S) -> (B, h, T, S). A full-size mask (rather than a
+            # broadcast one) keeps the backward pass of `where` cheap under XLA.
             if len(mask.shape) == 3:
-                mask = ops.expand_dims(mask, 1)                          # heads axis
+                mask = ops.expand_dims(mask, 1)
+            mask = ops.broadcast_to(mask, ops.shape(logits))
             logits = ops.where(mask, logits, ops.cast(-1e9, logits.dtype))
         scores = ops.softmax(logits, axis=-1)
-        if mask is not None:
+        if mask is not None and not causal_only:
+            # A query row whose keys are all masked gets zero weights (not a
+            # uniform average); a causal mask alone always leaves key 0.
             scores = ops.where(mask, scores, ops.cast(0.0, scores.dtype))
         scores = ops.cast(scores, self.compute_dtype)
         weights = scores
         if training and self.dropout > 0.0:
             weights = keras.random.dropout(scores, self.dropout, seed=self.seed_generator)
 
-        heads = ops.matmul(weights, v)                                   # (B, h, T, dv)
-        batch, length = ops.shape(query)[0], ops.shape(query)[1]
-        heads = ops.reshape(ops.transpose(heads, (0, 2, 1, 3)), (batch, length, h * dv))
-        n_out = math.prod(self._out)
-        output = ops.matmul(heads, ops.reshape(self.output_kernel, (h * dv, n_out)))
-        if self.output_bias is not None:
-            output = output + ops.reshape(self.output_bias, (n_out,))
-        if len(self._out) > 1:
-            output = ops.reshape(output, (batch, length) + self._out)
+        heads = ops.einsum("bnts,bsnk->btnk", weights, v)                 # (B, T, h, dv)
+        # concat(heads) W^O + b^O, the concatenation implicit in the einsum.
+        n_out = len(self._out)
+        output = ops.einsum(f"btnk,nk{'opqr'[:n_out]}->bt{'opqr'[:n_out]}", heads,
+                            self.output_kernel)
+        if self.use_bias:
+            output = output + self.output_bias
         if return_attention_scores:
             return output, scores
         return output

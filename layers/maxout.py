@@ -18,7 +18,8 @@ class Maxout(keras.layers.Layer):
     Placed after a linear layer with d = num_units * k outputs this is the
     maxout unit h_j(x) = max_i (x^T W_{:, j, i} + b_{j, i}), a learned convex
     piecewise-linear activation. The gradient flows only to the maximal
-    feature of each group. The layer has no weights.
+    feature of each group. The layer has no weights. A Keras mask passes
+    through when the groups are on the last axis.
 
     Args:
       num_units: the number of groups (output features along `axis`); it
@@ -66,6 +67,12 @@ class Maxout(keras.layers.Layer):
         # (..., d, ...) -> (..., num_units, k, ...), then max over the k axis.
         grouped = list(shape[:axis]) + [self.num_units, self._group] + list(shape[axis + 1:])
         return ops.max(ops.reshape(inputs, grouped), axis=axis + 1)
+
+    def compute_mask(self, inputs, mask=None):
+        # A (batch, time) mask survives a max over the features, not over time.
+        if mask is None or self._axis == len(inputs.shape) - 1:
+            return mask
+        return None
 
     def compute_output_shape(self, input_shape):
         axis, _ = self._check(input_shape)

@@ -15,10 +15,11 @@ test module may import::
 
 or all of them at once with `run_layer_checks`. Beyond Keras's helpers:
 
-    kt.check_gradients(float64_layer, x)          # numeric vs autodiff (layers.gradient_check)
+    kt.check_gradients(float64_layer, x)         # numeric vs autodiff (layers.gradient_check)
     kt.check_xla(layer, x, training=True)        # jit_compile forward+backward == plain
     kt.copy_weights(source_layer, target_layer)  # set_weights with a shape check
     kt.fit_steps(make_model, x, y, strategy)     # compile + fit a few steps (under a strategy)
+    kt.loss_and_gradients(layer, args)           # the loss/gradients the two above compare
 
 Conventions:
 
@@ -31,16 +32,11 @@ Conventions:
 * Every function raises `AssertionError` with a message naming what differs,
   and returns something useful (outputs, the reloaded model, the loss).
 
-Importing this module also gives every `tf.distribute.MirroredStrategy`
-created afterwards its own range of collective keys (see
-`_give_each_mirrored_strategy_its_own_collective_keys`): without it, two
-strategies in one process reuse the same group/instance keys and the second
-one's all-reduce fails with "Shape mismatch in the collective instance".
+For `tf.distribute` checks use the `two_cpu_strategy` fixture of
+tests/conftest.py (it gives each strategy fresh collective keys).
 """
 
 import contextlib
-import functools
-import itertools
 import math
 import os
 import warnings
@@ -66,31 +62,6 @@ __all__ = [
     "loss_and_gradients",
     "fit_steps",
 ]
-
-
-def _give_each_mirrored_strategy_its_own_collective_keys():
-    """Patches MirroredStrategy.__init__ to set a fresh `_collective_key_base`.
-
-    TensorFlow numbers collective groups from `1 + _collective_key_base`
-    (0 unless set, "only set this in tests"), so each new strategy in the
-    same process would reuse the keys, and the cached shapes, of the last.
-    """
-    cls = tf.distribute.MirroredStrategy
-    if getattr(cls, "_dlsuite_unique_keys", False):
-        return
-    original_init = cls.__init__
-    counter = itertools.count(1)
-
-    @functools.wraps(original_init)
-    def __init__(self, *args, **kwargs):
-        self._collective_key_base = 10_000 * next(counter)
-        original_init(self, *args, **kwargs)
-
-    cls.__init__ = __init__
-    cls._dlsuite_unique_keys = True
-
-
-_give_each_mirrored_strategy_its_own_collective_keys()
 
 
 def random_inputs(*shapes, seed=0, dtype="float32", low=-1.0, high=1.0):
@@ -127,11 +98,11 @@ def _assert_all_close(actual, expected, atol, what, rtol=0.0, relative_to_max=Fa
 def check_output_shape(layer, inputs, **call_kwargs):
     """Calls `layer` on `inputs` (building it) and checks the output shapes.
 
-    Checks, for every output, that the concrete shape equals both
-    `layer.compute_output_shape(*input_shapes)` (for the first output; skipped
-    where a layer returns several outputs) and the shape Keras infers when
-    the same layer type is called on symbolic `keras.Input`s with an unknown
-    batch size. Returns the outputs.
+    Checks that the concrete output shape equals
+    `layer.compute_output_shape(*input_shapes)` (when the layer returns a
+    single tensor), and that every output's shape equals the one Keras
+    infers when a fresh copy of the layer (from its config) is called on
+    symbolic `keras.Input`s with an unknown batch size. Returns the outputs.
     """
     args = as_tuple(inputs)
     outputs = layer(*args, **call_kwargs)

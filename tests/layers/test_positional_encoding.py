@@ -33,6 +33,14 @@ def test_adds_the_sinusoidal_table(depth):
                                atol=1e-6)
 
 
+def test_matches_keras_hub_sine_position_encoding():
+    """KerasHub's SinePositionEncoding returns the same table (it does not add it)."""
+    keras_hub = pytest.importorskip("keras_hub")
+    x = kt.random_inputs((2, 12, 10))
+    expected = x + keras_hub.layers.SinePositionEncoding()(x)
+    np.testing.assert_allclose(PositionalEncoding(16)(x), expected, atol=1e-5)
+
+
 def test_mask_passes_through():
     x = kt.random_inputs((2, 4, 6))
     x[1, 2:] = 0.0

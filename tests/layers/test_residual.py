@@ -13,7 +13,7 @@ ATOL = 1e-5
 CASES = {
     "basic_identity": (dict(filters=4), 4, 4, False),
     "basic_projection_stride2": (dict(filters=6, strides=2), 4, 6, True),
-    "bottleneck_projection": (dict(filters=2, bottleneck=True), 4, 8, True),
+    "bottleneck_projection_stride2": (dict(filters=2, bottleneck=True, strides=2), 4, 8, True),
     "bottleneck_identity": (dict(filters=2, bottleneck=True), 8, 8, False),
     "basic_no_batch_norm": (dict(filters=3, strides=2, use_batch_norm=False), 3, 3, True),
 }
