@@ -1,6 +1,5 @@
 """Image classification: the task the shared trainer runs."""
 
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -19,15 +18,14 @@ from apps.core.config import (
     one_of,
     positive_int,
 )
-from apps.core.errors import UserError
-from apps.core.task import Task
+from apps.core.image_task import ImageTask
 from apps.core.trainer import predict_outputs
 
 EVAL_BATCH = 256
 MISCLASSIFIED_SHOWN = 24
 
 
-class ClassificationTask(Task):
+class ClassificationTask(ImageTask):
     rules = {
         "data.source": one_of("digits", "tfds", "folder"),
         "data.split": fractions_summing_to_one,
@@ -62,21 +60,6 @@ class ClassificationTask(Task):
                                self.num_classes, width=c.model.width, dropout=c.model.dropout,
                                freeze_layers=c.transfer.freeze_layers)
 
-    # ------------------------------------------------------------- examples
-
-    def _prepare(self, image):
-        return images_lib.prepare_image(image, self.config.data.image_size,
-                                        self.config.data.channels)
-
-    def eval_example(self, image, label):
-        return self._prepare(image), label
-
-    def train_example(self, image, label, seed):
-        a = self.config.data.augment
-        image = images_lib.augment_image(self._prepare(image), seed, flip=a.flip, shift=a.shift,
-                                         rotation=a.rotation, color=a.color)
-        return image, label
-
     def per_example_loss(self, labels, logits):
         smoothing = self.config.model.label_smoothing
         one_hot = tf.one_hot(labels, self.num_classes)
@@ -100,7 +83,7 @@ class ClassificationTask(Task):
             metrics_lib.confusion_matrix_figure(report["confusion_matrix"], self.class_names))}
         wrong = np.flatnonzero(np.argmax(logits, -1) != split.targets)[:MISCLASSIFIED_SHOWN]
         if len(wrong):
-            shown = self._prepare(split.inputs[wrong]).numpy()
+            shown = self.prepare(split.inputs[wrong]).numpy()
             images["misclassified"] = images_lib.grid(images_lib.to_uint8(_upscale(shown)))
         return metrics, images
 
@@ -112,7 +95,7 @@ class ClassificationTask(Task):
 
         def serve(images):
             """uint8 images (batch, height, width, 1 or 3) of any size."""
-            probabilities = tf.nn.softmax(model(self._prepare(images), training=False), -1)
+            probabilities = tf.nn.softmax(model(self.prepare(images), training=False), -1)
             top = tf.math.top_k(probabilities, k=k)
             return {
                 "class_id": tf.cast(top.indices[:, 0], tf.int64),
@@ -138,25 +121,14 @@ class ClassificationTask(Task):
     # --------------------------------------------------------------- predict
 
     def predict(self, serving, path):
-        files = _image_files(path)
-        for file in files:
-            image = data_lib.read_image(file, channels=self.config.data.channels)
+        for file in images_lib.image_files(path):
+            image = images_lib.read_image(file, channels=self.config.data.channels)
             out = serving(images=tf.constant(image[None]))
             ranked = ", ".join(
                 f"{n.decode()} {p:.3f}" for n, p in zip(out["top_k_names"][0].numpy(),
                                                          out["top_k_probabilities"][0].numpy(),
                                                          strict=True))
             print(f"{file}: {ranked}")
-
-
-def _image_files(path):
-    if os.path.isfile(path):
-        return [path]
-    files = sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names
-                   if f.lower().endswith(data_lib.IMAGE_EXTENSIONS))
-    if not files:
-        raise UserError(f"--input={path}: no image files ({', '.join(data_lib.IMAGE_EXTENSIONS)})")
-    return files
 
 
 def _upscale(images, size=48):

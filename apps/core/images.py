@@ -6,9 +6,89 @@ same augmented examples as an uninterrupted one.
 """
 
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
+from PIL import Image
+
+from apps.core.errors import UserError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def read_image(path, image_size=None, channels=3, crop=1.0):
+    """One image file -> uint8 (H, W, channels); UserError naming an unreadable file.
+
+    `crop` < 1 keeps that central fraction of each side; `image_size` then
+    resizes to image_size x image_size (bilinear).
+    """
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+            if crop < 1.0:
+                w, h = image.size
+                cw, ch = max(1, round(w * crop)), max(1, round(h * crop))
+                left, top = (w - cw) // 2, (h - ch) // 2
+                image = image.crop((left, top, left + cw, top + ch))
+            if image_size:
+                image = image.resize((image_size, image_size), Image.BILINEAR)
+            array = np.asarray(image, np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"{path}: not a readable image ({e})") from None
+    return array.reshape(array.shape[0], array.shape[1], channels)
+
+
+def image_files(path):
+    """The image files at `path` (a file, or a folder searched recursively), sorted."""
+    if os.path.isfile(path):
+        return [path]
+    files = sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names
+                   if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise UserError(f"{path}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def image_folder(root, image_size, channels, crop=1.0):
+    """One sub-folder per class (its name is the class name), images inside.
+
+    Returns uint8 images (N, image_size, image_size, channels), int64 labels
+    and the class names (sorted sub-folder names).
+
+    Unreadable images are skipped with a warning naming the file.
+    """
+    if not root:
+        raise UserError("config.data.path is empty: give the folder with one "
+                        "sub-folder per class")
+    if not os.path.isdir(root):
+        raise UserError(f"config.data.path = {root!r}: no such folder")
+    names = sorted(d for d in os.listdir(root)
+                   if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if len(names) < 2:
+        raise UserError(f"config.data.path = {root!r}: expected one sub-folder per class "
+                        f"(at least 2), found {len(names)}")
+    images, labels, skipped = [], [], 0
+    for label, name in enumerate(names):
+        folder = os.path.join(root, name)
+        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+        count = 0
+        for file in files:
+            path = os.path.join(folder, file)
+            try:
+                images.append(read_image(path, image_size, channels, crop))
+            except UserError as e:
+                logging.warning("skipped %s", e)
+                skipped += 1
+                continue
+            labels.append(label)
+            count += 1
+        if count == 0:
+            raise UserError(f"{folder}: no readable images ({', '.join(IMAGE_EXTENSIONS)})")
+    if skipped:
+        logging.warning("%d unreadable image(s) skipped in %s", skipped, root)
+    return np.stack(images), np.asarray(labels, np.int64), names
 
 
 def prepare_image(image, size, channels):

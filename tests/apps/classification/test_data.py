@@ -37,7 +37,7 @@ def _write_folder(root, classes=("cat", "dog"), per_class=4, size=(10, 14), mode
 def test_image_folder_reads_classes_and_skips_unreadable_files(tmp_path, caplog):
     root = _write_folder(tmp_path / "pets")
     (root / "dog" / "broken.jpg").write_bytes(b"not an image")
-    images, labels, names = data_lib.image_folder(str(root), image_size=12, channels=3)
+    images, labels, names = images_lib.image_folder(str(root), image_size=12, channels=3)
     assert names == ["cat", "dog"]
     assert images.shape == (8, 12, 12, 3) and images.dtype == np.uint8
     assert list(labels) == [0] * 4 + [1] * 4
@@ -46,7 +46,7 @@ def test_image_folder_reads_classes_and_skips_unreadable_files(tmp_path, caplog)
 
 def test_image_folder_converts_grey_to_the_configured_channels(tmp_path):
     root = _write_folder(tmp_path / "grey", mode="L")
-    images, _, _ = data_lib.image_folder(str(root), image_size=8, channels=3)
+    images, _, _ = images_lib.image_folder(str(root), image_size=8, channels=3)
     assert images.shape[-1] == 3
     np.testing.assert_array_equal(images[..., 0], images[..., 2])
 
@@ -60,7 +60,7 @@ def test_image_folder_errors_name_the_problem(tmp_path, setup, message):
     root = tmp_path / "data"
     setup(root)
     with pytest.raises(UserError, match=message):
-        data_lib.image_folder(str(root), 8, 1)
+        images_lib.image_folder(str(root), 8, 1)
 
 
 def test_folder_source_through_the_config(tmp_path):
