@@ -51,13 +51,15 @@ def image_files(path):
     return files
 
 
-def image_folder(root, image_size, channels, crop=1.0):
+def image_folder(root, image_size, channels, crop=1.0, skip_empty=False):
     """One sub-folder per class (its name is the class name), images inside.
 
     Returns uint8 images (N, image_size, image_size, channels), int64 labels
-    and the class names (sorted sub-folder names).
+    and the class names (sorted sub-folder names with readable images).
 
-    Unreadable images are skipped with a warning naming the file.
+    Unreadable images are skipped with a warning naming the file; a sub-folder
+    with no readable image is an error, or skipped with a warning when
+    `skip_empty` (e.g. people in a face data set).
     """
     if not root:
         raise UserError("config.data.path is empty: give the folder with one "
@@ -66,11 +68,9 @@ def image_folder(root, image_size, channels, crop=1.0):
         raise UserError(f"config.data.path = {root!r}: no such folder")
     names = sorted(d for d in os.listdir(root)
                    if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-    if len(names) < 2:
-        raise UserError(f"config.data.path = {root!r}: expected one sub-folder per class "
-                        f"(at least 2), found {len(names)}")
-    images, labels, skipped = [], [], 0
-    for label, name in enumerate(names):
+    images, labels, kept, skipped = [], [], [], 0
+    for name in names:
+        label = len(kept)
         folder = os.path.join(root, name)
         files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
         count = 0
@@ -84,11 +84,18 @@ def image_folder(root, image_size, channels, crop=1.0):
                 continue
             labels.append(label)
             count += 1
-        if count == 0:
+        if count:
+            kept.append(name)
+        elif skip_empty:
+            logging.warning("skipped %s: no readable images", folder)
+        else:
             raise UserError(f"{folder}: no readable images ({', '.join(IMAGE_EXTENSIONS)})")
     if skipped:
         logging.warning("%d unreadable image(s) skipped in %s", skipped, root)
-    return np.stack(images), np.asarray(labels, np.int64), names
+    if len(kept) < 2:
+        raise UserError(f"config.data.path = {root!r}: expected one sub-folder of images "
+                        f"per class (at least 2), found {len(kept)}")
+    return np.stack(images), np.asarray(labels, np.int64), kept
 
 
 def prepare_image(image, size, channels):

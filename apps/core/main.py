@@ -86,7 +86,7 @@ def execute(task_cls, config, workdir, mode="train", input_path=None):
     config = load_config(config)
     if not workdir:
         raise UserError("--workdir is required (the run's folder)")
-    modes = MODES + tuple(task_cls.extra_modes)
+    modes = MODES + tuple(m for m in task_cls.extra_modes if m not in MODES)
     if mode not in modes:
         raise UserError(f"--mode={mode}: expected one of {', '.join(modes)}")
     config_lib.check(config, {**config_lib.COMMON_RULES, **optim.RULES, **task_cls.rules})

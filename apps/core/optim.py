@@ -14,6 +14,7 @@ import ml_collections
 
 import optimizers
 from apps.core.config import Rule, non_negative_float, one_of, positive_float
+from apps.core.errors import UserError
 from optimizers import schedules
 
 OPTIMIZERS = ("momentum", "rmsprop", "adam", "adamw", "adagrad")
@@ -51,6 +52,10 @@ def make_schedule(config, steps_per_epoch, total_steps):
     lr = config.learning_rate
     warmup = int(config.warmup_epochs * steps_per_epoch)
     name = config.schedule
+    if name == "warmup_cosine" and warmup >= total_steps:
+        raise UserError(f"config.optimizer.warmup_epochs = {config.warmup_epochs} leaves no "
+                        f"steps after the warm-up ({total_steps} steps in all); lower it or "
+                        "raise config.train.epochs")
     if name == "constant":
         return lr
     if name == "step":

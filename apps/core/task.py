@@ -36,6 +36,15 @@ class Task:
         """Returns the Keras model (called inside the strategy's scope)."""
         raise NotImplementedError
 
+    def make_optimizer(self, steps_per_epoch, total_steps, clip=False):
+        """The optimizer of config.optimizer (apps.core.optim.make_optimizer).
+
+        An app may return another, e.g. one with a sparse update for embeddings.
+        """
+        from apps.core.optim import make_optimizer
+
+        return make_optimizer(self.config.optimizer, steps_per_epoch, total_steps, clip=clip)
+
     def initialize(self, model):
         """Sets initial weights of a fresh run (e.g. from a pretrained run)."""
 
@@ -69,6 +78,14 @@ class Task:
     def predict(self, serving, path):
         """Runs the exported `serving` signature on the file(s) at `path`, prints results."""
         raise NotImplementedError
+
+    def write_summaries(self, prefix):
+        """Writes summaries beyond scalars and images (audio, text, ...) for the last evaluate().
+
+        Called inside the eval writer's default context, at the evaluation's step,
+        with the name prefix ("val_" after each epoch, "" for the test split);
+        the default writes nothing.
+        """
 
     def run_mode(self, mode, workdir, input_path):
         """Runs one of `extra_modes`; the app reads its own absl flags. Returns metrics or None."""

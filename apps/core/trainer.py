@@ -37,7 +37,6 @@ from apps.core import export as export_lib
 from apps.core import strategy as strategy_lib
 from apps.core import workdir as workdir_lib
 from apps.core.errors import UserError
-from apps.core.optim import make_optimizer
 
 
 class Trainer:
@@ -68,8 +67,8 @@ class Trainer:
             self.model = task.build_model()
             # With loss scaling, clipping must follow unscaling inside Keras's
             # LossScaleOptimizer (per replica); otherwise the trainer clips.
-            self.optimizer = make_optimizer(config.optimizer, self.steps_per_epoch,
-                                            self.total_steps, clip=scale_loss)
+            self.optimizer = task.make_optimizer(self.steps_per_epoch, self.total_steps,
+                                                 clip=scale_loss)
             if scale_loss:
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
@@ -275,6 +274,7 @@ class Trainer:
                     tf.summary.scalar(prefix + name, value)
             for name, image in images.items():
                 tf.summary.image(prefix + name, image, max_outputs=len(image))
+            self.task.write_summaries(prefix)
         writer.flush()
 
     def _write_hparams(self, writer):

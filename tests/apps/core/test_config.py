@@ -80,3 +80,10 @@ def test_cli_reports_missing_config_file_and_workdir(tmp_path):
     result = _run_cli("--config=configs/classification.py:tiny")
     assert result.returncode == 2
     assert "--workdir is required" in result.stderr
+
+
+def test_warmup_longer_than_the_run_is_a_user_error(tmp_path):
+    result = _run_cli("--config=configs/classification.py", f"--workdir={tmp_path}",
+                      "--config.train.epochs=1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "config.optimizer.warmup_epochs = 1.0" in result.stderr.strip().splitlines()[-1]

@@ -1,0 +1,1 @@
+"""Object detection: a single-stage YOLO-style detector (anchors, IoU, NMS, mAP)."""

@@ -1,0 +1,336 @@
+"""Detection data: embedded digit scenes, TFDS by name, or a COCO-format JSON.
+
+    config.data.source = "digits"     scenes of scikit-learn's handwritten digits
+                                      (apps/detection/synth.py), generated from fixed seeds
+                       = "tfds"       config.data.name ("voc/2007", "coco/2017", ...)
+                                      prepared in config.data.data_dir
+                       = "coco_json"  config.data.annotations (a COCO-format JSON, as
+                                      labelling tools export) with config.data.images
+                                      (the folder its file_name entries are relative to)
+
+Every source gives uint8 images (N, S, S, C) resized to config.data.image_size
+and targets {"boxes": (N, max_boxes, 4) normalized corners (x1, y1, x2, y2),
+"classes": (N, max_boxes) int32, -1 for padding}. Boxes are validated: one
+outside its image (beyond a 1-pixel tolerance, then clipped) or of
+non-positive size is an error naming the image, or, with
+config.data.invalid_boxes = "skip", is dropped and counted.
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from PIL import Image
+
+from apps.core.data import MissingSplit, Split, load_tfds, stratified_split
+from apps.core.errors import UserError
+from apps.core.task import Data
+from apps.detection import synth
+
+TOLERANCE_PX = 1.0  # how far (in pixels) a box may stick out before it is invalid
+
+
+class BoxCheck:
+    """Validates boxes of one data set; counts what was skipped."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.skipped = 0
+        self.truncated = 0
+
+    def __call__(self, where, box, width, height):
+        """`box` (x1, y1, x2, y2) in pixels of a width x height image -> clipped box or None."""
+        x1, y1, x2, y2 = (float(v) for v in box)
+        t = TOLERANCE_PX
+        problem = None
+        if not all(np.isfinite([x1, y1, x2, y2])):
+            problem = "has a non-finite coordinate"
+        elif x2 - x1 <= 0 or y2 - y1 <= 0:
+            problem = f"has non-positive size {x2 - x1:g} x {y2 - y1:g}"
+        elif x1 < -t or y1 < -t or x2 > width + t or y2 > height + t:
+            problem = f"lies outside the {width:g} x {height:g} image"
+        if problem:
+            if self.policy == "skip":
+                self.skipped += 1
+                return None
+            raise UserError(f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) {problem} "
+                            "(set config.data.invalid_boxes=skip to drop such boxes)")
+        return (max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height))
+
+    def report(self, name):
+        if self.skipped:
+            logging.warning("%s: skipped %d invalid box(es) (config.data.invalid_boxes=skip)",
+                            name, self.skipped)
+        if self.truncated:
+            logging.warning("%s: %d box(es) beyond config.data.max_boxes dropped",
+                            name, self.truncated)
+
+
+def _pack(per_image, max_boxes, check):
+    """Lists of (boxes (k, 4) normalized, classes (k,)) -> padded arrays."""
+    boxes = np.zeros((len(per_image), max_boxes, 4), np.float32)
+    classes = np.full((len(per_image), max_boxes), -1, np.int32)
+    for i, (b, c) in enumerate(per_image):
+        k = min(len(c), max_boxes)
+        check.truncated += len(c) - k
+        if k:
+            boxes[i, :k], classes[i, :k] = np.asarray(b)[:k], np.asarray(c)[:k]
+    return boxes, classes
+
+
+def load(config):
+    """Returns (Data, class_names) for config.data."""
+    source = config.data.source
+    if source == "digits":
+        return digit_scenes(config)
+    if source == "coco_json":
+        images, targets, names = coco_json(config.data.annotations, config.data.images,
+                                           config.data.image_size, config.data.channels,
+                                           config.data.max_boxes, config.data.invalid_boxes)
+        n = len(images)
+        if n < 3:
+            raise UserError(f"config.data.annotations = {config.data.annotations!r}: "
+                            f"{n} image(s); need at least 3 (train, val, test)")
+        order = np.random.default_rng(config.seed).permutation(n)
+        fractions = np.asarray(config.data.split)
+        counts = np.maximum(1, np.round(fractions[1:] * n).astype(int))
+        test_idx, val_idx = order[:counts[1]], order[counts[1]:counts[1] + counts[0]]
+        train_idx = order[counts[0] + counts[1]:]
+        split = Split(images, targets)
+        return Data(split.take(train_idx), split.take(val_idx), split.take(test_idx)), names
+    return _tfds(config)
+
+
+def digit_scenes(config):
+    """The embedded default: digit scenes; the digits themselves split 6:2:2 first."""
+    from sklearn.datasets import load_digits
+
+    d = config.data
+    bunch = load_digits()
+    pools = stratified_split(bunch.target, (0.6, 0.2, 0.2), config.seed)
+    splits = []
+    for part, (pool, count) in enumerate(zip(pools, d.digits.scenes, strict=True)):
+        images, boxes, classes = synth.scenes(
+            bunch.images[pool], bunch.target[pool], count, seed=(config.seed, part),
+            size=d.image_size, max_digits=d.digits.max_digits, min_size=d.digits.min_size,
+            max_size=d.digits.max_size, max_overlap=d.digits.max_overlap, max_boxes=d.max_boxes)
+        if d.channels == 3:
+            images = np.repeat(images, 3, axis=-1)
+        splits.append(Split(images, {"boxes": boxes, "classes": classes}))
+    return Data(*splits), [str(i) for i in range(10)]
+
+
+def read_image(path, image_size=None, channels=3):
+    """One image file -> (uint8 (H, W, channels) resized when `image_size`, (width, height))."""
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            image = image.convert("L" if channels == 1 else "RGB")
+            if image_size:
+                image = image.resize((image_size, image_size), Image.BILINEAR)
+            array = np.asarray(image, np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"{path}: not a readable image ({e})") from None
+    return array.reshape(array.shape[0], array.shape[1], channels), size
+
+
+def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="error"):
+    """A COCO-format detection file and its image folder.
+
+    The JSON needs "images" ({id, file_name, [width, height]}), "annotations"
+    ({image_id, category_id, bbox [x, y, width, height] in pixels, [iscrowd]})
+    and "categories" ({id, name}); crowd annotations are left out. Class ids are
+    the categories sorted by id. Returns images, targets and class names.
+    """
+    if not annotations:
+        raise UserError("config.data.annotations is empty: give the COCO-format JSON file")
+    if not os.path.isfile(annotations):
+        raise UserError(f"config.data.annotations = {annotations!r}: no such file")
+    image_dir = image_dir or os.path.dirname(annotations)
+    if not os.path.isdir(image_dir):
+        raise UserError(f"config.data.images = {image_dir!r}: no such folder")
+    try:
+        with open(annotations) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{annotations}: not valid JSON ({e})") from None
+
+    def need(obj, key, kind, where):
+        if not isinstance(obj, dict) or key not in obj:
+            raise UserError(f"{annotations}: {where} has no {key!r}")
+        if not isinstance(obj[key], kind):
+            raise UserError(f"{annotations}: {where}: {key!r} is not a "
+                            f"{getattr(kind, '__name__', 'number')}")
+        return obj[key]
+
+    number = (int, float)
+    for key in ("images", "annotations", "categories"):
+        need(doc, key, list, "the file")
+    categories = sorted(doc["categories"], key=lambda c: need(c, "id", int, "a category"))
+    if not categories:
+        raise UserError(f"{annotations}: 'categories' is empty")
+    class_of = {c["id"]: i for i, c in enumerate(categories)}
+    names = [str(need(c, "name", str, f"category {c['id']}")) for c in categories]
+    images_by_id = {}
+    for i, entry in enumerate(doc["images"]):
+        image_id = need(entry, "id", (int, str), f"images[{i}]")
+        need(entry, "file_name", str, f"image {image_id}")
+        images_by_id[image_id] = entry
+    boxes = {image_id: [] for image_id in images_by_id}
+    check = BoxCheck(policy)
+    pending = []
+    for i, ann in enumerate(doc["annotations"]):
+        where = f"annotations[{i}]"
+        image_id = need(ann, "image_id", (int, str), where)
+        if image_id not in images_by_id:
+            raise UserError(f"{annotations}: {where} refers to image_id {image_id!r}, "
+                            "which is not in 'images'")
+        category = need(ann, "category_id", int, where)
+        if category not in class_of:
+            raise UserError(f"{annotations}: {where} has category_id {category}, which is "
+                            "not in 'categories'")
+        bbox = need(ann, "bbox", list, where)
+        if len(bbox) != 4 or not all(isinstance(v, number) for v in bbox):
+            raise UserError(f"{annotations}: {where}: 'bbox' must be [x, y, width, height]")
+        if ann.get("iscrowd", 0):
+            continue
+        pending.append((image_id, bbox, class_of[category], i))
+    arrays, sizes = {}, {}
+    for image_id, entry in images_by_id.items():
+        path = os.path.join(image_dir, entry["file_name"])
+        if not os.path.isfile(path):
+            raise UserError(f"{annotations}: image {image_id}: {path} does not exist")
+        arrays[image_id], actual = read_image(path, image_size, channels)
+        sizes[image_id] = (entry.get("width") or actual[0], entry.get("height") or actual[1])
+    for image_id, (x, y, w, h), label, i in pending:
+        width, height = sizes[image_id]
+        where = f"{annotations}: annotations[{i}] of {images_by_id[image_id]['file_name']}"
+        box = check(where, (x, y, x + w, y + h), width, height)
+        if box is not None:
+            normalized = (box[0] / width, box[1] / height, box[2] / width, box[3] / height)
+            boxes[image_id].append((normalized, label))
+    per_image = [([b for b, _ in boxes[k]], [c for _, c in boxes[k]]) for k in images_by_id]
+    packed_boxes, packed_classes = _pack(per_image, max_boxes, check)
+    check.report(annotations)
+    if not images_by_id:
+        raise UserError(f"{annotations}: 'images' is empty")
+    images = np.stack([arrays[k] for k in images_by_id])
+    return images, {"boxes": packed_boxes, "classes": packed_classes}, names
+
+
+def _tfds(config):
+    """A TFDS detection set (voc, coco): image, objects/bbox (ymin, xmin, ymax, xmax), objects/label."""
+    d = config.data
+    check = BoxCheck(d.invalid_boxes)
+    size, channels = d.image_size, d.channels
+
+    def arrays(split):
+        ds, info = load_tfds(d.name, d.data_dir, split)
+        if d.max_examples:
+            ds = ds.take(d.max_examples)
+
+        def prepare(example):
+            image = tf.image.resize(example["image"], (size, size), antialias=True)
+            if channels == 1 and image.shape[-1] == 3:
+                image = tf.image.rgb_to_grayscale(image)
+            elif channels == 3 and image.shape[-1] == 1:
+                image = tf.image.grayscale_to_rgb(image)
+            objects = example["objects"]
+            crowd = objects.get("is_crowd", tf.zeros_like(objects["label"], tf.bool))
+            return (tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8),
+                    objects["bbox"], objects["label"], tf.cast(crowd, tf.bool),
+                    tf.shape(example["image"])[:2])
+
+        images, per_image = [], []
+        for n, (image, bbox, label, crowd, hw) in enumerate(ds.map(prepare).as_numpy_iterator()):
+            images.append(image)
+            h, w = (float(v) for v in hw)
+            kept_boxes, kept_classes = [], []
+            # (zip stops at the shortest: the fields have one length in real data, but
+            # tfds.testing.mock_data draws each sequence's length on its own.)
+            for box, c, is_crowd in zip(bbox, label, crowd):  # noqa: B905
+                if is_crowd:
+                    continue
+                ymin, xmin, ymax, xmax = box
+                ok = check(f"TFDS {d.name} {split} example {n}",
+                           (xmin * w, ymin * h, xmax * w, ymax * h), w, h)
+                if ok is not None:
+                    kept_boxes.append((ok[0] / w, ok[1] / h, ok[2] / w, ok[3] / h))
+                    kept_classes.append(int(c))
+            per_image.append((kept_boxes, kept_classes))
+        if not images:
+            raise UserError(f"TFDS data set {d.name!r} split {split!r} is empty")
+        boxes, classes = _pack(per_image, d.max_boxes, check)
+        return Split(np.stack(images), {"boxes": boxes, "classes": classes}), info
+
+    train_split, val_split, test_split = d.tfds_splits
+    train, info = arrays(train_split)
+    names = list(info.features["objects"]["label"].names)
+    try:
+        val = arrays(val_split)[0]
+    except MissingSplit:
+        n = len(train)
+        order = np.random.default_rng(config.seed).permutation(n)
+        cut = max(1, int(round(config.data.split[1] * n)))
+        train, val = train.take(order[cut:]), train.take(order[:cut])
+    test = arrays(test_split)[0]
+    check.report(f"TFDS {d.name}")
+    return Data(train, val, test), names
+
+
+# ------------------------------------------------------------- augmentation
+
+
+def augment(image, boxes, classes, seed, flip=False, scale=0.0, translate=0.0, min_visible=0.4):
+    """Random flip and scale/translate of one image, moving its boxes with it.
+
+    Args:
+      image: (S, S, C) float32; boxes (M, 4) normalized corners; classes (M,), -1 padding.
+      seed: (2,) stateless seed.
+      flip: mirror left-right with probability 1/2: x -> 1 - x.
+      scale: zoom by z = exp(u), u ~ U(-log(1 + scale), log(1 + scale)) about the centre.
+      translate: shift by up to this fraction of the side in x and in y.
+      min_visible: a box keeps its class only if at least this share of its
+        area stays in the image (it is clipped to the image); else it becomes padding.
+
+    The zoom and shift map a normalized point u of the input to
+    u' = (u - 0.5 - d) * z + 0.5 (pixel centres at (i + 0.5) / S), applied to
+    the image by a projective transform and to the box corners directly.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    classes = tf.convert_to_tensor(classes)
+    if flip:
+        do = tf.random.stateless_uniform([], seeds[0]) < 0.5
+        image = tf.cond(do, lambda: image[:, ::-1], lambda: image)
+        x1, y1, x2, y2 = tf.unstack(boxes, axis=-1)
+        flipped = tf.stack([1 - x2, y1, 1 - x1, y2], -1)
+        boxes = tf.where(do, flipped, boxes)
+    if scale or translate:
+        log = tf.math.log(1.0 + float(scale))
+        z = tf.exp(tf.random.stateless_uniform([], seeds[1], -log, log))
+        d = tf.random.stateless_uniform([2], seeds[2], -translate, translate)
+        h = tf.cast(tf.shape(image)[0], tf.float32)
+        w = tf.cast(tf.shape(image)[1], tf.float32)
+        # Output pixel (x, y) samples input x' = (x + .5 - W/2) / z + W/2 + d_x W - .5.
+        cx, cy = w / 2 - 0.5, h / 2 - 0.5
+        transform = tf.stack([1 / z, 0.0, cx - cx / z + d[0] * w,
+                              0.0, 1 / z, cy - cy / z + d[1] * h, 0.0, 0.0])
+        fill = tf.reduce_mean(image)
+        image = tf.raw_ops.ImageProjectiveTransformV3(
+            images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
+            fill_value=fill, interpolation="BILINEAR", fill_mode="CONSTANT")[0]
+        shift = tf.stack([d[0], d[1], d[0], d[1]])
+        moved = (boxes - 0.5 - shift) * z + 0.5
+        clipped = tf.clip_by_value(moved, 0.0, 1.0)
+
+        def box_area(b):
+            return tf.maximum(b[:, 2] - b[:, 0], 0.0) * tf.maximum(b[:, 3] - b[:, 1], 0.0)
+
+        visible = box_area(clipped) >= min_visible * tf.maximum(box_area(moved), 1e-12)
+        keep = visible & (box_area(clipped) > 0) & (classes >= 0)
+        boxes = tf.where(keep[:, None], clipped, 0.0)
+        classes = tf.where(keep, classes, -1)
+    return image, boxes, classes

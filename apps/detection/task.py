@@ -1,0 +1,354 @@
+"""Object detection (YOLO-style): the task the shared trainer runs."""
+
+import json
+import os
+import weakref
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from apps.core import images as images_lib
+from apps.core import workdir as workdir_lib
+from apps.core.config import (
+    Rule,
+    boolean,
+    fractions_summing_to_one,
+    int_in,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    positive_int,
+)
+from apps.core.data import eval_batches
+from apps.core.errors import UserError
+from apps.core.task import Task
+from apps.detection import anchors as anchors_lib
+from apps.detection import data as data_lib
+from apps.detection import draw as draw_lib
+from apps.detection import encoding, evaluation, nms
+from apps.detection import loss as loss_lib
+from apps.detection import model as model_lib
+
+EVAL_BATCH = 64
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def _fraction(low_open=False, high_open=False):
+    def test(v):
+        return (isinstance(v, (int, float)) and not isinstance(v, bool)
+                and (0 < v if low_open else 0 <= v) and (v < 1 if high_open else v <= 1))
+    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+    return Rule(test, f"a number in {lo}0, 1{hi}")
+
+
+def _ints(low, high, length=None):
+    return Rule(lambda v: isinstance(v, tuple) and (length is None or len(v) == length)
+                and len(v) >= 1 and all(isinstance(x, int) and low <= x <= high for x in v),
+                f"a tuple of {length or 'one or more'} integers in [{low}, {high}]")
+
+
+_anchor_list = Rule(
+    lambda v: isinstance(v, tuple) and all(
+        isinstance(a, tuple) and len(a) == 2 and all(isinstance(x, (int, float)) and 0 < x <= 1
+                                                     for x in a) for a in v),
+    "() for k-means anchors, or a tuple of (width, height) pairs in (0, 1]")
+
+
+class DetectionTask(Task):
+    rules = {
+        "data.source": one_of("digits", "tfds", "coco_json"),
+        "data.split": fractions_summing_to_one,
+        "data.tfds_splits": Rule(lambda v: isinstance(v, tuple) and len(v) == 3
+                                 and all(isinstance(s, str) and s for s in v),
+                                 "three TFDS split names (train, val, test)"),
+        "data.image_size": int_in(32, 1024),
+        "data.channels": one_of(1, 3),
+        "data.max_boxes": int_in(1, 1000),
+        "data.max_examples": non_negative_int,
+        "data.invalid_boxes": one_of("error", "skip"),
+        "data.digits.scenes": _ints(1, 10**6, length=3),
+        "data.digits.max_digits": int_in(1, 50),
+        "data.digits.min_size": int_in(4, 1024),
+        "data.digits.max_size": int_in(4, 1024),
+        "data.digits.max_overlap": _fraction(),
+        "data.augment.flip": boolean,
+        "data.augment.scale": _fraction(),
+        "data.augment.translate": Rule(lambda v: 0 <= v < 0.5, "a fraction in [0, 0.5)"),
+        "data.augment.color": _fraction(),
+        "model.stages": _ints(1, 16),
+        "model.width": int_in(1, 1024),
+        "model.head_width": int_in(1, 4096),
+        "model.num_anchors": int_in(1, 16),
+        "model.anchors": _anchor_list,
+        "loss.box": one_of(*loss_lib.BOX_LOSSES),
+        "loss.obj_scale": non_negative_float,
+        "loss.noobj_scale": non_negative_float,
+        "loss.coord_scale": non_negative_float,
+        "loss.class_scale": non_negative_float,
+        "loss.ignore_iou": non_negative_float,
+        "decode.score_threshold": _fraction(),
+        "decode.iou_threshold": _fraction(low_open=True),
+        "decode.max_per_class": positive_int,
+        "decode.max_detections": positive_int,
+        "decode.pre_nms_top_k": positive_int,
+        "eval.score_threshold": _fraction(),
+        "eval.images": non_negative_int,
+    }
+    extra_modes = ("predict",)
+
+    def __init__(self, config):
+        super().__init__(config)
+        c = config
+        s = model_lib.stride(c.model.stages)
+        if c.data.image_size % s:
+            raise UserError(f"config.data.image_size = {c.data.image_size}: expected a multiple "
+                            f"of {s}, the stride of config.model.stages = {c.model.stages}")
+        if c.model.anchors and len(c.model.anchors) != c.model.num_anchors:
+            raise UserError(f"config.model.anchors has {len(c.model.anchors)} anchors: expected "
+                            f"config.model.num_anchors = {c.model.num_anchors} (or () for k-means)")
+        if c.data.digits.min_size > c.data.digits.max_size:
+            raise UserError(f"config.data.digits.min_size = {c.data.digits.min_size}: expected "
+                            f"<= config.data.digits.max_size = {c.data.digits.max_size}")
+        self.grid_size = c.data.image_size // s
+        self._eval_fns = weakref.WeakKeyDictionary()
+
+    # ------------------------------------------------------------------ data
+
+    def load_data(self):
+        data, self.class_names = data_lib.load(self.config)
+        self.num_classes = len(self.class_names)
+        self.anchors = self._choose_anchors(data.train)
+        logging.info("data: %d train, %d val, %d test images, %d classes; grid %dx%d, "
+                     "anchors (w, h) %s", len(data.train), len(data.val), len(data.test),
+                     self.num_classes, self.grid_size, self.grid_size,
+                     np.round(self.anchors.astype(np.float64), 4).tolist())
+        return data
+
+    def _choose_anchors(self, train):
+        c = self.config
+        if c.model.anchors:
+            anchors = np.asarray(c.model.anchors, np.float32)
+        else:
+            boxes, classes = train.targets["boxes"], train.targets["classes"]
+            valid = boxes[classes >= 0]
+            wh = np.stack([valid[:, 2] - valid[:, 0], valid[:, 3] - valid[:, 1]], -1)
+            if len(wh) < c.model.num_anchors:
+                raise UserError(f"the training split has {len(wh)} boxes, fewer than "
+                                f"config.model.num_anchors = {c.model.num_anchors}")
+            anchors, mean_iou = anchors_lib.kmeans(wh, c.model.num_anchors, seed=c.seed)
+            anchors = anchors.astype(np.float32)
+            logging.info("k-means anchors: mean IoU %.3f with the training boxes", mean_iou)
+        # Stored in the resolved config (config.json) and in the export.
+        c.anchors = tuple(tuple(round(float(v), 6) for v in a) for a in anchors)
+        return np.asarray(c.anchors, np.float32)
+
+    def build_model(self):
+        m = self.config.model
+        return model_lib.build(self.config.data.image_size, self.config.data.channels,
+                               self.num_classes, m.num_anchors, stages=m.stages,
+                               width=m.width, head_width=m.head_width)
+
+    # ------------------------------------------------------------- examples
+
+    def _prepare(self, image):
+        return images_lib.prepare_image(image, self.config.data.image_size,
+                                        self.config.data.channels)
+
+    def _targets(self, boxes, classes):
+        grid = encoding.encode(boxes, classes, self.anchors, self.grid_size)
+        return {"grid": grid, "boxes": tf.cast(boxes, tf.float32),
+                "classes": tf.cast(classes, tf.int32)}
+
+    def eval_example(self, image, targets):
+        return self._prepare(image), self._targets(targets["boxes"], targets["classes"])
+
+    def train_example(self, image, targets, seed):
+        a = self.config.data.augment
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
+        image, boxes, classes = data_lib.augment(
+            self._prepare(image), targets["boxes"], targets["classes"], seeds[0],
+            flip=a.flip, scale=a.scale, translate=a.translate)
+        if a.color:
+            image = images_lib.augment_image(image, seeds[1], color=a.color)
+        return image, self._targets(boxes, classes)
+
+    def loss_terms(self, targets, outputs):
+        c = self.config.loss
+        return loss_lib.yolo_loss(
+            targets["grid"], targets["boxes"], targets["classes"], outputs, self.anchors,
+            box_loss=c.box, obj_scale=c.obj_scale, noobj_scale=c.noobj_scale,
+            coord_scale=c.coord_scale, class_scale=c.class_scale, ignore_iou=c.ignore_iou)
+
+    def per_example_loss(self, targets, outputs):
+        return tf.add_n(list(self.loss_terms(targets, outputs).values()))
+
+    # ------------------------------------------------------------- detection
+
+    def detect(self, outputs, score_threshold):
+        """Raw outputs -> (boxes normalized, scores, classes, count) after filtering and NMS.
+
+        Boxes are clipped to the image before NMS.
+        """
+        d = self.config.decode
+        boxes, objectness, probabilities = encoding.decode_predictions(outputs, self.anchors)
+        boxes = tf.clip_by_value(boxes, 0.0, 1.0)  # boxes end at the image's border
+        return nms.batched_nms(boxes, nms.class_scores(objectness, probabilities),
+                               max_per_class=d.max_per_class, max_detections=d.max_detections,
+                               iou_threshold=d.iou_threshold, score_threshold=score_threshold,
+                               pre_nms_top_k=d.pre_nms_top_k)
+
+    def _eval_fn(self, model):
+        if model not in self._eval_fns:
+            low = self.config.eval.score_threshold
+            high = self.config.decode.score_threshold
+
+            @tf.function
+            def step(images, targets):
+                outputs = model(images, training=False)
+                return (self.loss_terms(targets, outputs), self.detect(outputs, low),
+                        self.detect(outputs, high))
+
+            self._eval_fns[model] = step
+        return self._eval_fns[model]
+
+    # ------------------------------------------------------------ evaluation
+
+    def evaluate(self, model, split):
+        step = self._eval_fn(model)
+        terms = {name: 0.0 for name in loss_lib.TERMS}
+        detections, shown = [], []
+        for images, targets in eval_batches(split, EVAL_BATCH, self.eval_example):
+            batch_terms, (boxes, scores, classes, count), confident = step(images, targets)
+            for name, value in batch_terms.items():
+                terms[name] += float(tf.reduce_sum(value))
+            for i, n in enumerate(count.numpy()):
+                detections.append({"boxes": boxes[i, :n].numpy(), "scores": scores[i, :n].numpy(),
+                                   "classes": classes[i, :n].numpy()})
+            if len(shown) < self.config.eval.images:
+                shown.extend(zip(*[t.numpy() for t in confident], strict=True))
+        truths = [{"boxes": b, "classes": c} for b, c in zip(split.targets["boxes"],
+                                                              split.targets["classes"],
+                                                              strict=True)]
+        report = evaluation.evaluate(detections, truths, self.num_classes,
+                                     max_per_image=self.config.decode.max_detections)
+        n = max(1, len(split))
+        metrics = {"map50": report["map50"], "map": report["map"], "map75": report["map75"],
+                   "coco_map50": report["coco_map50"]}
+        for name, value in terms.items():
+            metrics[f"loss_{name}"] = value / n
+        metrics["loss"] = sum(terms.values()) / n
+        for c, name in enumerate(self.class_names):
+            metrics[f"class_{name}_ap50"] = float(report["ap50"][c])
+            metrics[f"class_{name}_ap"] = float(report["ap"][c])
+        images = {}
+        if report["pr_curves"]:
+            images["precision_recall"] = images_lib.figure_to_image(
+                evaluation.pr_figure(report["pr_curves"], self.class_names))
+        if shown:
+            images["detections"] = self._pictures(split, shown[:self.config.eval.images])
+        return metrics, images
+
+    def _pictures(self, split, shown):
+        """Ground truth (left) beside the detections at decode.score_threshold (right)."""
+        size = self.config.data.image_size
+        scale = max(1, 192 // size)
+        tiles = []
+        for i, (boxes, scores, classes, count) in enumerate(shown):
+            image = images_lib.to_uint8(self._prepare(split.inputs[i]).numpy())
+            truth = draw_lib.draw(image, split.targets["boxes"][i] * size,
+                                  split.targets["classes"][i], self.class_names, scale=scale)
+            found = draw_lib.draw(image, boxes[:count] * size, classes[:count],
+                                  self.class_names, scores=scores[:count], scale=scale)
+            tiles += [truth, found]
+        return images_lib.grid(np.stack(tiles), columns=4)
+
+    # ---------------------------------------------------------------- export
+
+    def export_endpoints(self, model):
+        names = tf.constant(self.class_names + [""])
+        threshold = self.config.decode.score_threshold
+        anchors = tf.constant(self.anchors)
+
+        def serve(images):
+            """uint8 images (batch, height, width, 1 or 3) of any size."""
+            shape = tf.shape(images)
+            h, w = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+            outputs = model(self._prepare(images), training=False)
+            boxes, scores, classes, count = self.detect(outputs, threshold)
+            return {
+                "boxes": boxes * tf.stack([w, h, w, h]),  # (x1, y1, x2, y2) in input pixels
+                "scores": scores,
+                "classes": tf.cast(classes, tf.int64),
+                "class_names": tf.gather(names, tf.where(classes >= 0, classes, len(names) - 1)),
+                "num_detections": tf.cast(count, tf.int64),
+            }
+
+        def metadata():
+            """The anchors (w, h, normalized), class names, input size and threshold."""
+            return {"anchors": anchors, "class_names": names[:-1],
+                    "image_size": tf.constant(self.config.data.image_size),
+                    "score_threshold": tf.constant(threshold)}
+
+        signature = [tf.TensorSpec([None, None, None, None], tf.uint8, name="images")]
+        return {"serving_default": (serve, signature), "metadata": (metadata, [])}
+
+    # --------------------------------------------------------------- predict
+
+    def run_mode(self, mode, workdir, input_path):
+        """--mode=predict: annotated images and detections.json under WORKDIR/predict/."""
+        if not input_path:
+            raise UserError("--mode=predict needs --input=PATH (a file or a folder)")
+        if not os.path.exists(input_path):
+            raise UserError(f"--input={input_path}: no such file or folder")
+        export = workdir_lib.paths(workdir)["export"]
+        if not os.path.exists(os.path.join(export, "saved_model.pb")):
+            raise UserError(f"no SavedModel in {export}; train or --mode=export first")
+        serving = tf.saved_model.load(export).signatures["serving_default"]
+        names = [n.decode() for n in
+                 tf.saved_model.load(export).signatures["metadata"]()["class_names"].numpy()]
+        out_dir = os.path.join(workdir, "predict")
+        os.makedirs(out_dir, exist_ok=True)
+        results = []
+        root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
+        for file in _image_files(input_path):
+            image, (width, height) = data_lib.read_image(file, channels=3)
+            out = serving(images=tf.constant(image[None]))
+            n = int(out["num_detections"][0])
+            boxes = out["boxes"][0, :n].numpy()
+            scores = out["scores"][0, :n].numpy()
+            classes = out["classes"][0, :n].numpy()
+            found = [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 4),
+                      "class_id": int(c), "class_name": names[int(c)]}
+                     for b, s, c in zip(boxes, scores, classes, strict=True)]
+            picture = draw_lib.draw(image, boxes, classes, names, scores=scores,
+                                    scale=max(1, 256 // max(width, height)))
+            stem = os.path.splitext(os.path.relpath(file, root or "."))[0].replace(os.sep, "_")
+            picture_path = os.path.join(out_dir, f"{stem}.png")
+            images_lib_save(picture, picture_path)
+            results.append({"file": file, "width": width, "height": height,
+                            "annotated": picture_path, "detections": found})
+            summary = ", ".join(f"{d['class_name']} {d['score']:.2f}" for d in found)
+            print(f"{file}: {n} detection(s){': ' + summary if summary else ''}")
+        path = os.path.join(out_dir, "detections.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(results, f, indent=2)
+        os.replace(path + ".tmp", path)
+        print(f"Detections: {path}")
+        return None
+
+
+def images_lib_save(picture, path):
+    from PIL import Image
+
+    Image.fromarray(picture).save(path)
+
+
+def _image_files(path):
+    if os.path.isfile(path):
+        return [path]
+    files = sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names
+                   if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise UserError(f"--input={path}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    return files

@@ -1,0 +1,132 @@
+"""Word vectors as a table: nearest neighbours, similarity, analogies, and text files.
+
+    vectors = WordVectors.load("glove.6B.50d.txt")       # GloVe or word2vec text format
+    vectors.nearest("king", 5)                           # [(word, cosine), ...]
+    vectors.similarity("king", "queen")                  # cos(u, v) = u . v / (|u| |v|)
+    vectors.analogy("man", "woman", "king")              # [("queen", score), ...]
+
+Analogies use 3CosAdd (Mikolov et al., 2013), as in the notes: for
+a : b :: c : ?, the answer is
+
+    argmax_{w not in {a, b, c}} cos(w, b - a + c)
+
+on unit-normalised vectors (b - a + c is taken on the unit vectors, as
+word2vec and gensim do).
+
+The word2vec text format is a header line "<words> <dimension>" then one
+line per word, "word x1 x2 ... xD"; GloVe's is the same without the header.
+A word the table does not have is an `OutOfVocabulary` error (a UserError
+with a one-line message), never a crash.
+"""
+
+import os
+
+import numpy as np
+
+from apps.core.errors import UserError
+
+
+class OutOfVocabulary(UserError):
+    """A query word that the vectors do not have."""
+
+
+class WordVectors:
+    """`words` (list of str) and their `matrix` (V, D) float32."""
+
+    def __init__(self, words, matrix):
+        self.words = list(words)
+        self.matrix = np.asarray(matrix, np.float32)
+        if self.matrix.ndim != 2 or len(self.words) != len(self.matrix):
+            raise ValueError(f"{len(self.words)} words but a matrix of shape {self.matrix.shape}")
+        self.index = {w: i for i, w in enumerate(self.words)}
+        norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
+        self.unit = self.matrix / np.maximum(norms, 1e-12)
+
+    def __len__(self):
+        return len(self.words)
+
+    def __contains__(self, word):
+        return word in self.index
+
+    @property
+    def dim(self):
+        return self.matrix.shape[1]
+
+    def id(self, word):
+        """The row of `word` (looked up as given, then lower-cased)."""
+        i = self.index.get(word, self.index.get(word.lower()))
+        if i is None:
+            raise OutOfVocabulary(f"{word!r} is not in the vocabulary ({len(self)} words)")
+        return i
+
+    def vector(self, word):
+        return self.matrix[self.id(word)]
+
+    def similarity(self, a, b):
+        """Cosine similarity of two words."""
+        return float(self.unit[self.id(a)] @ self.unit[self.id(b)])
+
+    def nearest(self, word_or_vector, k=10, exclude=()):
+        """The k words of highest cosine similarity (the query word itself excluded)."""
+        if isinstance(word_or_vector, str):
+            exclude = (*exclude, word_or_vector)
+            query = self.unit[self.id(word_or_vector)]
+        else:
+            query = np.asarray(word_or_vector, np.float32)
+            query = query / max(np.linalg.norm(query), 1e-12)
+        scores = self.unit @ query
+        for word in exclude:
+            scores[self.id(word)] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(self.words[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def analogy(self, a, b, c, k=1):
+        """a : b :: c : ? by 3CosAdd, the query words excluded."""
+        target = self.unit[self.id(b)] - self.unit[self.id(a)] + self.unit[self.id(c)]
+        return self.nearest(target, k, exclude=(a, b, c))
+
+    def with_matrix(self, matrix):
+        return WordVectors(self.words, matrix)
+
+    # ------------------------------------------------------------------- I/O
+
+    def save_word2vec_text(self, path):
+        """Writes the word2vec text format (atomically: a temp file, then a rename)."""
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"{len(self)} {self.dim}\n")
+            for word, row in zip(self.words, self.matrix, strict=True):
+                f.write(word + " " + " ".join(f"{x:.6g}" for x in row) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path, max_words=0):
+        """Reads word2vec text format (with its header) or GloVe format (without)."""
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: no such vectors file")
+        words, rows, dim = [], [], None
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                parts = line.rstrip("\n").rstrip().split(" ")
+                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    dim = int(parts[1])  # the word2vec header
+                    continue
+                if not line.strip():
+                    continue
+                if dim is None:
+                    dim = len(parts) - 1
+                if len(parts) != dim + 1 or dim < 1:
+                    raise UserError(f"{path}:{number}: expected a word and {dim} numbers, "
+                                    f"found {len(parts)} fields")
+                try:
+                    rows.append(np.asarray(parts[1:], np.float32))
+                except ValueError:
+                    raise UserError(f"{path}:{number}: not a number in the vector of "
+                                    f"{parts[0]!r}") from None
+                words.append(parts[0])
+                if max_words and len(words) >= max_words:
+                    break
+        if not words:
+            raise UserError(f"{path}: no vectors found (GloVe or word2vec text format)")
+        return cls(words, np.stack(rows))

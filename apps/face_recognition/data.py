@@ -1,0 +1,109 @@
+"""Face data: synthetic faces, TFDS `lfw` by name, or a folder per person.
+
+    config.data.source = "synthetic"  generated faces (apps.face_recognition.synth),
+                                      config.data.synthetic.* sets how many
+                       = "tfds"       config.data.name (lfw) prepared in config.data.data_dir
+                       = "folder"     config.data.path/<person name>/<image files> (LFW layout)
+
+The split is by identity (open set): the people of the validation and test
+splits are never seen in training. People with fewer than
+config.data.min_images images are left out (a person needs two images for a
+same-person pair). Faces are assumed cropped; config.data.crop keeps the
+central fraction of each image first (LFW's faces fill about the central
+half). Images are held in memory as uint8 (N, size, size, channels); the
+targets are int64 identity ids indexing the returned names.
+"""
+
+
+import numpy as np
+
+from apps.core.data import Split, load_tfds
+from apps.core.errors import UserError
+from apps.core.images import image_folder
+from apps.core.task import Data
+from apps.face_recognition import synth
+
+
+def load(config):
+    """Returns (Data, names): the three identity-disjoint splits and every person's name."""
+    d = config.data
+    if d.source == "synthetic":
+        s = d.synthetic
+        images, labels = synth.faces(s.num_identities, s.images_per_identity, d.image_size,
+                                     seed=s.seed, variation=s.variation)
+        if d.channels == 1:
+            images = _to_grey(images)
+        names = [f"person_{i:04d}" for i in range(s.num_identities)]
+    elif d.source == "folder":
+        images, labels, names = image_folder(d.path, d.image_size, d.channels, d.crop,
+                                             skip_empty=True)
+    else:
+        images, labels, names = _tfds(config)
+    parts = split_identities(labels, d.split, config.seed, d.min_images)
+    train, val, test = (Split(images[i], labels[i]) for i in parts)
+    for name, split in (("train", train), ("validation", val), ("test", test)):
+        people = len(np.unique(split.targets))
+        if people < 2:
+            raise UserError(f"config.data.split = {tuple(d.split)}: the {name} split has "
+                            f"{people} people with >= {d.min_images} images; it needs "
+                            "at least 2 (more data or other fractions)")
+    return Data(train, val, test), names
+
+
+def split_identities(labels, fractions, seed, min_images=2):
+    """Index arrays (train, val, test) that split the *people* by `fractions`.
+
+    People with fewer than `min_images` images are left out. Each later split
+    with a fraction > 0 gets at least one person when there are enough.
+    """
+    labels = np.asarray(labels)
+    people, counts = np.unique(labels, return_counts=True)
+    people = np.random.default_rng(seed).permutation(people[counts >= min_images])
+    n = len(people)
+    sizes = [max(1, round(f * n)) if n >= len(fractions) else round(f * n)
+             for f in fractions[1:]]
+    bounds = np.cumsum([n - sum(sizes)] + sizes)[:-1]
+    return tuple(np.flatnonzero(np.isin(labels, group)).astype(np.int64)
+                 for group in np.split(people, bounds))
+
+
+def _to_grey(images):
+    luma = np.array([0.2989, 0.5870, 0.1140], np.float32)
+    return (images.astype(np.float32) @ luma + 0.5).astype(np.uint8)[..., None]
+
+
+def _tfds(config):
+    """TFDS `lfw` (or any data set with an image and a person label), one split."""
+    import tensorflow as tf
+
+    d = config.data
+    ds, info = load_tfds(d.name, d.data_dir, "train")
+    for key in (d.image_key, d.label_key):
+        if key not in info.features:
+            raise UserError(f"TFDS data set {d.name!r} has no feature {key!r} "
+                            f"(config.data.image_key / label_key); it has "
+                            f"{', '.join(sorted(info.features))}")
+    if d.max_examples:
+        ds = ds.take(d.max_examples)
+
+    def prepare(example):
+        image = example[d.image_key]
+        if d.crop < 1.0:
+            image = tf.image.central_crop(image, d.crop)
+        image = tf.image.resize(image, (d.image_size, d.image_size), antialias=True)
+        if d.channels == 1 and image.shape[-1] == 3:
+            image = tf.image.rgb_to_grayscale(image)
+        elif d.channels == 3 and image.shape[-1] == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        return tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8), example[d.label_key]
+
+    images, raw = [], []
+    for image, label in ds.map(prepare).batch(512).as_numpy_iterator():
+        images.append(image)
+        raw.append(label)
+    if not images:
+        raise UserError(f"TFDS data set {d.name!r} in {d.data_dir!r} is empty")
+    raw = np.concatenate(raw)
+    raw = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in raw])
+    names, labels = np.unique(raw, return_inverse=True)
+    return np.concatenate(images), labels.astype(np.int64), [str(n) for n in names]

@@ -1,0 +1,241 @@
+"""Segmentation data: generated scenes, TFDS by name, or a folder of image/mask pairs.
+
+    config.data.source = "synthetic"  scenes of handwritten digits and shapes on
+                                      textured backgrounds (apps.segmentation.synth)
+                       = "tfds"       config.data.name (e.g. oxford_iiit_pet, its
+                                      trimaps) prepared in config.data.data_dir
+                       = "folder"     config.data.path/<image_dir>/NAME.png with
+                                      config.data.path/<mask_dir>/NAME.png (the
+                                      CameraRGB / CameraMask layout of the CARLA data)
+
+Everything is held in memory at config.data.image_size: images uint8
+(N, H, W, 3) resized bilinearly, masks uint8 (N, H, W) of class ids resized
+by nearest neighbour (a mask is never interpolated between classes).
+
+A mask file holds one class id per pixel: a grey or palette image, or an
+RGB(A) image whose class id is the largest of its colour channels (CARLA's
+masks keep it in the red channel, as the course reads them).
+"""
+
+import os
+
+import numpy as np
+from absl import logging
+from PIL import Image
+
+from apps.core.data import MissingSplit, Split, load_tfds, stratified_split
+from apps.core.errors import UserError
+from apps.core.task import Data
+from apps.segmentation import synth
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def load(config):
+    """Returns (Data, class_names) for config.data."""
+    source = config.data.source
+    if source == "synthetic":
+        return synthetic(config), list(synth.CLASS_NAMES)
+    names = class_names(config)
+    if source == "tfds":
+        return _tfds(config, names), names
+    images, masks = pair_folder(config.data.path, config.data.image_dir, config.data.mask_dir,
+                                tuple(config.data.image_size), len(names))
+    if config.data.max_examples:
+        images, masks = images[:config.data.max_examples], masks[:config.data.max_examples]
+    return _split(images, masks, config), names
+
+
+def class_names(config):
+    """config.data.class_names, or "0".."K-1" from config.data.num_classes."""
+    names = [str(n) for n in config.data.class_names]
+    k = config.data.num_classes
+    if names and k and len(names) != k:
+        raise UserError(f"config.data.class_names has {len(names)} names but "
+                        f"config.data.num_classes = {k}")
+    if not names and not k:
+        raise UserError(f"config.data.num_classes = 0: give the number of classes of the "
+                        f"{config.data.source} masks (or config.data.class_names)")
+    return names or [str(i) for i in range(k)]
+
+
+def synthetic(config):
+    """Train/val/test scenes, each from its own part of the digit scans."""
+    s = config.data.synthetic
+    scans, labels = synth.digit_scans()
+    parts = stratified_split(labels, config.data.split, config.seed)
+    counts = (s.train_scenes, s.val_scenes, s.test_scenes)
+    splits = []
+    for i, (part, count) in enumerate(zip(parts, counts, strict=True)):
+        images, masks = synth.scenes(scans[part], labels[part], count,
+                                     tuple(config.data.image_size), seed=(config.seed, i),
+                                     max_objects=s.max_objects,
+                                     object_size=tuple(s.object_size))
+        splits.append(Split(images, masks))
+    return Data(*splits)
+
+
+def _split(images, masks, config):
+    parts = stratified_split(np.zeros(len(images)), config.data.split, config.seed)
+    return Data(*(Split(images[i], masks[i]) for i in parts))
+
+
+# ------------------------------------------------------------------ folder
+
+
+def pair_folder(root, image_dir, mask_dir, size, num_classes):
+    """Image/mask pairs matched by file name (without extension).
+
+    Returns images uint8 (N, H, W, 3) and masks uint8 (N, H, W) at `size`
+    (height, width). An image without a mask (or a mask without an image), a
+    mask whose size differs from its image's, or a label >= num_classes is a
+    UserError naming the file.
+    """
+    if not root:
+        raise UserError("config.data.path is empty: give the folder that holds "
+                        f"{image_dir}/ and {mask_dir}/")
+    folders = {}
+    for field, name in (("image_dir", image_dir), ("mask_dir", mask_dir)):
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            raise UserError(f"config.data.{field} = {name!r}: no folder {folder}")
+        folders[field] = _files_by_stem(folder)
+    image_files, mask_files = folders["image_dir"], folders["mask_dir"]
+    if not image_files:
+        raise UserError(f"{os.path.join(root, image_dir)}: no image files "
+                        f"({', '.join(IMAGE_EXTENSIONS)})")
+    for stem, path in sorted(image_files.items()):
+        if stem not in mask_files:
+            raise UserError(f"{path}: no mask of the same name in {os.path.join(root, mask_dir)}")
+    for stem, path in sorted(mask_files.items()):
+        if stem not in image_files:
+            raise UserError(f"{path}: no image of the same name in "
+                            f"{os.path.join(root, image_dir)}")
+    images, masks = [], []
+    for stem in sorted(image_files):
+        image, mask = read_pair(image_files[stem], mask_files[stem], num_classes)
+        images.append(resize_image(image, size))
+        masks.append(resize_mask(mask, size))
+    logging.info("read %d image/mask pairs from %s", len(images), root)
+    return np.stack(images), np.stack(masks)
+
+
+def _files_by_stem(folder):
+    files = {}
+    for name in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
+            if stem in files:
+                raise UserError(f"{os.path.join(folder, name)}: two files named {stem!r} "
+                                f"(also {files[stem]}); pairs are matched by name")
+            files[stem] = os.path.join(folder, name)
+    return files
+
+
+def read_pair(image_path, mask_path, num_classes):
+    """One image (uint8 RGB) and its mask (uint8 class ids), checked against each other."""
+    image = read_image(image_path)
+    mask = read_mask(mask_path)
+    if image.shape[:2] != mask.shape:
+        raise UserError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but its "
+                        f"image {image_path} is {image.shape[1]}x{image.shape[0]}")
+    check_labels(mask, num_classes, mask_path)
+    return image, mask
+
+
+def check_labels(mask, num_classes, where):
+    high = int(mask.max()) if mask.size else 0
+    if high >= num_classes:
+        raise UserError(f"{where}: label {high} outside the {num_classes} classes "
+                        f"(0..{num_classes - 1}); set config.data.num_classes")
+
+
+def read_image(path):
+    """An image file -> uint8 (H, W, 3)."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"{path}: not a readable image ({e})") from None
+
+
+def read_mask(path):
+    """A mask file -> uint8 (H, W) class ids (RGB: the largest channel, as CARLA's)."""
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("L", "P", "I", "I;16"):
+                array = np.asarray(image)
+            else:
+                array = np.asarray(image.convert("RGB")).max(axis=-1)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"{path}: not a readable mask image ({e})") from None
+    if array.min() < 0 or array.max() > 255:
+        raise UserError(f"{path}: labels must lie in 0..255, found {array.min()}..{array.max()}")
+    return array.astype(np.uint8)
+
+
+def resize_image(image, size):
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+
+
+def resize_mask(mask, size):
+    height, width = size
+    if mask.shape == (height, width):
+        return mask
+    return np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST))
+
+
+# -------------------------------------------------------------------- TFDS
+
+
+def _tfds(config, names):
+    """A TFDS segmentation set: features `image` and `segmentation_mask`.
+
+    Mask values minus config.data.mask_offset are the class ids (the pets'
+    trimaps are 1 pet, 2 background, 3 outline: offset 1).
+    """
+    import tensorflow as tf
+
+    name, data_dir = config.data.name, config.data.data_dir
+    height, width = config.data.image_size
+    offset, k = config.data.mask_offset, len(names)
+
+    def arrays(split):
+        ds, _ = load_tfds(name, data_dir, split)
+        if config.data.max_examples:
+            ds = ds.take(config.data.max_examples)
+
+        def prepare(example):
+            image = tf.image.resize(example["image"], (height, width), antialias=True)
+            image = tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8)
+            mask = tf.cast(example["segmentation_mask"], tf.int32) - offset
+            mask = tf.image.resize(mask, (height, width), method="nearest")[..., 0]
+            return image, mask
+
+        images, masks = [], []
+        for image, mask in ds.map(prepare).batch(256).as_numpy_iterator():
+            images.append(image)
+            masks.append(mask)
+        if not images:
+            raise UserError(f"TFDS data set {name!r} split {split!r} is empty")
+        masks = np.concatenate(masks)
+        if masks.min() < 0 or masks.max() >= k:
+            raise UserError(f"TFDS data set {name!r} ({split}): mask label "
+                            f"{masks.min() if masks.min() < 0 else masks.max()} outside "
+                            f"the {k} classes after config.data.mask_offset = {offset}")
+        return np.concatenate(images), masks.astype(np.uint8)
+
+    images, masks = arrays("train")
+    try:
+        test = Split(*arrays("test"))
+    except MissingSplit:
+        return _split(images, masks, config)
+    # The data set's own test split is kept; validation is carved from train.
+    train_frac, val_frac, _ = config.data.split
+    train_idx, val_idx = stratified_split(np.zeros(len(images)), (train_frac, val_frac),
+                                          config.seed)
+    return Data(Split(images[train_idx], masks[train_idx]),
+                Split(images[val_idx], masks[val_idx]), test)

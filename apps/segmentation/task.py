@@ -1,0 +1,278 @@
+"""Semantic segmentation: the task the shared trainer runs.
+
+A U-Net (apps.segmentation.model) maps an image to per-pixel class logits;
+the loss is the per-pixel cross-entropy (optionally class-weighted) plus
+optionally the soft Dice loss (apps.segmentation.losses); the metrics are
+pixel accuracy, mean and per-class IoU and Dice (apps.segmentation.metrics).
+The SavedModel's `serving_default` takes uint8 images of any size and
+returns the class map at the input size, the probabilities and a colour-coded
+mask. `--mode=predict --input=PATH [--output=DIR]` writes colour-coded masks
+and overlays (default DIR: <workdir>/predictions).
+"""
+
+import os
+import weakref
+
+import numpy as np
+import tensorflow as tf
+from absl import flags, logging
+from PIL import Image
+
+from apps.core import data as core_data
+from apps.core import images as images_lib
+from apps.core.config import (
+    Rule,
+    boolean,
+    fractions_summing_to_one,
+    int_in,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    positive_int,
+)
+from apps.core.errors import UserError
+from apps.core.task import Task
+from apps.segmentation import data as data_lib
+from apps.segmentation import losses as losses_lib
+from apps.segmentation import metrics as metrics_lib
+from apps.segmentation import model as model_lib
+
+EVAL_BATCH = 64
+SHOWN = 6  # examples drawn in TensorBoard
+OVERLAY_ALPHA = 0.5
+
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "segmentation --mode=predict: folder for the masks and overlays "
+    "(default: <workdir>/predictions).")
+
+
+def _image_size(v):
+    return (len(v) == 2 and all(isinstance(s, int) and not isinstance(s, bool) for s in v)
+            and all(8 <= s <= 4096 for s in v))
+
+
+def palette(num_classes):
+    """A fixed colour per class (uint8 (K, 3)); class 0 is black."""
+    base = np.array([
+        (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
+        (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60),
+        (250, 190, 212), (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200),
+        (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128),
+        (128, 128, 128), (255, 255, 255)], np.uint8)
+    if num_classes <= len(base):
+        return base[:num_classes]
+    extra = np.random.default_rng(0).integers(0, 256, (num_classes - len(base), 3))
+    return np.concatenate([base, extra.astype(np.uint8)])
+
+
+def overlay(image, class_map, colours, alpha=OVERLAY_ALPHA):
+    """uint8 image (..., H, W, 3) blended with the colour of each pixel's class."""
+    blended = (1 - alpha) * image.astype(np.float32) + alpha * colours[class_map]
+    return (blended + 0.5).astype(np.uint8)
+
+
+class SegmentationTask(Task):
+    rules = {
+        "data.source": one_of("synthetic", "tfds", "folder"),
+        "data.split": fractions_summing_to_one,
+        "data.image_size": Rule(_image_size, "(height, width), integers in [8, 4096]"),
+        "data.num_classes": int_in(0, 256),
+        "data.mask_offset": non_negative_int,
+        "data.max_examples": non_negative_int,
+        "data.synthetic.train_scenes": positive_int,
+        "data.synthetic.val_scenes": positive_int,
+        "data.synthetic.test_scenes": positive_int,
+        "data.synthetic.max_objects": int_in(1, 8),
+        "data.synthetic.object_size": Rule(lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1,
+                                           "(smallest, largest) fractions in (0, 1]"),
+        "data.augment.flip": boolean,
+        "data.augment.shift": Rule(lambda v: 0 <= v < 0.5, "a fraction in [0, 0.5)"),
+        "data.augment.color": Rule(lambda v: 0 <= v <= 1, "a strength in [0, 1]"),
+        "model.n_filters": int_in(1, 512),
+        "model.depth": int_in(1, 6),
+        "model.batch_norm": boolean,
+        "model.dropout": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "model.dropout_blocks": non_negative_int,
+        "loss.class_weights": one_of("none", "balanced"),
+        "loss.dice_weight": non_negative_float,
+    }
+    extra_modes = ("predict",)
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.size = tuple(config.data.image_size)
+
+    def load_data(self):
+        data, self.class_names = data_lib.load(self.config)
+        self.num_classes = len(self.class_names)
+        self.class_weights = None
+        if self.config.loss.class_weights == "balanced":
+            self.class_weights = losses_lib.balanced_class_weights(data.train.targets,
+                                                                   self.num_classes)
+            logging.info("class weights: %s", np.round(self.class_weights, 3).tolist())
+        logging.info("data: %d train, %d val, %d test images of %dx%d, %d classes",
+                     len(data.train), len(data.val), len(data.test), self.size[1],
+                     self.size[0], self.num_classes)
+        return data
+
+    def build_model(self):
+        m = self.config.model
+        return model_lib.unet((*self.size, 3), self.num_classes, n_filters=m.n_filters,
+                              depth=m.depth, batch_norm=m.batch_norm, dropout=m.dropout,
+                              dropout_blocks=m.dropout_blocks)
+
+    # ------------------------------------------------------------- examples
+
+    def eval_example(self, image, mask):
+        return tf.cast(image, tf.float32) / 255.0, tf.cast(mask, tf.int32)
+
+    def train_example(self, image, mask, seed):
+        image, mask = self.eval_example(image, mask)
+        a = self.config.data.augment
+        return augment_pair(image, mask, seed, flip=a.flip, shift=a.shift, color=a.color)
+
+    def per_example_loss(self, masks, logits):
+        loss = losses_lib.cross_entropy(masks, logits, self.class_weights)
+        if self.config.loss.dice_weight:
+            loss += self.config.loss.dice_weight * losses_lib.soft_dice(masks, logits)
+        return loss
+
+    # ------------------------------------------------------------ evaluation
+
+    def predict_classes(self, model, split):
+        """The predicted class map of every example of `split`, uint8 (N, H, W)."""
+        if model not in _INFERENCE:
+            _INFERENCE[model] = tf.function(
+                lambda x: tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32))
+        infer = _INFERENCE[model]
+        parts = [infer(x).numpy().astype(np.uint8)
+                 for x, _ in core_data.eval_batches(split, EVAL_BATCH, self.eval_example)]
+        return np.concatenate(parts)
+
+    def evaluate(self, model, split):
+        predictions = self.predict_classes(model, split)
+        matrix = metrics_lib.confusion_matrix(split.targets, predictions, self.num_classes)
+        report = metrics_lib.segmentation_report(matrix)
+        metrics = {key: report[key] for key in ("pixel_accuracy", "mean_iou", "dice")}
+        for name, iou, dice in zip(self.class_names, report["iou"], report["class_dice"],
+                                   strict=True):
+            metrics[f"class_{name}_iou"] = float(iou)
+            metrics[f"class_{name}_dice"] = float(dice)
+        shown = slice(0, min(SHOWN, len(split)))
+        colours = palette(self.num_classes)
+        inputs = split.inputs[shown]
+        panels = np.concatenate([inputs, overlay(inputs, split.targets[shown], colours),
+                                 overlay(inputs, predictions[shown], colours)], axis=2)
+        factor = max(1, 128 // panels.shape[1])
+        panels = panels.repeat(factor, axis=1).repeat(factor, axis=2)
+        return metrics, {"input_truth_prediction": panels}
+
+    # ---------------------------------------------------------------- export
+
+    def export_endpoints(self, model):
+        names = tf.constant(self.class_names)
+        colours = tf.constant(palette(self.num_classes))
+        size = self.size
+
+        def serve(images):
+            """uint8 images (batch, height, width, 1, 3 or 4) of any size."""
+            x = to_rgb(tf.cast(images, tf.float32))
+            x = tf.image.resize(x, size, antialias=True) / 255.0
+            probabilities = tf.nn.softmax(tf.cast(model(x, training=False), tf.float32), -1)
+            probabilities = tf.image.resize(probabilities, tf.shape(images)[1:3],
+                                            method="bilinear")
+            class_map = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            return {
+                "class_map": class_map,
+                "probabilities": probabilities,
+                "mask_rgb": tf.gather(colours, class_map),
+                "class_names": names,
+            }
+
+        signature = [tf.TensorSpec([None, None, None, None], tf.uint8, name="images")]
+        return {"serving_default": (serve, signature)}
+
+    # --------------------------------------------------------------- predict
+
+    def run_mode(self, mode, workdir, input_path):
+        """--mode=predict: colour-coded masks and overlays of the files at --input."""
+        if not input_path:
+            raise UserError("--mode=predict needs --input=PATH (an image or a folder)")
+        if not os.path.exists(input_path):
+            raise UserError(f"--input={input_path}: no such file or folder")
+        export = os.path.join(workdir, "export")
+        if not os.path.exists(os.path.join(export, "saved_model.pb")):
+            raise UserError(f"no SavedModel in {export}; train or --mode=export first")
+        serving = tf.saved_model.load(export).signatures["serving_default"]
+        output = _OUTPUT.value if flags.FLAGS.is_parsed() and _OUTPUT.value else os.path.join(
+            workdir, "predictions")
+        self.predict_files(serving, input_path, output)
+        return None
+
+    def predict_files(self, serving, path, output):
+        files = _image_files(path)
+        os.makedirs(output, exist_ok=True)
+        for file in files:
+            image = data_lib.read_image(file)
+            out = serving(images=tf.constant(image[None]))
+            class_map = out["class_map"][0].numpy()
+            names = [n.decode() for n in out["class_names"].numpy()]
+            stem = os.path.splitext(os.path.basename(file))[0]
+            mask_path = os.path.join(output, f"{stem}_mask.png")
+            overlay_path = os.path.join(output, f"{stem}_overlay.png")
+            colours = out["mask_rgb"][0].numpy()
+            Image.fromarray(colours).save(mask_path)
+            blended = ((1 - OVERLAY_ALPHA) * image + OVERLAY_ALPHA * colours + 0.5)
+            Image.fromarray(blended.astype(np.uint8)).save(overlay_path)
+            shares = np.bincount(class_map.ravel(), minlength=len(names)) / class_map.size
+            found = ", ".join(f"{names[c]} {shares[c]:.1%}" for c in np.argsort(-shares)
+                              if shares[c] > 0)
+            print(f"{file}: {found} -> {mask_path}, {overlay_path}")
+
+
+_INFERENCE = weakref.WeakKeyDictionary()
+
+
+def to_rgb(images):
+    """(B, H, W, C) with C = 1, 3 or 4 (known at run time) -> (B, H, W, 3)."""
+    channels = tf.shape(images)[-1]
+    rgb = tf.cond(channels >= 3, lambda: images[..., :3],
+                  lambda: tf.repeat(images[..., :1], 3, axis=-1))
+    return tf.ensure_shape(rgb, [None, None, None, 3])
+
+
+def augment_pair(image, mask, seed, flip=False, shift=0.0, color=0.0):
+    """The same random flip and shift of an image (H, W, 3) and its mask (H, W).
+
+    The shift pads both by reflection and crops them at the same random
+    offset (at most `shift` of each side), so no pixel is left without a
+    class; `color` jitters the image's brightness and contrast only.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+    if flip:
+        mirror = tf.random.stateless_uniform([], seeds[0]) < 0.5
+        image = tf.where(mirror, image[:, ::-1], image)
+        mask = tf.where(mirror, mask[:, ::-1], mask)
+    if shift:
+        height, width = image.shape[0], image.shape[1]
+        py, px = int(round(shift * height)), int(round(shift * width))
+        if py or px:
+            image = tf.pad(image, [[py, py], [px, px], [0, 0]], mode="REFLECT")
+            mask = tf.pad(mask, [[py, py], [px, px]], mode="REFLECT")
+            dy = tf.random.stateless_uniform([], seeds[1], 0, 2 * py + 1, dtype=tf.int32)
+            dx = tf.random.stateless_uniform([], seeds[2], 0, 2 * px + 1, dtype=tf.int32)
+            image = tf.slice(image, [dy, dx, 0], [height, width, 3])
+            mask = tf.slice(mask, [dy, dx], [height, width])
+    if color:
+        image = images_lib.augment_image(image, seeds[3], color=color)
+    return image, mask
+
+
+def _image_files(path):
+    if os.path.isfile(path):
+        return [path]
+    files = sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names
+                   if f.lower().endswith(data_lib.IMAGE_EXTENSIONS))
+    if not files:
+        raise UserError(f"--input={path}: no image files ({', '.join(data_lib.IMAGE_EXTENSIONS)})")
+    return files

@@ -1,0 +1,1 @@
+"""Neural style transfer: the optimisation method and a fast feed-forward stylizer."""

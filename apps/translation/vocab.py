@@ -1,0 +1,146 @@
+"""Tokenizers: characters (the date task) or WordPiece subwords (real languages).
+
+Both map text to integer ids with four reserved ids first:
+
+    0 [PAD]   padding (masked everywhere)
+    1 [UNK]   a token not in the vocabulary
+    2 [START] the decoder's first input (teacher forcing shifts the target right by it)
+    3 [END]   the end of a translation
+
+and run as TensorFlow ops, so the same tokenization runs in training and
+inside the exported SavedModel (strings in, strings out):
+
+* `CharVocab`: one id per Unicode character, looked up through a dense
+  code point -> id table (plain TF ops, no lookup-table resources, so the
+  export needs nothing but TensorFlow).
+* `WordPieceVocab`: keras-hub's WordPiece tokenizer with a vocabulary learned
+  by keras-hub's `compute_word_piece_vocabulary` on the training split. Its
+  tokenizer is a tensorflow-text op: a SavedModel using it loads after
+  `import tensorflow_text` (detokenization is plain TF ops).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+SPECIALS = ("[PAD]", "[UNK]", "[START]", "[END]")
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+
+def normalize(strings, lowercase):
+    """Strips surrounding white space, optionally lower-cases (UTF-8 aware); TF ops."""
+    strings = tf.strings.strip(strings)
+    return tf.strings.lower(strings, encoding="utf-8") if lowercase else strings
+
+
+def normalize_texts(texts, lowercase):
+    """`normalize` on a list of Python strings -> list of str (the in-graph behaviour)."""
+    if not len(texts):
+        return []
+    out = normalize(tf.constant(list(texts)), lowercase).numpy()
+    return [t.decode("utf-8") for t in out]
+
+
+class _Vocab:
+    tokens: list
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def ragged_ids(self, strings):
+        raise NotImplementedError
+
+    def encode(self, texts):
+        """Python texts -> list of id lists (no specials added)."""
+        if not len(texts):
+            return []
+        ragged = self.ragged_ids(tf.constant(list(texts)))
+        return [list(row) for row in ragged.numpy()] if hasattr(ragged, "numpy") else []
+
+    def tf_encode(self, strings, max_length):
+        """(B,) strings -> (B, <= max_length) int32 ids, padded with 0, truncated."""
+        ragged = self.ragged_ids(strings)[:, :max_length]
+        return tf.cast(ragged.to_tensor(default_value=PAD), tf.int32)
+
+    def tf_decode(self, ids):
+        """(B, L) ids -> (B,) strings, stopping at the first [END]; specials dropped."""
+        ids = tf.cast(ids, tf.int32)
+        ended = tf.cumsum(tf.cast(tf.equal(ids, EOS), tf.int32), axis=1) > 0
+        keep = tf.logical_and(tf.logical_not(ended), ids >= len(SPECIALS))
+        keep = tf.logical_or(keep, tf.logical_and(tf.logical_not(ended), tf.equal(ids, UNK)))
+        tokens = tf.gather(tf.constant(self.tokens), ids)
+        tokens = tf.where(keep, tokens, "")
+        return self._join(tokens, keep)
+
+    def decode(self, ids):
+        """One id sequence -> its string (Python)."""
+        return self.tf_decode(tf.constant([list(ids) or [EOS]], tf.int32))[0].numpy().decode()
+
+
+class CharVocab(_Vocab):
+    kind = "char"
+
+    def __init__(self, tokens):
+        self.tokens = list(tokens)
+        if tuple(self.tokens[:len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"the vocabulary must start with {SPECIALS}")
+        points = [ord(t) for t in self.tokens[len(SPECIALS):]]
+        size = (max(points) + 1) if points else 1
+        table = np.full(size + 1, UNK, np.int32)  # the last entry: beyond the table
+        for i, p in enumerate(points):
+            table[p] = i + len(SPECIALS)
+        self.table = table
+
+    @classmethod
+    def fit(cls, texts):
+        """The characters of `texts`, sorted, after the reserved tokens."""
+        chars = sorted(set("".join(texts)))
+        return cls(list(SPECIALS) + chars)
+
+    def ragged_ids(self, strings):
+        points = tf.strings.unicode_decode(strings, "UTF-8", errors="replace")
+        table = tf.constant(self.table)
+        last = len(self.table) - 1
+        index = tf.where((points >= 0) & (points < last), points, last)
+        return tf.ragged.map_flat_values(tf.gather, table, index)
+
+    def _join(self, tokens, keep):
+        return tf.strings.reduce_join(tokens, axis=1)
+
+
+class WordPieceVocab(_Vocab):
+    kind = "wordpiece"
+
+    def __init__(self, tokens, lowercase=True):
+        from keras_hub.tokenizers import WordPieceTokenizer
+
+        self.tokens = list(tokens)
+        self.lowercase = lowercase
+        self.tokenizer = WordPieceTokenizer(vocabulary=self.tokens, lowercase=lowercase,
+                                            oov_token="[UNK]", dtype="int32")
+
+    @classmethod
+    def fit(cls, texts, vocabulary_size, lowercase=True):
+        """A WordPiece vocabulary of at most `vocabulary_size` learned on `texts`."""
+        from keras_hub.tokenizers import compute_word_piece_vocabulary
+
+        ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts))).batch(1024)
+        tokens = compute_word_piece_vocabulary(ds, vocabulary_size, lowercase=lowercase,
+                                               reserved_tokens=list(SPECIALS))
+        return cls(tokens, lowercase)
+
+    def ragged_ids(self, strings):
+        ids = self.tokenizer(strings)
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(ids)
+        return ids
+
+    def _join(self, tokens, keep):
+        # Words are joined by spaces and "##" continuation pieces glued on.
+        text = tf.strings.reduce_join(tf.where(keep, tokens, ""), axis=1, separator=" ")
+        text = tf.strings.regex_replace(text, r" +", " ")
+        text = tf.strings.regex_replace(text, r" ##", "")
+        return tf.strings.strip(text)
+
+
+def from_tokens(kind, tokens, lowercase=True):
+    return CharVocab(tokens) if kind == "char" else WordPieceVocab(tokens, lowercase)

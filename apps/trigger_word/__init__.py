@@ -1,0 +1,1 @@
+"""Trigger-word detection: synthesized clips, spectrograms, Conv1D + GRU, streaming detection."""

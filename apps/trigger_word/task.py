@@ -1,0 +1,295 @@
+"""Trigger-word detection: the task the shared trainer runs, and --mode=predict.
+
+Training: clips (data.py) -> spectrograms (features.py) -> the course's
+Conv1D + GRU network (model.py), trained with the per-step binary
+cross-entropy averaged over the Ty steps:
+
+    loss = -1/Ty sum_t [y_t log p_t + (1 - y_t) log(1 - p_t)]
+
+Evaluation: frame precision / recall / F1 and event recall / false alarms per
+hour (detect.py). The SavedModel's serving_default takes float32 waveforms
+(batch, samples) at config.data.sample_rate, of any length, reads them in
+overlapping windows and returns the per-step probabilities and detection times.
+
+    --mode=predict --input=WAV_OR_FOLDER   prints each file's detection times and
+        writes DIR/predict/<name>_chime.wav (the input with a chime at each
+        detection) and DIR/predict/<name>_detections.png (spectrogram and output)
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from apps.core import images as images_lib
+from apps.core.config import (
+    Rule,
+    fractions_summing_to_one,
+    int_in,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    positive_float,
+    positive_int,
+    probability,
+)
+from apps.core.errors import UserError
+from apps.core.task import Task
+from apps.core.trainer import predict_outputs
+from apps.trigger_word import audio, detect
+from apps.trigger_word import data as data_lib
+from apps.trigger_word import features as features_lib
+from apps.trigger_word import model as model_lib
+
+STATS_CLIPS = 256  # training clips the standardisation statistics come from
+
+
+def _strings(v):
+    return len(v) >= 1 and all(isinstance(w, str) and w.strip() for w in v)
+
+
+class TriggerWordTask(Task):
+    rules = {
+        "data.source": one_of("synthetic", "folder", "tfds"),
+        "data.split": fractions_summing_to_one,
+        "data.max_examples": non_negative_int,
+        "data.trigger_word": Rule(lambda v: isinstance(v, str) and v.strip(), "a word"),
+        "data.negative_words": Rule(_strings, "a non-empty list of words"),
+        "data.synthetic.trigger_utterances": positive_int,
+        "data.synthetic.negative_utterances": positive_int,
+        "data.synthetic.babble_utterances": positive_int,
+        "data.synthetic.eval_fraction": Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        "data.sample_rate": int_in(4000, 192000),
+        "data.clip_seconds": Rule(lambda v: 0.5 <= v <= 60, "seconds in [0.5, 60]"),
+        "data.num_clips": Rule(lambda v: len(v) == 3 and all(isinstance(n, int) and n > 0
+                                                             for n in v),
+                               "three clip counts > 0 (train, val, test)"),
+        "data.max_triggers": int_in(1, 20),
+        "data.max_negatives": int_in(0, 20),
+        "data.label_steps": positive_int,
+        "data.ty": non_negative_int,
+        "data.trim_db": non_negative_float,
+        "features.kind": one_of("spectrogram", "log_mel"),
+        "features.nfft": int_in(16, 8192),
+        "features.overlap": non_negative_int,
+        "features.num_mel_bins": int_in(4, 512),
+        "model.filters": positive_int,
+        "model.kernel_size": positive_int,
+        "model.stride": positive_int,
+        "model.units": positive_int,
+        "model.dropout": probability,
+        "augment.gain_db": non_negative_float,
+        "detect.threshold": Rule(lambda v: 0 < v < 1, "a number in (0, 1)"),
+        "detect.refractory_steps": positive_int,
+        "detect.context_steps": non_negative_int,
+        "eval.tolerance_steps": non_negative_int,
+        "eval.batch_size": positive_int,
+        "eval.clips_shown": non_negative_int,
+        "optimizer.learning_rate": positive_float,
+    }
+    extra_modes = ("predict",)
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.geometry = g = _checked_geometry(config)
+        self.mean = self.std = None
+        self._summary = None
+        logging.info("clips of %d samples: Tx = %d frames of %d features, Ty = %d steps of "
+                     "%.1f ms", g.clip_samples, g.tx, g.num_features, g.ty,
+                     1000 * g.step_seconds)
+
+    # ------------------------------------------------------------------ data
+
+    def load_data(self):
+        data = data_lib.load(self.config)
+        logging.info("data: %d train, %d val, %d test clips", len(data.train), len(data.val),
+                     len(data.test))
+        stats = self.features(data.train.inputs[:STATS_CLIPS]).numpy().astype(np.float64)
+        self.mean = stats.mean(axis=(0, 1)).astype(np.float32)
+        self.std = np.maximum(stats.std(axis=(0, 1)), 1e-3).astype(np.float32)
+        return data
+
+    def features(self, waves):
+        """int16 or float32 waveforms (..., samples) -> spectrogram features."""
+        waves = tf.convert_to_tensor(waves)
+        if waves.dtype == tf.int16:
+            waves = tf.cast(waves, tf.float32) / 32768.0
+        return features_lib.spectrogram(waves, self.geometry)
+
+    def eval_example(self, wave, targets):
+        return self.features(wave), {"labels": tf.cast(targets["labels"], tf.float32),
+                                     "events": targets["events"]}
+
+    def train_example(self, wave, targets, seed):
+        gain = self.config.augment.gain_db
+        wave = tf.cast(wave, tf.float32) / 32768.0
+        if gain:
+            db = tf.random.stateless_uniform([], seed, -gain, gain)
+            wave = wave * tf.pow(10.0, db / 20.0)
+        return self.eval_example(wave, targets)
+
+    # ----------------------------------------------------------------- model
+
+    def build_model(self):
+        m = self.config.model
+        return model_lib.build(self.geometry.num_features, self.mean, self.std,
+                               filters=m.filters, kernel_size=m.kernel_size, stride=m.stride,
+                               units=m.units, dropout=m.dropout)
+
+    def per_example_loss(self, targets, outputs):
+        bce = keras.losses.binary_crossentropy(targets["labels"][..., None], outputs)
+        return tf.reduce_mean(bce, axis=-1)  # (batch, Ty) -> (batch,)
+
+    # ------------------------------------------------------------ evaluation
+
+    def probabilities(self, model, split):
+        p = predict_outputs(model, split, self.config.eval.batch_size, self.eval_example)
+        return p[..., 0]
+
+    def evaluate(self, model, split):
+        c, g = self.config, self.geometry
+        p = self.probabilities(model, split)
+        labels, events = split.targets["labels"], split.targets["events"]
+        metrics = detect.frame_metrics(labels, p, c.detect.threshold)
+        metrics.update(detect.event_metrics(
+            p, events, g.step_samples, g.sample_rate, g.clip_samples, c.detect.threshold,
+            c.detect.refractory_steps, c.data.label_steps + c.eval.tolerance_steps))
+        shown = self._shown(split)
+        images = {}
+        if len(shown):
+            figures = [self.figure(split.inputs[i], p[i], labels[i]) for i in shown]
+            images["clips"] = np.concatenate([images_lib.figure_to_image(f) for f in figures])
+        self._summary = [(split.inputs[i], p[i]) for i in shown]
+        return metrics, images
+
+    def _shown(self, split):
+        """The first clips with a trigger word (up to eval.clips_shown)."""
+        has = np.flatnonzero(split.targets["events"][:, 0, 0] >= 0)
+        return has[:self.config.eval.clips_shown]
+
+    def write_summaries(self, prefix):
+        """Audio of the clips shown, each with a chime where the model fires."""
+        if not self._summary:
+            return
+        c, g = self.config, self.geometry
+        waves = []
+        for wave, p in self._summary:
+            wave = wave.astype(np.float32) / 32768.0
+            times = detect.detect(p, c.detect.threshold, c.detect.refractory_steps)
+            waves.append(audio.chime_on_activate(wave, times * g.step_seconds, g.sample_rate))
+        tf.summary.audio(prefix + "clips_with_chimes", np.stack(waves)[..., None],
+                         g.sample_rate, max_outputs=len(waves))
+
+    def figure(self, wave, probabilities, labels=None, detections=None, title=None):
+        """Spectrogram above the label and output curves (a matplotlib figure)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        g = self.geometry
+        spec = self.features(wave[None])[0].numpy()
+        seconds = len(wave) / g.sample_rate
+        steps = np.arange(len(probabilities)) * g.step_seconds
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4), dpi=72, sharex=True)
+        top.imshow(spec.T, origin="lower", aspect="auto", cmap="magma",
+                   extent=(0, seconds, 0, g.sample_rate / 2 if g.kind == "spectrogram"
+                           else spec.shape[1]))
+        top.set_ylabel("Hz" if g.kind == "spectrogram" else "mel bin")
+        if title:
+            top.set_title(title, fontsize=9)
+        if labels is not None:
+            bottom.plot(steps, labels, color="tab:green", label="label")
+        bottom.plot(steps, probabilities, color="tab:blue", label="output")
+        bottom.axhline(self.config.detect.threshold, color="grey", linestyle=":")
+        if detections is not None:
+            for t in detections:
+                bottom.axvline(t, color="tab:red", linewidth=1)
+        bottom.set_ylim(-0.05, 1.05)
+        bottom.set_xlabel("seconds")
+        bottom.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    # ---------------------------------------------------------------- export
+
+    def export_endpoints(self, model):
+        c, g = self.config, self.geometry
+        threshold, refractory = float(c.detect.threshold), int(c.detect.refractory_steps)
+        context = int(c.detect.context_steps)
+
+        def run_model(windows):
+            return model(features_lib.spectrogram(windows, g), training=False)[..., 0]
+
+        def serve(waveforms):
+            """float32 waveforms (batch, samples) at config.data.sample_rate, any length."""
+            p = detect.stream_probabilities(waveforms, run_model, g.clip_samples, g.ty,
+                                            g.step_samples, context)
+            times, counts = detect.firing_times(detect.detect_tf(p, threshold, refractory),
+                                                g.step_seconds)
+            return {"probabilities": p, "detection_times": times, "num_detections": counts,
+                    "step_seconds": tf.fill(tf.shape(counts), tf.constant(g.step_seconds))}
+
+        signature = [tf.TensorSpec([None, None], tf.float32, name="waveforms")]
+        return {"serving_default": (serve, signature)}
+
+    # --------------------------------------------------------------- predict
+
+    def run_mode(self, mode, workdir, input_path):
+        if not input_path:
+            raise UserError("--mode=predict needs --input=PATH (a .wav file or a folder)")
+        if not os.path.exists(input_path):
+            raise UserError(f"--input={input_path}: no such file or folder")
+        export = os.path.join(workdir, "export")
+        if not os.path.exists(os.path.join(export, "saved_model.pb")):
+            raise UserError(f"no SavedModel in {export}; train or --mode=export first")
+        serving = tf.saved_model.load(export).signatures["serving_default"]
+        out_dir = os.path.join(workdir, "predict")
+        os.makedirs(out_dir, exist_ok=True)
+        sr = self.config.data.sample_rate
+        for file in audio.wav_files(input_path):
+            try:
+                wave = audio.read_wav(file, sr)
+            except audio.BadAudio as e:
+                raise UserError(str(e)) from None
+            out = serving(waveforms=tf.constant(wave[None]))
+            n = int(out["num_detections"][0])
+            times = out["detection_times"][0, :n].numpy()
+            name = os.path.splitext(os.path.basename(file))[0]
+            chimed = os.path.join(out_dir, f"{name}_chime.wav")
+            audio.write_wav(chimed, audio.chime_on_activate(wave, times, sr), sr)
+            plot = os.path.join(out_dir, f"{name}_detections.png")
+            fig = self.figure(wave, out["probabilities"][0].numpy(), detections=times,
+                              title=f"{os.path.basename(file)}: {n} detection(s)")
+            fig.savefig(plot)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+            listed = ", ".join(f"{t:.2f}s" for t in times) or "none"
+            print(f"{file}: {n} detection(s) at {listed}")
+            print(f"  chime: {chimed}\n  plot:  {plot}")
+        return None
+
+
+def _checked_geometry(config):
+    """The geometry, with a one-line error for settings that do not fit together."""
+    f, d = config.features, config.data
+    if f.overlap >= f.nfft:
+        raise UserError(f"config.features.overlap = {f.overlap}: expected fewer than "
+                        f"config.features.nfft = {f.nfft} samples")
+    g = features_lib.geometry(config)
+    if g.clip_samples < f.nfft or g.tx < g.kernel:
+        raise UserError(f"config.data.clip_seconds = {d.clip_seconds}: too short for "
+                        f"config.model.kernel_size = {g.kernel} frames")
+    if d.ty and d.ty != g.ty:
+        raise UserError(f"config.data.ty = {d.ty}: the network gives {g.ty} output steps for "
+                        f"these clips (set 0 or {g.ty})")
+    if d.label_steps >= g.ty - 1:
+        raise UserError(f"config.data.label_steps = {d.label_steps}: expected fewer than "
+                        f"Ty - 1 = {g.ty - 1}")
+    if config.detect.context_steps >= g.ty:
+        raise UserError(f"config.detect.context_steps = {config.detect.context_steps}: "
+                        f"expected fewer than Ty = {g.ty}")
+    return g

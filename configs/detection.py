@@ -1,0 +1,131 @@
+"""Object detection (YOLO-style: S x S grid, B anchors per cell, NMS, mAP).
+
+    python -m apps.detection --config=configs/detection.py --workdir=runs/detection
+    python -m apps.detection --config=configs/detection.py:tiny --workdir=/tmp/det
+
+Variants (after the colon): "" (default: scenes of scikit-learn's handwritten
+digits on a textured 96x96 canvas; a ResNet backbone with a 12x12 YOLO head),
+"tiny" (seconds; what the tests use), "voc" and "coco" (TFDS by name; set
+--config.data.data_dir), "coco_json" (a COCO-format annotation file: set
+--config.data.annotations and --config.data.images).
+"""
+
+import ml_collections
+
+from apps.core.config import common_config
+from apps.core.optim import optimizer_config
+
+
+def get_config(variant=""):
+    config = common_config("detection")
+    config.seed = 0
+    config.deterministic = True
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "digits"  # digits | tfds | coco_json
+    config.data.name = ""  # TFDS name, for source=tfds (voc/2007, coco/2017, ...)
+    config.data.data_dir = ""  # TFDS data_dir ('' = TFDS's default)
+    config.data.tfds_splits = ("train", "validation", "test")  # train, val, test
+    config.data.annotations = ""  # COCO-format JSON, for source=coco_json
+    config.data.images = ""  # its image folder ('' = the JSON's folder)
+    config.data.split = (0.8, 0.1, 0.1)  # train, val, test of a coco_json set
+    config.data.image_size = 96  # images are resized to image_size x image_size
+    config.data.channels = 1
+    config.data.max_boxes = 8  # boxes kept per image (the rest are dropped, with a warning)
+    config.data.max_examples = 0  # per TFDS split; 0 = all
+    config.data.invalid_boxes = "error"  # error | skip (and count) boxes outside / empty
+    config.data.digits = ml_collections.ConfigDict()
+    config.data.digits.scenes = (4000, 300, 500)  # train, val, test scenes
+    config.data.digits.max_digits = 4
+    config.data.digits.min_size = 14  # digit side in pixels, before the ink's tight box
+    config.data.digits.max_size = 40
+    config.data.digits.max_overlap = 0.1  # largest IoU between two digits of a scene
+    config.data.augment = ml_collections.ConfigDict()
+    config.data.augment.flip = False  # digits are not mirror-symmetric
+    config.data.augment.scale = 0.2  # zoom in or out by up to 20%
+    config.data.augment.translate = 0.1  # shift by up to 10% of the side
+    config.data.augment.color = 0.0
+
+    config.model = ml_collections.ConfigDict()
+    config.model.stages = (2, 2)  # residual blocks per stage; stride 4 * 2**(stages - 1)
+    config.model.width = 32  # filters of the first stage (doubling per stage)
+    config.model.head_width = 128
+    config.model.num_anchors = 3  # B
+    config.model.anchors = ()  # (w, h) pairs, normalized; () = k-means on the training boxes
+    config.anchors = ()  # written by the run: the anchors used (k-means or model.anchors)
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.box = "squared"  # squared | iou | giou
+    config.loss.obj_scale = 1.0
+    config.loss.noobj_scale = 0.5  # no-object cells are down-weighted
+    config.loss.coord_scale = 5.0
+    config.loss.class_scale = 1.0
+    config.loss.ignore_iou = 0.6  # no-object predictions overlapping a true box more are ignored
+
+    config.decode = ml_collections.ConfigDict()  # the exported detector and --mode=predict
+    config.decode.score_threshold = 0.6  # objectness x class probability, as the notes
+    config.decode.iou_threshold = 0.5  # NMS
+    config.decode.max_per_class = 20
+    config.decode.max_detections = 100
+    config.decode.pre_nms_top_k = 100  # candidates per class entering NMS
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.score_threshold = 0.01  # mAP integrates over scores, so keep low ones
+    config.eval.images = 8  # validation images drawn in TensorBoard
+
+    config.optimizer = optimizer_config("adam", learning_rate=2e-3, schedule="warmup_cosine")
+    config.optimizer.warmup_epochs = 1.0
+    config.optimizer.clipnorm = 10.0
+
+    config.train.batch_size = 32
+    config.train.epochs = 20
+    config.train.checkpoint_every = 100
+
+    if variant == "tiny":
+        config.data.image_size = 32
+        config.data.digits.scenes = (64, 16, 16)
+        config.data.digits.max_digits = 2
+        config.data.digits.min_size = 10
+        config.data.digits.max_size = 16
+        config.data.max_boxes = 4
+        config.model.stages = (1, 1)
+        config.model.width = 8
+        config.model.head_width = 16
+        config.model.num_anchors = 2
+        config.train.batch_size = 16
+        config.train.epochs = 2
+        config.train.checkpoint_every = 3
+        config.train.log_every = 2
+        config.optimizer.warmup_epochs = 0.0
+        config.eval.images = 2
+    elif variant in ("voc", "coco"):
+        config.data.source = "tfds"
+        config.data.name = "voc/2007" if variant == "voc" else "coco/2017"
+        # COCO's test split has no labels: validation is carved from train.
+        config.data.tfds_splits = (("train", "validation", "test") if variant == "voc" else
+                                   ("train[:95%]", "train[95%:]", "validation"))
+        config.data.image_size = 256
+        config.data.channels = 3
+        config.data.max_boxes = 50 if variant == "voc" else 100
+        config.data.augment.flip = True
+        config.data.augment.color = 0.5
+        config.model.stages = (2, 2, 2, 2)
+        config.model.width = 32
+        config.model.head_width = 256
+        config.model.num_anchors = 5
+        config.train.batch_size = 32
+        config.train.epochs = 50
+        config.train.checkpoint_every = 500
+    elif variant == "coco_json":
+        config.data.source = "coco_json"
+        config.data.image_size = 256
+        config.data.channels = 3
+        config.data.max_boxes = 50
+        config.data.augment.flip = True
+        config.data.augment.color = 0.5
+        config.model.stages = (2, 2, 2, 2)
+        config.model.num_anchors = 5
+        config.train.epochs = 50
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r}: '', tiny, voc, coco, coco_json")
+    return config

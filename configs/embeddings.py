@@ -1,0 +1,121 @@
+"""Word embeddings: word2vec (skip-gram, CBOW) with negative sampling, and GloVe.
+
+    python -m apps.embeddings --config=configs/embeddings.py --workdir=runs/embeddings
+    python -m apps.embeddings --config=configs/embeddings.py:tiny --workdir=/tmp/emb
+
+Variants (after the colon): "" (default: skip-gram on the Lee news corpus
+shipped with gensim, a few minutes on a 2-core CPU), "cbow", "glove" (the
+same corpus), "tiny" (seconds; what the tests use), "text" (set
+--config.data.path to a text file or folder, e.g. text8), "tfds" (set
+--config.data.name and --config.data.data_dir).
+
+config.train.batch_size counts chunks of the corpus (word2vec: about
+config.word2vec.chunk_words words each) or of the co-occurrence table
+(GloVe: config.glove.chunk_pairs pairs each); the loss of a chunk is the sum
+over its pairs.
+"""
+
+import ml_collections
+
+from apps.core.config import common_config
+from apps.core.optim import optimizer_config
+from apps.embeddings import debias
+
+
+def get_config(variant=""):
+    config = common_config("embeddings")
+    config.seed = 0
+    config.deterministic = True
+    config.method = "skipgram"  # skipgram | cbow | glove
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "embedded"  # embedded (Lee corpus) | text | tfds
+    config.data.path = ""  # text file or folder (source=text; '' = the Lee corpus for embedded)
+    config.data.name = ""  # TFDS name (source=tfds)
+    config.data.data_dir = ""  # TFDS data_dir
+    config.data.split = "train"  # TFDS split
+    config.data.text_key = "text"  # TFDS feature holding the text
+    config.data.min_count = 3
+    config.data.max_vocab = 0  # keep the N most frequent words; 0 = all
+    config.data.keep_punctuation = False
+    config.data.max_sentence_words = 10_000  # longer lines are cut (text8 is one line)
+    config.data.max_words = 0  # read only the first N words; 0 = all
+
+    config.model = ml_collections.ConfigDict()
+    config.model.dim = 100
+
+    config.word2vec = ml_collections.ConfigDict()
+    config.word2vec.window = 5
+    config.word2vec.negatives = 5
+    config.word2vec.sample = 1e-3  # subsampling threshold s
+    config.word2vec.chunk_words = 1024  # words per training example (chunk)
+    # Skip-gram: k negatives per centre word, shared by its pairs (False: k per pair).
+    config.word2vec.share_negatives = True
+
+    config.glove = ml_collections.ConfigDict()
+    config.glove.window = 10
+    config.glove.x_max = 100.0
+    config.glove.alpha = 0.75
+    config.glove.chunk_pairs = 4096
+    config.glove.block_tokens = 1_000_000  # corpus positions counted at a time
+    config.glove.buffer_pairs = 20_000_000  # unmerged pairs held before a merge
+    config.glove.max_pairs = 100_000_000  # distinct X_ij at most (about 12 bytes each)
+
+    # The project's AdaGrad (row by row, apps/embeddings/sparse.py), decaying linearly
+    # as word2vec's rate does; plain gradient descent on the summed loss of a batch
+    # diverges on the most frequent words.
+    config.optimizer = optimizer_config("adagrad", learning_rate=0.15, schedule="linear")
+
+    config.train.batch_size = 2
+    config.train.epochs = 20
+    config.train.checkpoint_every = 0  # epoch ends only
+    config.train.log_every = 10
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.ws353 = ""  # '' = WordSim-353 from gensim's test data
+    config.eval.simlex999 = ""  # '' = SimLex-999 from gensim's test data
+    config.eval.analogies = ""  # '' = questions-words.txt from gensim's test data
+    config.eval.each_epoch_analogies = False  # analogies at the end only (they cost more)
+
+    config.export = ml_collections.ConfigDict()
+    config.export.top_k = 10  # neighbours returned by the SavedModel and --mode=query
+    config.export.projector_words = 10_000  # most frequent words in the projector; 0 = all
+
+    config.debias = ml_collections.ConfigDict()
+    config.debias.method = "pca"  # pca | difference
+    config.debias.definitional = debias.DEFINITIONAL
+    config.debias.equalize = debias.EQUALIZE
+    config.debias.gender_specific = debias.GENDER_SPECIFIC
+    config.debias.report = debias.REPORT
+
+    if variant == "tiny":
+        config.data.max_words = 6000
+        config.data.min_count = 2
+        config.model.dim = 16
+        config.word2vec.chunk_words = 256
+        config.train.batch_size = 4
+        config.train.epochs = 2
+        config.train.checkpoint_every = 3
+        config.train.log_every = 2
+        config.export.projector_words = 100
+    elif variant == "cbow":
+        config.method = "cbow"
+    elif variant == "glove":
+        config.method = "glove"
+        config.optimizer = optimizer_config("adagrad", learning_rate=0.05)
+        config.train.batch_size = 4
+        config.train.epochs = 50
+    elif variant == "text":
+        config.data.source = "text"
+        config.data.min_count = 5
+        config.train.epochs = 5
+        config.train.batch_size = 8
+        config.train.checkpoint_every = 500
+    elif variant == "tfds":
+        config.data.source = "tfds"
+        config.data.min_count = 5
+        config.train.epochs = 5
+        config.train.checkpoint_every = 500
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r}: '', cbow, glove, tiny, text, tfds")
+    return config

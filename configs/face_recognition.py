@@ -1,0 +1,106 @@
+"""Face recognition: triplet-loss embeddings, one-shot verification and identification.
+
+    python -m apps.face_recognition --config=configs/face_recognition.py --workdir=runs/faces
+    python -m apps.face_recognition --config=configs/face_recognition.py --workdir=runs/faces \\
+        --mode=enroll --gallery=my_people/
+    python -m apps.face_recognition --config=configs/face_recognition.py --workdir=runs/faces \\
+        --mode=identify --input=face.jpg
+    python -m apps.face_recognition --config=configs/face_recognition.py --workdir=runs/faces \\
+        --mode=verify --input=face.jpg --identity=ada
+
+Variants (after the colon): "" (default: a ResNet embedding on 1,000 synthetic
+people, split 850 / 50 / 100 by person; about 11 minutes on a busy 2-core CPU),
+"tiny" (seconds; what the tests use), "lfw" (TFDS `lfw` by name; set
+--config.data.data_dir), "folder" (set --config.data.path to a folder with one
+sub-folder per person, the LFW layout).
+"""
+
+import ml_collections
+
+from apps.core.config import common_config
+from apps.core.optim import optimizer_config
+
+
+def get_config(variant=""):
+    config = common_config("face_recognition")
+    config.seed = 0
+    config.deterministic = True
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "synthetic"  # synthetic | tfds | folder
+    config.data.name = "lfw"  # TFDS name, for source=tfds
+    config.data.data_dir = ""  # TFDS data_dir ('' = TFDS's default)
+    config.data.image_key = "image"  # TFDS feature names
+    config.data.label_key = "label"
+    config.data.path = ""  # for source=folder: <path>/<person>/<images>
+    config.data.split = (0.85, 0.05, 0.1)  # fractions of the *people*: train, val, test
+    config.data.image_size = 32
+    config.data.channels = 3
+    config.data.crop = 1.0  # keep the central fraction of each image (LFW: about 0.5)
+    config.data.min_images = 2  # people with fewer images are left out
+    config.data.max_examples = 0  # TFDS: read at most this many images; 0 = all
+    config.data.synthetic = ml_collections.ConfigDict()
+    config.data.synthetic.num_identities = 1000  # 850 train, 50 validation, 100 test people
+    config.data.synthetic.images_per_identity = 10
+    config.data.synthetic.seed = 1234  # the data set is fixed, whatever config.seed is
+    config.data.synthetic.variation = 1.0  # pose, expression, lighting, noise (0 = none)
+    config.data.augment = ml_collections.ConfigDict()
+    config.data.augment.flip = True
+    config.data.augment.shift = 0.05
+    config.data.augment.rotation = 5.0
+    config.data.augment.color = 0.2
+
+    config.model = ml_collections.ConfigDict()
+    config.model.backbone = "resnet"  # resnet | inception (apps.core.backbones)
+    config.model.width = 16  # filters of the first stage
+    config.model.blocks = (2, 2, 2)  # resnet: residual blocks per stage
+    config.model.embedding_dim = 128
+    config.model.dropout = 0.0
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.margin = 0.2  # alpha
+    config.loss.mining = "semi_hard"  # semi_hard | hard | all
+    config.loss.distance = "squared_l2"  # squared_l2 | l2
+
+    config.optimizer = optimizer_config("adam", learning_rate=3e-3, schedule="warmup_cosine")
+    config.optimizer.warmup_epochs = 1.0
+
+    config.train.batch_size = 64  # P people x K images
+    config.train.images_per_identity = 4  # K
+    config.train.epochs = 20
+    config.train.checkpoint_every = 100
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.pairs = 3000  # same-person pairs (and as many different-person pairs)
+    config.eval.initial_threshold = 0.7  # the notes' starting value; breaks ties
+    config.eval.far = 0.01  # TAR is reported at this false accept rate
+    config.eval.batch_size = 256
+    config.eval.projector_images = 500  # test faces in TensorBoard's projector; 0 = none
+
+    if variant == "tiny":
+        config.data.synthetic.num_identities = 30
+        config.data.synthetic.images_per_identity = 4
+        config.data.image_size = 16
+        config.data.split = (0.6, 0.2, 0.2)
+        config.model.width = 8
+        config.model.blocks = (1, 1)
+        config.model.embedding_dim = 16
+        config.train.batch_size = 16
+        config.train.epochs = 2
+        config.train.checkpoint_every = 2
+        config.train.log_every = 2
+        config.optimizer.warmup_epochs = 0.0
+        config.eval.pairs = 200
+        config.eval.projector_images = 24
+    elif variant in ("lfw", "folder"):
+        config.data.source = "tfds" if variant == "lfw" else "folder"
+        config.data.image_size = 64
+        config.data.crop = 0.5 if variant == "lfw" else 1.0
+        config.model.width = 32
+        config.model.blocks = (2, 2, 2, 2)
+        config.train.batch_size = 128
+        config.train.epochs = 60
+        config.train.checkpoint_every = 500
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r}: '', tiny, lfw, folder")
+    return config

@@ -1,0 +1,119 @@
+"""Semantic segmentation with a U-Net.
+
+    python -m apps.segmentation --config=configs/segmentation.py --workdir=runs/segmentation
+    python -m apps.segmentation --config=configs/segmentation.py:tiny --workdir=/tmp/seg
+
+Variants (after the colon): "" (default: generated scenes of handwritten
+digits and shapes on textured backgrounds, 14 classes, a few minutes on a
+2-core CPU), "tiny" (seconds; what the tests use), "pets" (TFDS
+oxford_iiit_pet trimaps by name; set --config.data.data_dir), "carla" (a
+folder with CameraRGB/ and CameraMask/, the course's CARLA data: 23 classes
+at 96x128 with the course's U-Net; set --config.data.path), "folder" (your
+own image/mask pairs; set --config.data.path and --config.data.num_classes).
+"""
+
+import ml_collections
+
+from apps.core.config import common_config
+from apps.core.optim import optimizer_config
+
+
+def get_config(variant=""):
+    config = common_config("segmentation")
+    config.seed = 0
+    config.deterministic = True
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "synthetic"  # synthetic | tfds | folder
+    config.data.name = ""  # TFDS name, for source=tfds
+    config.data.data_dir = ""  # TFDS data_dir ('' = TFDS's default)
+    config.data.mask_offset = 0  # subtracted from TFDS mask values (pets: 1)
+    config.data.path = ""  # for source=folder: holds image_dir/ and mask_dir/
+    config.data.image_dir = "CameraRGB"
+    config.data.mask_dir = "CameraMask"
+    config.data.num_classes = 0  # tfds / folder: classes of the masks (0 = len(class_names))
+    config.data.class_names = ()  # tfds / folder: optional names, in class-id order
+    config.data.split = (0.6, 0.2, 0.2)  # train, val, test (synthetic: of the digit scans)
+    config.data.image_size = (48, 48)  # (height, width) the model sees
+    config.data.max_examples = 0  # folder / per TFDS split; 0 = all
+    config.data.synthetic = ml_collections.ConfigDict()
+    config.data.synthetic.train_scenes = 3000
+    config.data.synthetic.val_scenes = 200
+    config.data.synthetic.test_scenes = 500
+    config.data.synthetic.max_objects = 3
+    config.data.synthetic.object_size = (0.4, 0.6)  # an object's side / min(H, W)
+    config.data.augment = ml_collections.ConfigDict()
+    config.data.augment.flip = False  # digits are not mirror-symmetric
+    config.data.augment.shift = 0.1
+    config.data.augment.color = 0.0
+
+    config.model = ml_collections.ConfigDict()
+    config.model.n_filters = 16
+    config.model.depth = 4  # 2x downsamplings (the course: 4)
+    config.model.batch_norm = True
+    config.model.dropout = 0.0  # in the dropout_blocks deepest conv blocks (the course: 0.3)
+    config.model.dropout_blocks = 2
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.class_weights = "balanced"  # none | balanced (from the training masks)
+    config.loss.dice_weight = 1.0  # soft Dice added to the cross-entropy (0 = off)
+
+    config.optimizer = optimizer_config("adam", learning_rate=3e-3, schedule="warmup_cosine")
+    config.optimizer.warmup_epochs = 1.0
+
+    config.train.batch_size = 16
+    config.train.epochs = 16
+    config.train.checkpoint_every = 100
+
+    if variant == "tiny":
+        config.data.image_size = (32, 32)
+        config.data.synthetic.train_scenes = 64
+        config.data.synthetic.val_scenes = 16
+        config.data.synthetic.test_scenes = 24
+        config.data.synthetic.max_objects = 2
+        config.model.n_filters = 4
+        config.model.depth = 2
+        config.model.batch_norm = False  # 16 steps are too few for BatchNorm's moving averages
+        config.model.dropout = 0.2
+        config.loss.class_weights = "none"
+        config.optimizer.learning_rate = 1e-2
+        config.train.batch_size = 16
+        config.train.epochs = 2
+        config.train.checkpoint_every = 2
+        config.train.log_every = 2
+        config.optimizer.warmup_epochs = 0.0
+    elif variant == "pets":
+        config.data.source = "tfds"
+        config.data.name = "oxford_iiit_pet"
+        config.data.mask_offset = 1  # trimap values 1, 2, 3
+        config.data.class_names = ("pet", "background", "outline")
+        config.data.num_classes = 3
+        config.data.split = (0.9, 0.0999, 0.0001)  # val carved from train; TFDS test kept
+        config.data.image_size = (128, 128)
+        config.data.augment.flip = True
+        config.data.augment.color = 0.5
+        config.model.n_filters = 32
+        config.model.dropout = 0.3
+        config.loss.class_weights = "none"
+        config.train.batch_size = 32
+        config.train.epochs = 20
+        config.train.checkpoint_every = 500
+    elif variant in ("carla", "folder"):
+        config.data.source = "folder"
+        config.data.split = (0.8, 0.1, 0.1)
+        config.data.augment.flip = True
+        if variant == "carla":  # the course's settings
+            config.data.image_size = (96, 128)
+            config.data.num_classes = 23
+            config.model.n_filters = 32
+            config.model.batch_norm = False
+            config.model.dropout = 0.3
+            config.loss.class_weights = "none"
+            config.loss.dice_weight = 0.0
+            config.train.batch_size = 32
+            config.optimizer.learning_rate = 1e-3
+            config.optimizer.schedule = "constant"
+            config.train.epochs = 40
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r}: '', tiny, pets, carla, folder")
+    return config

@@ -1,0 +1,133 @@
+"""Sequence-to-sequence translation: the attention model and the Transformer.
+
+    python -m apps.translation --config=configs/translation.py --workdir=runs/translation
+    python -m apps.translation --config=configs/translation.py:transformer \
+        --workdir=runs/translation_transformer
+    python -m apps.translation --config=configs/translation.py --workdir=runs/translation \
+        --mode=predict --input="saturday 9 may 2018"
+    python -m apps.translation --config=configs/translation.py --workdir=runs/translation \
+        --mode=error_analysis
+
+Variants (after the colon): "" (default: the attention model on the embedded
+dates -> ISO 8601 task), "transformer" (the Transformer on the same data,
+warm-up then inverse-square-root learning rate), "tiny" (seconds; what the
+tests use), "tsv" (set --config.data.path to a tab-separated pair file, e.g.
+manythings.org's fra.txt; WordPiece subwords), "tfds" (set
+--config.data.name, e.g. ted_hrlr_translate/pt_to_en, and
+--config.data.data_dir). Pick the model of any variant with
+--config.model.name=attention|transformer.
+"""
+
+import ml_collections
+
+from apps.core.config import common_config
+from apps.core.optim import optimizer_config
+
+
+def get_config(variant=""):
+    config = common_config("translation")
+    config.seed = 0
+    config.deterministic = True
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "dates"  # dates | tsv | tfds
+    config.data.path = ""  # tsv: source<TAB>target per line
+    config.data.reverse = False  # tsv/tfds: translate the second column into the first
+    config.data.name = ""  # tfds: e.g. ted_hrlr_translate/pt_to_en
+    config.data.data_dir = ""  # tfds data_dir ('' = TFDS's default)
+    config.data.split = (0.8, 0.1, 0.1)  # tsv: train, val, test
+    config.data.max_examples = 0  # per split; 0 = all
+    config.data.tokenizer = "char"  # char | wordpiece
+    config.data.vocab_size = 8000  # wordpiece: per language
+    config.data.lowercase = True
+    config.data.max_source_length = 40  # tokens; longer pairs are counted and left out
+    config.data.max_target_length = 12  # tokens, [END] included
+    config.data.dates = ml_collections.ConfigDict()
+    config.data.dates.train = 20000  # examples (disjoint dates between the splits)
+    config.data.dates.val = 1000
+    config.data.dates.test = 2000
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "attention"  # attention | transformer
+    config.model.dropout = 0.0
+    config.model.label_smoothing = 0.0
+    # attention model (the course's date model: Bi-LSTM 32, post-attention LSTM 64)
+    config.model.rnn = "lstm"  # lstm | gru
+    config.model.embedding_dim = 32
+    config.model.encoder_units = 32  # per direction
+    config.model.decoder_units = 64
+    config.model.attention_units = 32
+    # transformer
+    config.model.d_model = 64
+    config.model.num_heads = 4
+    config.model.ff_dim = 128
+    config.model.num_layers = 2
+
+    config.optimizer = optimizer_config("adam", learning_rate=3e-3, schedule="warmup_cosine")
+    config.optimizer.warmup_epochs = 0.5
+    config.optimizer.clipnorm = 1.0
+
+    config.train.batch_size = 64
+    config.train.epochs = 8
+    config.train.checkpoint_every = 200
+
+    config.decode = ml_collections.ConfigDict()
+    config.decode.beam_size = 3
+    config.decode.alpha = 0.7  # length normalisation (1 / T_y^alpha) * sum log P
+    config.decode.max_length = 0  # output tokens; 0 = config.data.max_target_length
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 256
+    config.eval.bleu_tokenize = "13a"  # sacrebleu tokenizer: 13a | char | intl | none
+    config.eval.attention_maps = 4  # validation examples drawn in TensorBoard
+    config.eval.shown_errors = 10  # error_analysis: wrong translations printed
+
+    if variant == "transformer":
+        _transformer(config)
+    elif variant == "tiny":
+        config.data.dates.train = 256
+        config.data.dates.val = 32
+        config.data.dates.test = 48
+        config.model.embedding_dim = 8
+        config.model.encoder_units = 8
+        config.model.decoder_units = 16
+        config.model.attention_units = 8
+        config.model.d_model = 16
+        config.model.num_heads = 2
+        config.model.ff_dim = 32
+        config.model.num_layers = 1
+        config.train.batch_size = 32
+        config.train.epochs = 2
+        config.train.checkpoint_every = 4
+        config.train.log_every = 4
+        config.optimizer.warmup_epochs = 0.0
+        config.optimizer.schedule = "constant"
+        config.optimizer.learning_rate = 1e-2
+        config.eval.attention_maps = 2
+    elif variant in ("tsv", "tfds"):
+        _transformer(config)
+        config.data.source = variant
+        config.data.tokenizer = "wordpiece"
+        config.data.max_source_length = 40
+        config.data.max_target_length = 40
+        config.model.d_model = 256
+        config.model.num_heads = 8
+        config.model.ff_dim = 1024
+        config.model.num_layers = 4
+        config.model.dropout = 0.1
+        config.model.label_smoothing = 0.1
+        config.optimizer.warmup_epochs = 1.0
+        config.train.batch_size = 64
+        config.train.epochs = 20
+        config.train.checkpoint_every = 1000
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r}: '', transformer, tiny, tsv, tfds")
+    return config
+
+
+def _transformer(config):
+    config.model.name = "transformer"
+    config.model.dropout = 0.1
+    config.optimizer = optimizer_config("adam", learning_rate=2e-3, schedule="inverse_sqrt")
+    config.optimizer.warmup_epochs = 1.0
+    config.optimizer.clipnorm = 1.0

@@ -1,0 +1,242 @@
+"""Embeddings data: tokenizer, vocabulary, word2vec pairs and negatives, GloVe counts."""
+
+import collections
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps.core.errors import UserError
+from apps.embeddings import data as data_lib
+from apps.embeddings import text as text_lib
+from configs.embeddings import get_config
+
+
+def test_tokenizer_lower_cases_and_splits_punctuation():
+    text = "The King's men, (2 of them) went south-west... Ünïcode!"
+    assert text_lib.tokenize(text) == ["the", "king's", "men", "2", "of", "them", "went",
+                                       "south-west", "ünïcode"]
+    assert text_lib.tokenize(text, keep_punctuation=True) == [
+        "the", "king's", "men", ",", "(", "2", "of", "them", ")", "went", "south-west",
+        ".", ".", ".", "ünïcode", "!"]
+
+
+def test_vocabulary_min_count_max_size_and_order():
+    counter = collections.Counter("b a c a b a d".split())
+    vocab = text_lib.Vocabulary.build(counter, min_count=2)
+    assert vocab.words == ["a", "b"] and vocab.counts.tolist() == [3, 2]
+    assert text_lib.Vocabulary.build(counter, max_size=3).words == ["a", "b", "c"]  # c first seen
+    assert vocab.ids(["d", "b", "a", "x"]) == [1, 0]
+
+
+def test_corpus_from_a_folder_of_files_keeps_sentences_apart(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_text("the cat sat.\n\nThe dog sat on the mat\n")
+    (tmp_path / "sub" / "b.txt").write_text("a cat and a dog " * 3)
+    files = text_lib.text_files(str(tmp_path))
+    assert [f.rsplit("/", 1)[-1] for f in files] == ["a.txt", "b.txt"]
+    corpus = text_lib.build_corpus(lambda: text_lib.file_lines(files), min_count=2,
+                                   max_sentence_words=4)
+    words = corpus.vocab.words
+    assert set(words) == {"the", "cat", "sat", "dog", "a", "and"}
+    assert corpus.raw_words == 3 + 6 + 15
+    # Lines are cut into 4-word sentences, then "on" and "mat" (below min_count) dropped.
+    assert corpus.sentences == [["the", "cat", "sat"], ["the", "dog", "sat"], ["the"],
+                                ["a", "cat", "and", "a"], ["dog", "a", "cat", "and"],
+                                ["a", "dog", "a", "cat"], ["and", "a", "dog"]]
+    assert np.all(np.diff(corpus.sentence) >= 0)
+
+
+def test_bad_paths_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="config.data.path"):
+        text_lib.text_files(str(tmp_path / "missing.txt"))
+    with pytest.raises(UserError, match="no text files"):
+        text_lib.text_files(str(tmp_path))
+    (tmp_path / "x.txt").write_text("one two three\n")
+    with pytest.raises(UserError, match="min_count"):
+        text_lib.build_corpus(lambda: text_lib.file_lines([str(tmp_path / "x.txt")]),
+                              min_count=5)
+
+
+def test_embedded_corpus_is_the_lee_news_corpus():
+    config = get_config()
+    corpus = data_lib.load_corpus(config)
+    assert corpus.raw_words > 55_000 and int(corpus.sentence[-1]) + 1 == 300
+    assert corpus.vocab.words[:3] == ["the", "to", "of"]
+    assert "australia" in corpus.vocab and "sydney" in corpus.vocab
+
+
+def test_keep_probability_is_word2vecs_formula():
+    counts = np.array([5000, 500, 50, 5])
+    s = 1e-3
+    t = s * counts.sum()
+    expected = np.minimum(1, (np.sqrt(counts / t) + 1) * t / counts)
+    np.testing.assert_allclose(data_lib.keep_probabilities(counts, s), expected, rtol=1e-6)
+    assert expected[0] < 0.3 and expected[-1] == 1.0
+    assert data_lib.keep_probabilities(counts, 0.0).tolist() == [1, 1, 1, 1]
+
+
+def _corpus(sentences):
+    """A Corpus of the given id lists (the vocabulary is just the ids as words)."""
+    ids = np.concatenate([np.asarray(s, np.int32) for s in sentences])
+    sentence = np.concatenate([np.full(len(s), k, np.int32) for k, s in enumerate(sentences)])
+    size = int(ids.max()) + 1
+    vocab = text_lib.Vocabulary([str(i) for i in range(size)],
+                                np.bincount(ids, minlength=size).astype(np.int64))
+    return text_lib.Corpus(ids, sentence, vocab, len(ids))
+
+
+def _pairs(corpus, window, sample=0.0, chunk_words=7, method="skipgram", counts=None,
+           seeds=range(1), negatives=3, share_negatives=False):
+    """Every (centre, context) pair the generator yields, over all chunks and seeds."""
+    margin = 2 * window
+    split, size = data_lib.chunk_corpus(corpus, chunk_words, margin, multiple_of=2)
+    counts = corpus.vocab.counts if counts is None else counts
+    make = data_lib.Word2VecExamples(counts, size, margin, window, negatives, sample, method,
+                                     share_negatives)
+    pairs, outputs = [], []
+    for seed in seeds:
+        for k in range(len(split)):
+            inputs = {name: tf.constant(a[k]) for name, a in split.inputs.items()}
+            out, _ = make(inputs, tf.constant(0), tf.constant([seed, k], tf.int64))
+            out = {name: t.numpy() for name, t in out.items()}
+            outputs.append(out)
+            for i, j in zip(*np.nonzero(out["mask"]), strict=True):
+                pairs.append((int(out["center"][i]), int(out["context"][i, j]),
+                              int(make.offsets.numpy()[j])))
+    return pairs, outputs
+
+
+def test_skipgram_pairs_with_window_one_are_the_neighbours_in_each_sentence():
+    # Distinct ids, so each pair names its positions; chunks of 7 cut the sentences.
+    sentences = [list(range(0, 9)), list(range(9, 12)), [12], list(range(13, 30))]
+    pairs, outputs = _pairs(_corpus(sentences), window=1)
+    expected = set()
+    for s in sentences:
+        for a, b in itertools.pairwise(s):
+            expected |= {(a, b, 1), (b, a, -1)}
+    assert len(pairs) == len(expected) == 2 * (29 - 3)  # each once, none across sentences
+    assert set(pairs) == expected
+    shape = outputs[0]["negatives"].shape
+    assert shape == (outputs[0]["center"].shape[0], 2, 3)
+
+
+def test_skipgram_reduced_window_is_symmetric_and_at_most_the_window():
+    sentence = list(range(60))
+    pairs, outputs = _pairs(_corpus([sentence]), window=3, chunk_words=20, seeds=range(5))
+    reach = collections.defaultdict(set)
+    for c, t, d in pairs:
+        assert t == c + d and 1 <= abs(d) <= 3
+        reach[c].add(d)
+    for c, offsets in reach.items():
+        b = max(abs(d) for d in offsets)
+        inside = {d for d in range(-b, b + 1) if d and 0 <= c + d < 60}
+        assert offsets == inside or c < 3 or c > 56
+    spans = [int(o["mask"][i].sum()) for o in outputs for i in range(o["mask"].shape[0])
+             if o["center"][i] >= 3 and o["center"][i] < 57 and o["mask"][i].any()]
+    # b ~ uniform{1, 2, 3}: 2b pairs, on average 4.
+    assert set(spans) == {2, 4, 6} and abs(np.mean(spans) - 4) < 0.3
+
+
+def test_subsampling_drops_frequent_words_and_windows_close_up():
+    # Word 0 alternates with distinct rare words: 0 1 0 2 0 3 ...
+    sentence = [w for k in range(1, 41) for w in (0, k)]
+    corpus = _corpus([sentence])
+    counts = corpus.vocab.counts.copy()
+    counts[0] = 10_000_000  # keep(0) is about 1e-3 of the whole corpus's words
+    pairs, outputs = _pairs(corpus, window=1, sample=1e-3, counts=counts, seeds=range(3))
+    centres = [int(c) for o in outputs for c in o["center"] if c >= 0]
+    assert centres.count(0) <= 2  # almost every 0 dropped ...
+    assert sorted(set(centres) - {0}) == list(range(1, 41))  # ... the rare words kept
+    # With the 0s gone the rare words become neighbours: k's context is k - 1 and k + 1.
+    rare = [(c, t) for c, t, _ in pairs if c and t]
+    assert len(rare) >= 3 * 2 * 39 - 12
+    assert all(abs(c - t) == 1 for c, t in rare)
+
+
+@pytest.mark.parametrize("method", ["cbow", "skipgram"])
+def test_shared_negatives_are_one_set_per_centre(method):
+    _, outputs = _pairs(_corpus([list(range(20))]), window=2, method=method, negatives=4,
+                        share_negatives=True)
+    out = outputs[0]
+    assert out["negatives"].shape == (out["center"].shape[0], 4)
+    assert out["mask"].shape == (out["center"].shape[0], 4)
+
+
+def test_negatives_follow_the_unigram_distribution_to_the_three_quarters():
+    counts = np.array([1000, 300, 100, 10, 1])
+    make = data_lib.Word2VecExamples(counts, 4, 2, 1, 5, 0.0, "skipgram")
+    ids = make.sample_negatives([200_000], tf.constant([1, 2], tf.int64)).numpy()
+    frequencies = np.bincount(ids, minlength=5) / len(ids)
+    expected = counts ** 0.75 / (counts ** 0.75).sum()
+    np.testing.assert_allclose(frequencies, expected, atol=4e-3)
+    assert ids.min() >= 0 and ids.max() <= 4
+
+
+def _brute_force_cooccurrence(ids, sentence, window):
+    counts = collections.defaultdict(float)
+    for p in range(len(ids)):
+        for q in range(len(ids)):
+            if p != q and abs(p - q) <= window and sentence[p] == sentence[q]:
+                counts[(ids[p], ids[q])] += 1.0 / abs(p - q)
+    return counts
+
+
+def test_glove_cooccurrence_against_a_hand_computed_example():
+    # Sentence 1: a b c a (a=0, b=1, c=2); sentence 2: b b.
+    ids = np.array([0, 1, 2, 0, 1, 1])
+    sentence = np.array([0, 0, 0, 0, 1, 1])
+    rows, cols, values = data_lib.cooccurrence(ids, sentence, 3, window=2)
+    x = np.zeros((3, 3))
+    x[rows, cols] = values
+    # a-b: distance 1 (a1 b2) and 2 (b2 a4) -> 1.5; a-c: 2 (a1 c3) and 1 (c3 a4) -> 1.5;
+    # b-c: 1; a-a: distance 3 > window -> 0; b-b: distance 1 in sentence 2, both orders -> 2.
+    expected = np.array([[0, 1.5, 1.5], [1.5, 2, 1], [1.5, 1, 0]])
+    np.testing.assert_allclose(x, expected)
+
+
+def test_glove_cooccurrence_streamed_equals_brute_force():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 12, 300)
+    sentence = np.sort(rng.integers(0, 9, 300))
+    rows, cols, values = data_lib.cooccurrence(ids, sentence, 12, window=4, block_tokens=37,
+                                               buffer_pairs=50)
+    expected = _brute_force_cooccurrence(ids, sentence, 4)
+    assert len(values) == len(expected)
+    for r, c, v in zip(rows, cols, values, strict=True):
+        assert v == pytest.approx(expected[(r, c)])
+    with pytest.raises(UserError, match="config.glove.max_pairs = 10"):
+        data_lib.cooccurrence(ids, sentence, 12, window=4, max_pairs=10)
+
+
+def test_glove_examples_hold_every_pair_once_and_f_of_x():
+    rows, cols = np.array([0, 1, 2]), np.array([1, 0, 2])
+    values = np.array([1.0, 50.0, 400.0])
+    split = data_lib.glove_examples(rows, cols, values, chunk_pairs=2, multiple_of=2, seed=0,
+                                    x_max=100.0, alpha=0.75)
+    assert split.inputs["i"].shape == (2, 2)
+    weight, log_x = split.inputs["weight"].ravel(), split.inputs["log_x"].ravel()
+    real = weight > 0
+    assert real.sum() == 3
+    got = sorted(zip(split.inputs["i"].ravel()[real], split.inputs["j"].ravel()[real],
+                     np.exp(log_x[real]).round(3), weight[real].round(6), strict=True))
+    f = [0.01 ** 0.75, 0.5 ** 0.75, 1.0]  # f(x) = min(1, (x / 100)^0.75)
+    assert got == [(0, 1, 1.0, round(f[0], 6)), (1, 0, 50.0, round(f[1], 6)),
+                   (2, 2, 400.0, 1.0)]
+
+
+def test_tfds_text_by_name_with_mock_data(tmp_path):
+    import tensorflow_datasets as tfds
+
+    config = get_config("tfds")
+    config.data.name = "imdb_reviews"
+    config.data.data_dir = str(tmp_path)
+    config.data.min_count = 1
+    with tfds.testing.mock_data(num_examples=20):
+        corpus = data_lib.load_corpus(config)
+    assert int(corpus.sentence[-1]) + 1 == 20 and len(corpus.ids) > 20
+    config.data.text_key = "review"
+    with tfds.testing.mock_data(num_examples=5), pytest.raises(
+            UserError, match="config.data.text_key = 'review'"):
+        data_lib.load_corpus(config)

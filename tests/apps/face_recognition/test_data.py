@@ -1,0 +1,142 @@
+"""Synthetic faces, the identity split, the folder loader and TFDS `lfw` (mocked)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from apps.core import config as config_lib
+from apps.core import images as images_lib
+from apps.core.errors import UserError
+from apps.core.main import execute
+from apps.face_recognition import data as data_lib
+from apps.face_recognition import metrics as m
+from apps.face_recognition import synth
+from apps.face_recognition.task import FaceRecognitionTask
+from configs.face_recognition import get_config
+
+
+def test_synthetic_faces_are_deterministic_and_identity_major():
+    images, labels = synth.faces(5, 3, size=24, seed=7)
+    assert images.shape == (15, 24, 24, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(labels, np.repeat(np.arange(5), 3))
+    again, _ = synth.faces(5, 3, size=24, seed=7)
+    np.testing.assert_array_equal(images, again)
+    other, _ = synth.faces(5, 3, size=24, seed=8)
+    assert not np.array_equal(images, other)
+    assert images.std() > 20  # real pictures, not blank
+
+
+def test_without_variation_a_person_is_always_the_same_picture():
+    images, _ = synth.faces(4, 3, size=24, seed=0, variation=0.0)
+    people = images.reshape(4, 3, -1).astype(int)
+    assert (people == people[:, :1]).all()  # the three images of each person are equal
+    assert np.abs(people[0, 0] - people[1, 0]).mean() > 5  # people differ
+
+
+def test_pixel_distance_does_poorly_on_synthetic_faces():
+    images, labels = synth.faces(60, 6, size=32, seed=3)
+    pixels = images.reshape(len(images), -1) / 255.0
+    same, diff = m.pair_indices(labels, 500, seed=0)
+    # Even with the threshold fitted on these very pairs, pixels verify poorly.
+    _, accuracy = m.best_threshold(m.pair_distances(pixels, same),
+                                   m.pair_distances(pixels, diff))
+    assert 0.5 <= accuracy <= 0.75
+
+
+def test_split_is_by_identity_and_drops_people_with_one_image():
+    labels = np.concatenate([np.repeat(np.arange(20), 3), [20, 21]])  # 20 and 21: one image
+    train, val, test = data_lib.split_identities(labels, (0.6, 0.2, 0.2), seed=0)
+    people = [set(labels[i]) for i in (train, val, test)]
+    assert [len(p) for p in people] == [12, 4, 4]
+    assert not (people[0] & people[1] or people[0] & people[2] or people[1] & people[2])
+    assert 20 not in set().union(*people) and 21 not in set().union(*people)
+    assert len(train) + len(val) + len(test) == 60
+
+
+def _write_people(root, people=("ada", "bob", "cy"), per_person=3, size=(20, 18)):
+    rng = np.random.default_rng(0)
+    for name in people:
+        (root / name).mkdir(parents=True)
+        for i in range(per_person):
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(
+                root / name / f"{name}_{i:04d}.jpg")
+    return root
+
+
+def test_folder_loader_skips_an_unreadable_image_and_names_it(tmp_path, caplog):
+    root = _write_people(tmp_path / "lfw")
+    (root / "bob" / "bob_broken.jpg").write_bytes(b"not a jpeg")
+    (root / "dan").mkdir()
+    (root / "dan" / "dan_0001.jpg").write_bytes(b"also broken")
+    images, labels, names = images_lib.image_folder(str(root), 16, 3, crop=0.5, skip_empty=True)
+    assert names == ["ada", "bob", "cy"]  # dan has no readable image
+    assert images.shape == (9, 16, 16, 3) and list(labels) == [0] * 3 + [1] * 3 + [2] * 3
+    assert "bob_broken.jpg" in caplog.text and "dan" in caplog.text
+
+
+def test_folder_source_through_the_config(tmp_path):
+    root = _write_people(tmp_path / "people", people=[f"p{i}" for i in range(10)])
+    config = get_config("folder")
+    config.data.path = str(root)
+    config.data.image_size = 16
+    config.data.split = (0.6, 0.2, 0.2)
+    data, names = data_lib.load(config)
+    assert names == [f"p{i}" for i in range(10)]
+    sizes = [len(np.unique(s.targets)) for s in (data.train, data.val, data.test)]
+    assert sizes == [6, 2, 2]
+    assert data.train.inputs.shape[1:] == (16, 16, 3)
+
+
+@pytest.mark.parametrize("root, message", [("", "config.data.path is empty"),
+                                           ("/no/such/folder", "no such folder")])
+def test_folder_errors_name_the_field(root, message):
+    with pytest.raises(UserError, match=message):
+        images_lib.image_folder(root, 16, 3)
+
+
+def test_tfds_lfw_by_name_with_mock_data(tmp_path):
+    def as_dataset(self, *args, **kwargs):
+        people = np.repeat([f"person_{i}".encode() for i in range(8)], 3)
+        images = np.random.default_rng(0).integers(0, 255, (24, 250, 250, 3), dtype=np.uint8)
+        return tf.data.Dataset.from_tensor_slices({"image": images, "label": people})
+
+    config = get_config("lfw")
+    config.data.data_dir = str(tmp_path)
+    config.data.image_size = 20
+    config.data.split = (0.5, 0.25, 0.25)
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        data, names = data_lib.load(config)
+    assert names == [f"person_{i}" for i in range(8)]
+    assert [len(np.unique(s.targets)) for s in (data.train, data.val, data.test)] == [4, 2, 2]
+    assert data.test.inputs.shape[1:] == (20, 20, 3)
+
+
+def test_lfw_not_prepared_is_a_clear_error(tmp_path):
+    config = get_config("lfw")
+    config.data.data_dir = str(tmp_path)
+    with pytest.raises(UserError, match="not prepared in config.data.data_dir"):
+        data_lib.load(config)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("loss.mining", "hardest", "config.loss.mining = 'hardest': expected one of"),
+    ("model.backbone", "vgg", "config.model.backbone"),
+    ("eval.initial_threshold", 3.0, "config.eval.initial_threshold = 3.0"),
+    ("data.synthetic.variation", -1.0, "config.data.synthetic.variation"),
+])
+def test_config_rules_name_the_field(field, value, message, tmp_path):
+    config = get_config("tiny")
+    section, _, name = field.rpartition(".")
+    config_lib.lookup(config, section)[name] = value
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        execute(FaceRecognitionTask, config, str(tmp_path))
+
+
+def test_batch_must_be_whole_groups_of_k(tmp_path):
+    config = get_config("tiny")
+    config.train.images_per_identity = 3  # 16 is not a multiple of 3
+    with pytest.raises(UserError, match="config.train.batch_size = 16 must be a multiple of "
+                                        "config.train.images_per_identity = 3"):
+        FaceRecognitionTask(config).load_data()

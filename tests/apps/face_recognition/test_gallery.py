@@ -1,0 +1,99 @@
+"""The gallery: enroll, enroll again (update), verify and identify (who_is_it)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from apps.core.errors import UserError
+from apps.face_recognition import gallery as gallery_lib
+from apps.face_recognition.task import FaceRecognitionTask
+from configs.face_recognition import get_config
+
+RED, GREEN, BLUE, GREY = (200, 30, 30), (30, 200, 30), (30, 30, 200), (120, 120, 120)
+
+
+def _unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_enroll_update_and_identify_round_trip(tmp_path):
+    path = str(tmp_path / gallery_lib.FILENAME)
+    gallery = gallery_lib.Gallery.load(path)
+    assert len(gallery) == 0
+    gallery.enroll(["ada", "bob"], _unit([[1, 0, 0], [0, 1, 0]]), ["a.png", "b.png"])
+    gallery.save(path)
+
+    gallery = gallery_lib.Gallery.load(path)
+    assert gallery.people == ["ada", "bob"]
+    # bob enrolled again (two new images) and cy added; ada is kept as she was.
+    gallery.enroll(["bob", "bob", "cy"], _unit([[0, 0, 1], [0, 0.2, 1], [1, 1, 0]]),
+                   ["b1.png", "b2.png", "c.png"])
+    gallery.save(path)
+    gallery = gallery_lib.Gallery.load(path)
+    assert gallery.people == ["ada", "bob", "cy"] and len(gallery) == 4
+    assert sorted(gallery.files.tolist()) == ["a.png", "b1.png", "b2.png", "c.png"]
+
+    name, distance, closest = gallery.identify(_unit([0.1, 0, 1]), threshold=0.7)
+    assert name == closest == "bob"
+    assert distance == pytest.approx(np.linalg.norm(_unit([0.1, 0, 1]) - _unit([0, 0, 1])),
+                                     abs=1e-6)
+    # bob's old face is gone: a face like it is now "not in the database".
+    name, distance, closest = gallery.identify(_unit([0, 1, 0]), threshold=0.7)
+    assert name is None and closest == "cy" and distance == pytest.approx(0.7654, abs=1e-4)
+    assert gallery.distances(_unit([0, 1, 0]))["bob"] > 1.2
+    assert gallery.identify(_unit([1, 0.05, 0]), 0.7)[0] == "ada"
+
+    distance, accepted = gallery.verify(_unit([1, 0.9, 0]), "cy", threshold=0.7)
+    assert accepted and distance < 0.1
+    distance, accepted = gallery.verify(_unit([1, 0.9, 0]), "ada", threshold=0.7)
+    assert not accepted and distance > 0.7
+    with pytest.raises(UserError, match="--identity=dan: not in the gallery"):
+        gallery.verify(_unit([1, 0, 0]), "dan", 0.7)
+
+
+def test_gallery_folder_takes_sub_folders_and_loose_images(tmp_path):
+    (tmp_path / "ada").mkdir()
+    for i in range(2):
+        Image.new("RGB", (8, 8), RED).save(tmp_path / "ada" / f"{i}.png")
+    Image.new("RGB", (8, 8), GREEN).save(tmp_path / "bob.jpg")
+    (tmp_path / "notes.txt").write_text("not a face")
+    people = gallery_lib.gallery_files(str(tmp_path))
+    assert sorted(people) == ["ada", "bob"]
+    assert len(people["ada"]) == 2 and people["bob"][0].endswith("bob.jpg")
+    with pytest.raises(UserError, match="--gallery=.*no such folder"):
+        gallery_lib.gallery_files(str(tmp_path / "missing"))
+
+
+def _colour_serving(images):
+    """A stand-in for the SavedModel: the normalised mean colour is the embedding."""
+    mean = tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2]) - 120.0
+    embeddings = tf.math.l2_normalize(mean, axis=-1)
+    return {"embeddings": embeddings, "threshold": tf.fill(tf.shape(mean)[:1], 0.5)}
+
+
+def test_task_enrolls_a_folder_skipping_unreadable_images(tmp_path, capsys, caplog):
+    people = tmp_path / "people"
+    (people / "ada").mkdir(parents=True)
+    Image.new("RGB", (40, 30), RED).save(people / "ada" / "1.png")
+    (people / "ada" / "2.png").write_bytes(b"broken")
+    Image.new("RGB", (12, 12), GREEN).save(people / "bob.png")
+    task = FaceRecognitionTask(get_config("tiny"))
+    path = str(tmp_path / gallery_lib.FILENAME)
+    task.enroll(_colour_serving, str(people), path)
+    assert "2.png" in caplog.text
+    assert "enrolled 2 people (2 images)" in capsys.readouterr().out
+
+    more = tmp_path / "more"
+    more.mkdir()
+    Image.new("RGB", (12, 12), BLUE).save(more / "cy.png")
+    task.enroll(_colour_serving, str(more), path)
+    gallery = gallery_lib.Gallery.load(path)
+    assert gallery.people == ["ada", "bob", "cy"]
+    Image.new("RGB", (16, 16), BLUE).save(tmp_path / "query.png")
+    Image.new("RGB", (16, 16), GREY).save(tmp_path / "stranger.png")
+    [(_, embedding, threshold)] = task._embed_files(_colour_serving, [str(tmp_path / "query.png")])
+    assert threshold == 0.5 and gallery.identify(embedding, threshold)[0] == "cy"
+    [(_, embedding, _)] = task._embed_files(_colour_serving, [str(tmp_path / "stranger.png")])
+    assert gallery.identify(embedding, threshold)[0] is None
