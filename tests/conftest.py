@@ -16,6 +16,15 @@ tf.config.set_logical_device_configuration(
 )
 
 import pytest  # noqa: E402
+from tensorflow.python.framework import config as tf_config  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_op_determinism():
+    """Tests that run an app in process turn op determinism on for the whole
+    process; switch it back off so later tests (XLA ones) see the default."""
+    yield
+    tf_config.disable_op_determinism()
 
 
 @pytest.fixture

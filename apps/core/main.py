@@ -91,7 +91,9 @@ def execute(task_cls, config, workdir, mode="train", input_path=None):
         raise UserError(f"--mode={mode}: expected one of {', '.join(modes)}")
     config_lib.check(config, {**config_lib.COMMON_RULES, **optim.RULES, **task_cls.rules})
     config_lib.check_workdir_owner(config, workdir)
-    if config.get("deterministic", True):
+    if config.get("deterministic", True) and not config.xla:
+        # TensorFlow has no deterministic XLA kernel for some gradients (max
+        # pooling), so op determinism is only asked for without XLA.
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
