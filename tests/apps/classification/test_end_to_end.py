@@ -19,6 +19,7 @@ import tensorflow as tf
 from PIL import Image
 
 from apps.classification import data as data_lib
+from apps.core.workdir import read_metrics as _metrics
 from configs.classification import get_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
@@ -38,11 +39,6 @@ def _run(workdir, *extra, check=True):
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def _metrics(workdir):
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")

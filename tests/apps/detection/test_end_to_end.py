@@ -20,6 +20,7 @@ from PIL import Image
 from apps.core import config as config_lib
 from apps.core.errors import UserError
 from apps.core.main import execute
+from apps.core.workdir import read_metrics as _metrics
 from apps.detection.task import DetectionTask
 from configs.detection import get_config
 
@@ -34,11 +35,6 @@ def _run(workdir, *extra, check=True):
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def _metrics(workdir):
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from apps.core.workdir import read_metrics as _metrics
 from apps.embeddings.vectors import WordVectors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
@@ -25,11 +26,6 @@ def _run(workdir, *extra, check=True):
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def _metrics(workdir):
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import tensorflow as tf
 from PIL import Image
 
 from apps.core.errors import UserError
+from apps.core.workdir import read_metrics as _metrics
 from apps.face_recognition import data as data_lib
 from apps.face_recognition import gallery as gallery_lib
 from apps.face_recognition import metrics as metrics_lib
@@ -39,11 +40,6 @@ def _run(workdir, *extra, check=True):
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def _metrics(workdir):
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")

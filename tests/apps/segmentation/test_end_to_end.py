@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from apps.core.workdir import read_metrics as _metrics
 from apps.segmentation import data as data_lib
 from configs.segmentation import get_config
 
@@ -26,11 +27,6 @@ def _run(workdir, *extra, check=True):
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def _metrics(workdir):
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        return json.load(f)
 
 
 ISOLATED = textwrap.dedent("""

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from apps.core.workdir import read_metrics as _metrics
 from apps.style_transfer import images as images_lib
 from apps.style_transfer import model as model_lib
 from configs.style_transfer import get_config
@@ -32,11 +33,6 @@ def _run(workdir, *extra, check=True):
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def _metrics(workdir):
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")

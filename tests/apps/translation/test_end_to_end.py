@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 from apps.core.errors import UserError
+from apps.core.workdir import read_metrics as _metrics
 from apps.translation import bleu as bleu_lib
 from apps.translation import dates as dates_lib
 from apps.translation.task import TranslationTask
@@ -31,11 +32,6 @@ def _run(workdir, *extra, check=True):
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def _metrics(workdir):
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from scipy.io import wavfile
 from apps.core import config as config_lib
 from apps.core.errors import UserError
 from apps.core.optim import RULES as OPTIMIZER_RULES
+from apps.core.workdir import read_metrics as _metrics
 from apps.trigger_word import audio, detect
 from apps.trigger_word import data as data_lib
 from apps.trigger_word.task import TriggerWordTask
@@ -32,11 +33,6 @@ def _run(workdir, cache, *extra, check=True):
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def _metrics(workdir):
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")
