@@ -237,9 +237,10 @@ def main(rounds=9, repeats=8):
                                 rounds=rounds, repeats=repeats, warmup=2, xla=jit))
             print(f"{name:<34}{str(jit):>5}{rows[-1]['ratio']:>8.3f}", flush=True)
     print_table("Layers: forward + backward, ours vs Keras (ms per step)", rows, target=TARGET)
-    path = write_json("layers.json", {"target": TARGET, "rows": rows})
-    print(f"\nwrote {path}")
-    return rows
+    payload = {"benchmark": "layers", "target_ratio": TARGET, "rows": rows,
+               "all_within_target": all(r["ratio"] <= TARGET for r in rows)}
+    print(f"\nwrote {write_json('layers.json', payload)}")
+    return payload
 
 
 if __name__ == "__main__":

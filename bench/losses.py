@@ -175,15 +175,16 @@ def main():
     print_table(
         "Losses: forward + backward (ours vs the nearest TF/Keras computation; "
         "'~' = not the same formula)", rows, target=TARGET)
-    path = write_json("losses.json", {
+    payload = {
         "benchmark": "losses",
         "shapes": {"activations": ACT_SHAPE, "images": IMAGE_SHAPE, "svm": SVM_SHAPE,
                    "embeddings": (EMB_BATCH, EMB_DIM), "classes": EMB_CLASSES},
         "target_ratio": TARGET,
         "rows": rows,
         "all_within_target": all(r["ratio"] <= TARGET for r in rows),
-    })
-    print(f"wrote {path}")
+    }
+    print(f"wrote {write_json('losses.json', payload)}")
+    return payload
 
 
 if __name__ == "__main__":

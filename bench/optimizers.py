@@ -109,18 +109,16 @@ def main():
         rows,
         target=TARGET,
     )
-    path = write_json(
-        "optimizers.json",
-        {
-            "benchmark": "optimizers",
-            "model": f"MLP {FEATURES}-{HIDDEN}-{HIDDEN}-{CLASSES}",
-            "batch": BATCH,
-            "target_ratio": TARGET,
-            "rows": rows,
-            "all_within_target": all(r["ratio"] <= TARGET for r in rows),
-        },
-    )
-    print(f"wrote {path}")
+    payload = {
+        "benchmark": "optimizers",
+        "model": f"MLP {FEATURES}-{HIDDEN}-{HIDDEN}-{CLASSES}",
+        "batch": BATCH,
+        "target_ratio": TARGET,
+        "rows": rows,
+        "all_within_target": all(r["ratio"] <= TARGET for r in rows),
+    }
+    print(f"wrote {write_json('optimizers.json', payload)}")
+    return payload
 
 
 if __name__ == "__main__":

@@ -85,9 +85,9 @@ def get_config(variant=""):
     if variant == "transformer":
         _transformer(config)
     elif variant == "tiny":
-        config.data.dates.train = 256
-        config.data.dates.val = 32
-        config.data.dates.test = 48
+        config.data.dates.train = 128
+        config.data.dates.val = 16
+        config.data.dates.test = 32
         config.model.embedding_dim = 8
         config.model.encoder_units = 8
         config.model.decoder_units = 16
@@ -97,13 +97,13 @@ def get_config(variant=""):
         config.model.ff_dim = 32
         config.model.num_layers = 1
         config.train.batch_size = 32
-        config.train.epochs = 2
-        config.train.checkpoint_every = 4
-        config.train.log_every = 4
+        config.train.epochs = 2  # 4 steps each
+        config.train.checkpoint_every = 2
+        config.train.log_every = 2
         config.optimizer.warmup_epochs = 0.0
         config.optimizer.schedule = "constant"
         config.optimizer.learning_rate = 1e-2
-        config.eval.attention_maps = 2
+        config.eval.attention_maps = 1
     elif variant in ("tsv", "tfds"):
         _transformer(config)
         config.data.source = variant

@@ -10,11 +10,12 @@ Images are held in memory as uint8 (N, H, W, C); the digits stay 8x8 and the
 others are resized to config.data.image_size on load.
 """
 
-
 import numpy as np
+import tensorflow as tf
 
 from apps.core.data import MissingSplit, Split, load_tfds, stratified_split
-from apps.core.images import image_folder
+from apps.core.errors import UserError
+from apps.core.images import image_folder, prepare_image
 from apps.core.task import Data
 
 
@@ -28,9 +29,23 @@ def load(config):
                                              config.data.channels)
     else:
         return _tfds(config)
-    splits = stratified_split(labels, config.data.split, config.seed)
+    where = "digits" if source == "digits" else f"config.data.path = {config.data.path!r}"
+    splits = _nonempty(stratified_split(labels, config.data.split, config.seed), where,
+                       config.data.split)
     train, val, test = (Split(images[i], labels[i]) for i in splits)
     return Data(train, val, test), names
+
+
+def _nonempty(splits, where, fractions):
+    """The split indices, or a UserError when the data are too few to fill every split."""
+    names = ("train", "val", "test")[:len(splits)]
+    empty = [name for name, part in zip(names, splits, strict=True) if not len(part)]
+    if empty:
+        total = sum(len(part) for part in splits)
+        raise UserError(f"{where}: {total} examples are too few for config.data.split = "
+                        f"{tuple(fractions)} (the {' and '.join(empty)} split would be empty); "
+                        "expected at least 3 per class")
+    return splits
 
 
 def digits():
@@ -43,39 +58,60 @@ def digits():
 
 
 def _tfds(config):
-    import tensorflow as tf
-
     name, data_dir = config.data.name, config.data.data_dir
     size, channels = config.data.image_size, config.data.channels
 
     def arrays(split):
         ds, info = load_tfds(name, data_dir, split, as_supervised=True)
+        names = _class_names(ds, info, name)
         if config.data.max_examples:
             ds = ds.take(config.data.max_examples)
 
-        def prepare(image, label):
-            image = tf.image.resize(image, (size, size), antialias=True)
-            if channels == 1 and image.shape[-1] == 3:
-                image = tf.image.rgb_to_grayscale(image)
-            elif channels == 3 and image.shape[-1] == 1:
-                image = tf.image.grayscale_to_rgb(image)
-            return tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8), label
+        def prepare(image, label):  # resized, channels converted, back to uint8
+            image = prepare_image(image, size, channels) * 255.0
+            return tf.cast(tf.round(image), tf.uint8), label
 
         images, labels = [], []
         for image, label in ds.map(prepare).batch(1024).as_numpy_iterator():
             images.append(image)
             labels.append(label)
-        return np.concatenate(images), np.concatenate(labels).astype(np.int64), info
+        if not images:
+            raise UserError(f"TFDS data set {name!r} split {split!r} has no examples")
+        labels = np.concatenate(labels).astype(np.int64)
+        bad = labels[(labels < 0) | (labels >= len(names))]
+        if len(bad):
+            raise UserError(f"TFDS data set {name!r} split {split!r}: label {bad[0]} is "
+                            f"outside its {len(names)} classes (0..{len(names) - 1})")
+        return np.concatenate(images), labels, names
 
-    images, labels, info = arrays("train")
-    names = list(info.features["label"].names)
+    images, labels, names = arrays("train")
     try:
         test = Split(*arrays("test")[:2])
     except MissingSplit:
-        splits = stratified_split(labels, config.data.split, config.seed)
+        splits = _nonempty(stratified_split(labels, config.data.split, config.seed),
+                           f"TFDS data set {name!r}", config.data.split)
         return Data(*(Split(images[i], labels[i]) for i in splits)), names
     # The data set's own test split is kept; validation is carved from train.
     train_frac, val_frac, _ = config.data.split
-    train_idx, val_idx = stratified_split(labels, (train_frac, val_frac), config.seed)
+    train_idx, val_idx = _nonempty(stratified_split(labels, (train_frac, val_frac), config.seed),
+                                   f"TFDS data set {name!r}", config.data.split)
     return Data(Split(images[train_idx], labels[train_idx]),
                 Split(images[val_idx], labels[val_idx]), test), names
+
+
+def _class_names(ds, info, name):
+    """The class names of a TFDS image classification set; UserError for any other kind."""
+    image, label = ds.element_spec
+    if not isinstance(image, tf.TensorSpec) or image.shape.rank != 3:
+        raise UserError(f"config.data.name = {name!r}: its inputs are {image}, expected "
+                        "images (height, width, channels)")
+    if not image.dtype.is_integer and not image.dtype.is_floating:
+        raise UserError(f"config.data.name = {name!r}: its images are {image.dtype.name}, "
+                        "expected numbers (uint8 pixels)")
+    keys = info.supervised_keys or (None, None)
+    feature = info.features[keys[1]] if isinstance(keys[1], str) else None
+    names = getattr(feature, "names", None)
+    if not names or not isinstance(label, tf.TensorSpec) or not label.dtype.is_integer:
+        raise UserError(f"config.data.name = {name!r}: its labels are not classes (expected "
+                        "a ClassLabel feature, as mnist or cifar10 have)")
+    return list(names)

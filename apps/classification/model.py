@@ -22,6 +22,9 @@ import layers
 from apps.core import backbones
 
 NAMES = ("lenet5", "alexnet", "vgg", "nin", "googlenet", "resnet", "densenet")
+# The smallest input side a model takes: LeNet-5's second 5x5 convolution (no
+# padding) needs 5x5 after the first 2x2 pooling. The others adapt their pooling.
+MIN_IMAGE_SIZE = {"lenet5": 10}
 
 
 def build(name, image_size, channels, num_classes, width=1.0, dropout=0.0, freeze_layers=0):

@@ -18,6 +18,7 @@ from apps.core.config import (
     one_of,
     positive_int,
 )
+from apps.core.errors import UserError
 from apps.core.image_task import ImageTask
 from apps.core.trainer import predict_outputs
 
@@ -47,6 +48,13 @@ class ClassificationTask(ImageTask):
         "optimizer.learning_rate": non_negative_float,
     }
 
+    def __init__(self, config):
+        super().__init__(config)
+        name, size = config.model.name, config.data.image_size
+        if size < model_lib.MIN_IMAGE_SIZE.get(name, 0):
+            raise UserError(f"config.data.image_size = {size}: model {name} needs images of "
+                            f"at least {model_lib.MIN_IMAGE_SIZE[name]} pixels a side")
+
     def load_data(self):
         data, self.class_names = data_lib.load(self.config)
         self.num_classes = len(self.class_names)
@@ -56,9 +64,14 @@ class ClassificationTask(ImageTask):
 
     def build_model(self):
         c = self.config
-        return model_lib.build(c.model.name, c.data.image_size, c.data.channels,
-                               self.num_classes, width=c.model.width, dropout=c.model.dropout,
-                               freeze_layers=c.transfer.freeze_layers)
+        model = model_lib.build(c.model.name, c.data.image_size, c.data.channels,
+                                self.num_classes, width=c.model.width, dropout=c.model.dropout,
+                                freeze_layers=c.transfer.freeze_layers)
+        if not model.trainable_weights:
+            raise UserError(f"config.transfer.freeze_layers = {c.transfer.freeze_layers}: "
+                            f"that freezes every layer of {c.model.name} (it has "
+                            f"{len(model.layers) - 1}); expected fewer, so that some train")
+        return model
 
     def per_example_loss(self, labels, logits):
         smoothing = self.config.model.label_smoothing
@@ -121,14 +134,33 @@ class ClassificationTask(ImageTask):
     # --------------------------------------------------------------- predict
 
     def predict(self, serving, path):
-        for file in images_lib.image_files(path):
-            image = images_lib.read_image(file, channels=self.config.data.channels)
+        """Prints the top-k classes of each image at `path` (a file or a folder).
+
+        In a folder, an unreadable image is skipped with a warning and counted.
+        """
+        files = images_lib.image_files(path)
+        skipped = 0
+        for file in files:
+            try:
+                image = images_lib.read_image(file, channels=self.config.data.channels)
+            except UserError as e:
+                if len(files) == 1:
+                    raise
+                logging.warning("skipped %s", e)
+                skipped += 1
+                continue
             out = serving(images=tf.constant(image[None]))
             ranked = ", ".join(
                 f"{n.decode()} {p:.3f}" for n, p in zip(out["top_k_names"][0].numpy(),
                                                          out["top_k_probabilities"][0].numpy(),
                                                          strict=True))
             print(f"{file}: {ranked}")
+        if skipped:
+            print(f"skipped {skipped} of {len(files)} image files (not readable; see the "
+                  "warnings above)")
+            if skipped == len(files):
+                raise UserError(f"--input={path}: none of its {len(files)} image files is "
+                                "readable")
 
 
 def _upscale(images, size=48):

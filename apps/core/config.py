@@ -71,6 +71,21 @@ def lookup(config, dotted):
     return value
 
 
+def _difference(then, now):
+    """What differs between a workdir's value and this run's, briefly."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        keys = sorted(k for k in then.keys() | now.keys() if then.get(k) != now.get(k))
+        return ", ".join(f"{k}: {then.get(k)!r} there, {now.get(k)!r} here" for k in keys[:3])
+    return f"{then!r} there, {now!r} here"
+
+
+def _lookup_or_none(tree, dotted):
+    try:
+        return lookup(tree, dotted)
+    except (KeyError, TypeError):
+        return None
+
+
 def check(config, rules):
     """Raises UserError for the first field whose value breaks its rule."""
     for field, rule in rules.items():
@@ -90,6 +105,7 @@ COMMON_RULES = {
     "train.checkpoint_every": non_negative_int,
     "train.log_every": positive_int,
     "train.max_checkpoints": positive_int,
+    "export.tflite": boolean,
 }
 
 
@@ -108,6 +124,10 @@ def common_config(app):
     config.train.checkpoint_every = 100  # steps; 0 = only at epoch ends
     config.train.log_every = 10  # steps between TensorBoard scalars
     config.train.max_checkpoints = 3
+    config.export = ml_collections.ConfigDict()
+    # Also write DIR/export_tflite/ (float and dynamic-range TensorFlow Lite
+    # models, apps/core/tflite.py); only the vision apps can.
+    config.export.tflite = False
     return config
 
 
@@ -125,13 +145,16 @@ def save(config, workdir):
     return path
 
 
-def check_workdir_owner(config, workdir):
-    """Refuses a workdir written by another app, or by another model.
+def check_workdir_owner(config, workdir, fields=("model",)):
+    """Refuses a workdir written by another app, or with other `fields`.
 
     The training length, data and speed settings may change between runs of
     one workdir (to train longer, or on other hardware); the model may not,
-    since its checkpoint would not fit.
+    since its checkpoint would not fit, nor any other field an app names in
+    its Task.workdir_fields (e.g. the audio features a network was trained on).
     """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise UserError(f"--workdir={workdir} is a file; expected a folder (the run's folder)")
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return
@@ -144,9 +167,11 @@ def check_workdir_owner(config, workdir):
         raise UserError(
             f"--workdir={workdir} holds a run of the {previous.get('app')!r} app, "
             f"not {config.app!r}; choose another --workdir")
-    current = config.to_dict()
-    model = json.loads(json.dumps(current.get("model"), default=str))
-    if previous.get("model") != model:
-        raise UserError(
-            f"--workdir={workdir} was trained with a different config.model "
-            f"(see {path}); choose another --workdir or the same config.model")
+    current = json.loads(to_json(config))
+    for field in fields:
+        now, then = _lookup_or_none(current, field), _lookup_or_none(previous, field)
+        if now != then:
+            raise UserError(
+                f"--workdir={workdir} was trained with a different config.{field} "
+                f"({_difference(then, now)}; see {path}); choose another --workdir or the "
+                f"same config.{field}")

@@ -159,8 +159,8 @@ def load_tfds(name, data_dir, split, **kwargs):
     try:
         builder = tfds.builder(name, data_dir=data_dir or None)
     except Exception as e:  # tfds raises its own DatasetNotFoundError and friends
-        raise UserError(f"config.data.name = {name!r}: not a TFDS data set ({e})"
-                        .splitlines()[0]) from None
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"config.data.name = {name!r}: not a TFDS data set ({reason})") from None
     try:
         ds = builder.as_dataset(split=split, shuffle_files=False, **kwargs)
     except AssertionError:  # tfds's way of saying the files are not there

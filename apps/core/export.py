@@ -5,6 +5,8 @@ swapped in with renames, so a crash at any moment leaves either the previous
 export or the new one at DIR/export, never a half-written folder.
 """
 
+import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -17,23 +19,35 @@ def write_saved_model(path, model, endpoints, variable_collections=None):
 
     The first endpoint is also `serving_default`.
     """
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    recover(path)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
+    with staged_folder(path) as staged:
         archive = keras.export.ExportArchive()
         archive.track(model)
         for name, (fn, signature) in endpoints.items():
             archive.add_endpoint(name, fn, input_signature=signature)
         for name, variables in (variable_collections or {}).items():
             archive.add_variable_collection(name, variables)
-        staged = os.path.join(tmp, "saved_model")
         archive.write_out(staged, verbose=False)
+    return path
+
+
+@contextlib.contextmanager
+def staged_folder(path):
+    """Yields a folder path (not yet created) to write into; it replaces `path` on success.
+
+    The folder lies in a fresh temporary folder beside `path` (named `.export-*`,
+    so `recover` removes what a killed writer left); an exception leaves `path`
+    as it was.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    recover(path)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        staged = os.path.join(tmp, "staged")
+        yield staged
         _swap_in(staged, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return path
 
 
 def _swap_in(staged, path):
@@ -46,7 +60,10 @@ def _swap_in(staged, path):
 
 
 def recover(path):
-    """Puts back the previous export if a crash fell between the two renames."""
+    """Puts back the previous export if a crash fell between the two renames,
+    and removes the staging folders of writers that were killed."""
+    for stale in glob.glob(os.path.join(os.path.dirname(os.path.abspath(path)), ".export-*")):
+        shutil.rmtree(stale, ignore_errors=True)
     old = path + ".old"
     if os.path.exists(old):
         if os.path.exists(path):

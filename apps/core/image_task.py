@@ -12,6 +12,8 @@ from apps.core.task import Task
 
 
 class ImageTask(Task):
+    tflite = True  # a TensorFlow Lite export at the model's input size (apps.core.tflite)
+
     def prepare(self, images):
         """uint8 image(s) of any size and 1 or 3 channels -> the model's float input."""
         return images_lib.prepare_image(images, self.config.data.image_size,

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from PIL import Image
+from PIL import Image, ImageOps
 
 from apps.core.errors import UserError
 
@@ -26,6 +26,8 @@ def read_image(path, image_size=None, channels=3, crop=1.0):
     """
     try:
         with Image.open(path) as image:
+            # Phone photographs store their orientation in EXIF; apply it.
+            image = ImageOps.exif_transpose(_eight_bit(image))
             image = image.convert("L" if channels == 1 else "RGB")
             if crop < 1.0:
                 w, h = image.size
@@ -38,6 +40,20 @@ def read_image(path, image_size=None, channels=3, crop=1.0):
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: not a readable image ({e})") from None
     return array.reshape(array.shape[0], array.shape[1], channels)
+
+
+def _eight_bit(image):
+    """16-bit greyscale (PNG, TIFF: modes I;16*, I) scaled to 8 bits as
+    round(v / 257), so 65535 -> 255; Pillow's own convert would clip every
+    value above 255 to white."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image, np.float64)
+        if values.min() < 0 or values.max() > 65535:
+            raise ValueError(f"mode {image.mode} pixel values outside 0..65535")
+        return Image.fromarray(np.round(values / 257.0).astype(np.uint8), "L")
+    if image.mode == "F":
+        raise ValueError("floating-point pixels (mode F); save it as an 8- or 16-bit image")
+    return image
 
 
 def image_files(path):
@@ -65,7 +81,9 @@ def image_folder(root, image_size, channels, crop=1.0, skip_empty=False):
         raise UserError("config.data.path is empty: give the folder with one "
                         "sub-folder per class")
     if not os.path.isdir(root):
-        raise UserError(f"config.data.path = {root!r}: no such folder")
+        what = "a file" if os.path.exists(root) else "no such folder"
+        raise UserError(f"config.data.path = {root!r}: {what}; expected a folder with one "
+                        "sub-folder per class")
     names = sorted(d for d in os.listdir(root)
                    if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
     images, labels, kept, skipped = [], [], [], 0

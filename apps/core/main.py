@@ -16,6 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from apps.core import config as config_lib
+from apps.core import export as export_lib
 from apps.core import optim
 from apps.core.errors import UserError
 
@@ -46,6 +47,15 @@ def _parse_flags(argv):
         field = next((a for a in argv if a.startswith("--config.")), "--config")
         _fail(f"{field.split('=')[0]}: unknown or invalid config field ({text})")
     return rest
+
+
+def flag_value(holder):
+    """An app's own flag (e.g. face_recognition's --gallery) as given on the
+    command line; None when the flags were never parsed (library use) and
+    this one was not set on its own."""
+    if flags.FLAGS.is_parsed() or flags.FLAGS[holder.name].present:
+        return holder.value
+    return None
 
 
 def run(task_cls):
@@ -90,13 +100,22 @@ def execute(task_cls, config, workdir, mode="train", input_path=None):
     if mode not in modes:
         raise UserError(f"--mode={mode}: expected one of {', '.join(modes)}")
     config_lib.check(config, {**config_lib.COMMON_RULES, **optim.RULES, **task_cls.rules})
-    config_lib.check_workdir_owner(config, workdir)
+    config_lib.check_workdir_owner(config, workdir, task_cls.workdir_fields)
+    # A run killed while exporting may have left the previous export aside.
+    export_lib.recover(os.path.join(workdir, "export"))
+    export_lib.recover(os.path.join(workdir, "export_tflite"))
     if config.get("deterministic", True) and not config.xla:
         # TensorFlow has no deterministic XLA kernel for some gradients (max
         # pooling), so op determinism is only asked for without XLA.
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+    if config.strategy in ("multi_worker", "tpu") and mode in ("train", "train_fast", "eval", "export"):
+        # Collective ops must be configured before the task's first TensorFlow
+        # op (data synthesis, say); the Trainer later gets this same strategy.
+        from apps.core import strategy as strategy_lib
+
+        strategy_lib.make_strategy(config.strategy, config.tpu)
     task = task_cls(config)
     if mode in task_cls.extra_modes:
         return task.run_mode(mode, workdir, input_path)
@@ -132,7 +151,12 @@ def _predict(task, workdir, input_path):
     export = os.path.join(workdir, "export")
     if not os.path.exists(os.path.join(export, "saved_model.pb")):
         raise UserError(f"no SavedModel in {export}; train or --mode=export first")
-    serving = tf.saved_model.load(export).signatures["serving_default"]
+    try:
+        serving = tf.saved_model.load(export).signatures["serving_default"]
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{export}: not a loadable SavedModel ({reason}); "
+                        "re-export it with --mode=export") from None
     task.predict(serving, input_path)
     logging.info("predicted %s", input_path)
     return None

@@ -16,8 +16,22 @@ import tensorflow as tf
 
 from apps.core.errors import UserError
 
+# A process has one cluster strategy: TensorFlow configures its collective ops
+# once, at startup, before any other op runs (see apps.core.main.execute).
+_CLUSTER_STRATEGIES = {}
+
 
 def make_strategy(name, tpu_address=""):
+    """The strategy `name`; multi_worker and tpu ones are made once per process."""
+    if name in ("multi_worker", "tpu"):
+        key = (name, tpu_address)
+        if key not in _CLUSTER_STRATEGIES:
+            _CLUSTER_STRATEGIES[key] = _make(name, tpu_address)
+        return _CLUSTER_STRATEGIES[key]
+    return _make(name, tpu_address)
+
+
+def _make(name, tpu_address):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "one_device":

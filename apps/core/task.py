@@ -8,6 +8,7 @@ to it: its data, model, loss, metrics and the SavedModel's signatures.
 import dataclasses
 
 from apps.core.data import Split
+from apps.core.errors import UserError
 
 
 @dataclasses.dataclass
@@ -24,9 +25,20 @@ class Task:
     rules = {}
     #: modes beyond train/eval/predict/export, run by `run_mode` (e.g. "enroll")
     extra_modes = ()
+    #: whether config.export.tflite may be on: serving_default takes uint8 images
+    #: and the model one fixed-size image batch (apps.core.tflite)
+    tflite = False
+    #: config fields a workdir's checkpoints depend on: a later run in the same
+    #: workdir must have the same values (apps.core.config.check_workdir_owner)
+    workdir_fields = ("model",)
 
     def __init__(self, config):
         self.config = config
+        if config.get("export", {}).get("tflite") and not self.tflite:
+            raise UserError(
+                f"config.export.tflite = True: the {config.get('app')} app has no TensorFlow "
+                "Lite export (only classification, detection, segmentation and "
+                "face_recognition); set it to false")
 
     def load_data(self):
         """Returns `Data`, the three splits as in-memory arrays."""
@@ -64,7 +76,9 @@ class Task:
         return inputs, targets
 
     def per_example_loss(self, targets, outputs):
-        """Loss of each example in the batch, shape (batch,)."""
+        """Loss of each example in the batch, shape (batch,); or its terms as
+        {name: (batch,)}, whose sum is the loss (each is then also written to
+        TensorBoard as loss_<name>)."""
         raise NotImplementedError
 
     def evaluate(self, model, split):

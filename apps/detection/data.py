@@ -24,6 +24,7 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
+from apps.core import images as images_lib
 from apps.core.data import MissingSplit, Split, load_tfds, stratified_split
 from apps.core.errors import UserError
 from apps.core.task import Data
@@ -123,17 +124,14 @@ def digit_scenes(config):
 
 
 def read_image(path, image_size=None, channels=3):
-    """One image file -> (uint8 (H, W, channels) resized when `image_size`, (width, height))."""
+    """One image file -> (uint8 (H, W, channels), resized when `image_size`; the
+    file's own (width, height), which its boxes are measured in)."""
     try:
         with Image.open(path) as image:
             size = image.size
-            image = image.convert("L" if channels == 1 else "RGB")
-            if image_size:
-                image = image.resize((image_size, image_size), Image.BILINEAR)
-            array = np.asarray(image, np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: not a readable image ({e})") from None
-    return array.reshape(array.shape[0], array.shape[1], channels), size
+    return images_lib.read_image(path, image_size, channels), size
 
 
 def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="error"):
@@ -142,12 +140,17 @@ def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="e
     The JSON needs "images" ({id, file_name, [width, height]}), "annotations"
     ({image_id, category_id, bbox [x, y, width, height] in pixels, [iscrowd]})
     and "categories" ({id, name}); crowd annotations are left out. Class ids are
-    the categories sorted by id. Returns images, targets and class names.
+    the categories sorted by id. Image and category ids must be distinct, and
+    an image's width and height, when given, its file's own. Returns images,
+    targets and class names.
     """
     if not annotations:
         raise UserError("config.data.annotations is empty: give the COCO-format JSON file")
-    if not os.path.isfile(annotations):
+    if not os.path.exists(annotations):
         raise UserError(f"config.data.annotations = {annotations!r}: no such file")
+    if not os.path.isfile(annotations):
+        raise UserError(f"config.data.annotations = {annotations!r}: a folder; expected "
+                        "the COCO-format JSON file")
     image_dir = image_dir or os.path.dirname(annotations)
     if not os.path.isdir(image_dir):
         raise UserError(f"config.data.images = {image_dir!r}: no such folder")
@@ -171,12 +174,20 @@ def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="e
     categories = sorted(doc["categories"], key=lambda c: need(c, "id", int, "a category"))
     if not categories:
         raise UserError(f"{annotations}: 'categories' is empty")
-    class_of = {c["id"]: i for i, c in enumerate(categories)}
+    class_of = {}
+    for c in categories:
+        if c["id"] in class_of:  # two names for one id would shift every later class
+            raise UserError(f"{annotations}: two categories have id {c['id']}; expected "
+                            "distinct ids")
+        class_of[c["id"]] = len(class_of)
     names = [str(need(c, "name", str, f"category {c['id']}")) for c in categories]
     images_by_id = {}
     for i, entry in enumerate(doc["images"]):
         image_id = need(entry, "id", (int, str), f"images[{i}]")
         need(entry, "file_name", str, f"image {image_id}")
+        if image_id in images_by_id:  # its boxes would land on the other image
+            raise UserError(f"{annotations}: images[{i}] repeats the id {image_id!r} of "
+                            f"{images_by_id[image_id]['file_name']}; expected distinct ids")
         images_by_id[image_id] = entry
     boxes = {image_id: [] for image_id in images_by_id}
     check = BoxCheck(policy)
@@ -200,10 +211,10 @@ def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="e
     arrays, sizes = {}, {}
     for image_id, entry in images_by_id.items():
         path = os.path.join(image_dir, entry["file_name"])
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise UserError(f"{annotations}: image {image_id}: {path} does not exist")
-        arrays[image_id], actual = read_image(path, image_size, channels)
-        sizes[image_id] = (entry.get("width") or actual[0], entry.get("height") or actual[1])
+        arrays[image_id], sizes[image_id] = read_image(path, image_size, channels)
+        _check_declared_size(annotations, image_id, entry, path, sizes[image_id])
     for image_id, (x, y, w, h), label, i in pending:
         width, height = sizes[image_id]
         where = f"{annotations}: annotations[{i}] of {images_by_id[image_id]['file_name']}"
@@ -220,6 +231,21 @@ def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="e
     return images, {"boxes": packed_boxes, "classes": packed_classes}, names
 
 
+def _check_declared_size(annotations, image_id, entry, path, actual):
+    """The entry's 'width' and 'height' (optional; 0 = not given) must be the file's:
+    the boxes are in the pixels of the image the labeller saw, so another size
+    (a resized or rotated copy of it) would misplace every box."""
+    for key, size in zip(("width", "height"), actual, strict=True):
+        declared = entry.get(key)
+        if declared is None or (declared == 0 and not isinstance(declared, bool)):
+            continue
+        if not isinstance(declared, (int, float)) or isinstance(declared, bool) \
+                or declared != size:
+            raise UserError(f"{annotations}: image {image_id} has {key!r} {declared!r} but "
+                            f"{path} is {actual[0]} x {actual[1]} pixels; expected the "
+                            "file's own size")
+
+
 def _tfds(config):
     """A TFDS detection set (voc, coco): image, objects/bbox (ymin, xmin, ymax, xmax), objects/label."""
     d = config.data
@@ -228,6 +254,12 @@ def _tfds(config):
 
     def arrays(split):
         ds, info = load_tfds(d.name, d.data_dir, split)
+        features = info.features
+        objects = features["objects"].feature if "objects" in features else {}
+        if "image" not in features or not {"bbox", "label"} <= set(objects.keys()):
+            raise UserError(f"config.data.name = {d.name!r}: not a detection data set; "
+                            "expected the features image and objects/bbox, objects/label, "
+                            f"found {', '.join(features.keys())}")
         if d.max_examples:
             ds = ds.take(d.max_examples)
 

@@ -7,6 +7,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from PIL import Image
 
 from apps.core import images as images_lib
 from apps.core import workdir as workdir_lib
@@ -31,7 +32,6 @@ from apps.detection import loss as loss_lib
 from apps.detection import model as model_lib
 
 EVAL_BATCH = 64
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def _fraction(low_open=False, high_open=False):
@@ -56,6 +56,7 @@ _anchor_list = Rule(
 
 
 class DetectionTask(Task):
+    tflite = True  # a TensorFlow Lite export at the model's input size (apps.core.tflite)
     rules = {
         "data.source": one_of("digits", "tfds", "coco_json"),
         "data.split": fractions_summing_to_one,
@@ -181,7 +182,8 @@ class DetectionTask(Task):
             coord_scale=c.coord_scale, class_scale=c.class_scale, ignore_iou=c.ignore_iou)
 
     def per_example_loss(self, targets, outputs):
-        return tf.add_n(list(self.loss_terms(targets, outputs).values()))
+        # The terms (objectness, no_object, box, class) each go to tb/train.
+        return self.loss_terms(targets, outputs)
 
     # ------------------------------------------------------------- detection
 
@@ -301,17 +303,18 @@ class DetectionTask(Task):
             raise UserError("--mode=predict needs --input=PATH (a file or a folder)")
         if not os.path.exists(input_path):
             raise UserError(f"--input={input_path}: no such file or folder")
+        files = images_lib.image_files(input_path)  # before the slow load of the model
         export = workdir_lib.paths(workdir)["export"]
         if not os.path.exists(os.path.join(export, "saved_model.pb")):
             raise UserError(f"no SavedModel in {export}; train or --mode=export first")
-        serving = tf.saved_model.load(export).signatures["serving_default"]
-        names = [n.decode() for n in
-                 tf.saved_model.load(export).signatures["metadata"]()["class_names"].numpy()]
+        loaded = tf.saved_model.load(export)
+        serving = loaded.signatures["serving_default"]
+        names = [n.decode() for n in loaded.signatures["metadata"]()["class_names"].numpy()]
         out_dir = os.path.join(workdir, "predict")
         os.makedirs(out_dir, exist_ok=True)
         results = []
         root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
-        for file in _image_files(input_path):
+        for file in files:
             image, (width, height) = data_lib.read_image(file, channels=3)
             out = serving(images=tf.constant(image[None]))
             n = int(out["num_detections"][0])
@@ -325,7 +328,7 @@ class DetectionTask(Task):
                                     scale=max(1, 256 // max(width, height)))
             stem = os.path.splitext(os.path.relpath(file, root or "."))[0].replace(os.sep, "_")
             picture_path = os.path.join(out_dir, f"{stem}.png")
-            images_lib_save(picture, picture_path)
+            Image.fromarray(picture).save(picture_path)
             results.append({"file": file, "width": width, "height": height,
                             "annotated": picture_path, "detections": found})
             summary = ", ".join(f"{d['class_name']} {d['score']:.2f}" for d in found)
@@ -337,18 +340,3 @@ class DetectionTask(Task):
         print(f"Detections: {path}")
         return None
 
-
-def images_lib_save(picture, path):
-    from PIL import Image
-
-    Image.fromarray(picture).save(path)
-
-
-def _image_files(path):
-    if os.path.isfile(path):
-        return [path]
-    files = sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names
-                   if f.lower().endswith(IMAGE_EXTENSIONS))
-    if not files:
-        raise UserError(f"--input={path}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
-    return files

@@ -88,11 +88,12 @@ def load_corpus(config):
             for example in ds.as_numpy_iterator():
                 yield example[d.text_key].decode("utf-8", errors="replace")
 
-        corpus = text_lib.build_corpus(lines, **options)
+        corpus = text_lib.build_corpus(lines, source=f"TFDS data set {d.name!r}", **options)
     else:
         path = d.path if d.source == "text" else (d.path or gensim_test_data(EMBEDDED_CORPUS))
         files = text_lib.text_files(path)
-        corpus = text_lib.build_corpus(lambda: text_lib.file_lines(files), **options)
+        corpus = text_lib.build_corpus(lambda: text_lib.file_lines(files),
+                                       source=f"config.data.path = {path!r}", **options)
     logging.info("corpus: %d words (%d in the vocabulary), %d sentences, vocabulary %d",
                  corpus.raw_words, len(corpus.ids), int(corpus.sentence[-1]) + 1,
                  len(corpus.vocab))

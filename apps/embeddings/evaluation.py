@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 
 from apps.core.errors import UserError
+from apps.embeddings.text import file_lines
 
 ANALOGY_BATCH = 256
 
@@ -53,6 +54,8 @@ def load_word_pairs(path, name):
             scores.append(float(parts[2]))
         except (IndexError, ValueError):
             raise UserError(f"{path}:{number}: expected 'word1 word2 score'") from None
+    if not pairs:
+        raise UserError(f"{path}: no word pairs (expected 'word1 word2 score' per line)")
     return WordPairs(name, pairs, np.asarray(scores, np.float64))
 
 
@@ -67,18 +70,18 @@ def load_analogies(path):
         if len(words) != 4 or not sections:
             raise UserError(f"{path}:{number}: expected ': section' or four words")
         sections[-1][1].append(tuple(words))
+    if not any(questions for _, questions in sections):
+        raise UserError(f"{path}: no analogy questions (expected ': section' lines, then "
+                        "'a b c d' per line)")
     return Analogies(sections)
 
 
 def _lines(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    yield number, line
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    """(number, stripped line) of the non-empty, non-comment lines of a UTF-8 file."""
+    for number, line in enumerate(file_lines([path]), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield number, line
 
 
 def rank(values):

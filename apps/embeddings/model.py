@@ -36,20 +36,24 @@ class Word2Vec(keras.Model):
     Initialised as word2vec does: e ~ U(-0.5 / D, 0.5 / D), theta = 0.
 
     Call with the batched outputs of `data.Word2VecExamples` (leading batch
-    axis B). Skip-gram's negatives are either drawn per pair, (B, C, 2W, k),
-    or per centre word, (B, C, k), and then shared by the centre's pairs: each
-    of the centre's k negatives n counts once for every pair whose target is
-    not n, so the loss has the same expectation as with draws per pair, at a
-    fraction of the work (all the pairs of a centre share h = e_c, so the
-    logits theta_n . h are the same for them). Returns the logits inside the
-    mask, flattened:
+    axis B). The logits are laid out in rows, each row one hidden vector h
+    against S output words: the row's targets (positive_weight 1) and its
+    negatives (negative_weight = how many pairs the negative stands for, 0
+    where it equals the target, as in word2vec and gensim):
 
-        positive           (P,)     theta_t . h   (h = e_c, or CBOW's window mean)
-        positive_example   (P,)     the batch index of each pair
-        negative           (N, k)   theta_n . h   (N = P, or the centres with pairs)
-        negative_weight    (N, k)   how many pairs each negative stands for
-                                    (0 where it equals the target)
-        negative_example   (N,)
+        skip-gram, negatives per centre word (the default): a row per centre c
+            with pairs, h = e_c, S = 2W window words + k negatives. The
+            centre's pairs share its k negatives: each negative n counts once
+            for every pair whose target is not n, so the loss has the same
+            expectation as with draws per pair, at a fraction of the work
+            (all the pairs of a centre share h = e_c, so the logits
+            theta_n . h are the same for them);
+        skip-gram, negatives per pair: a row per pair, h = e_c, S = 1 + k;
+        CBOW: a row per centre, h = the mean of e over the window, S = 1 + k
+            (the centre word and k negatives).
+
+    Returns {"logits" (R, S), "positive_weight" (R, S), "negative_weight"
+    (R, S), "example" (R,): the batch index of each row}.
     """
 
     def __init__(self, vocab_size, dim, method="skipgram", **kwargs):
@@ -65,40 +69,43 @@ class Word2Vec(keras.Model):
                                               initializer="zeros")
 
     def call(self, inputs):
-        center, context, mask = inputs["center"], inputs["context"], inputs["mask"]
-        negatives = inputs["negatives"]
-        e, theta = self.input_vectors, self.output_vectors
+        mask, negatives = inputs["mask"], inputs["negatives"]
+        e = self.input_vectors
         centres = tf.where(tf.reduce_any(mask, -1))  # (N, 2): batch, slot
-        if self.method == "skipgram":
-            pairs = tf.where(mask)  # (P, 3): batch, slot, offset
-            target = tf.gather_nd(context, pairs)
-            positive = tf.reduce_sum(
-                tf.gather(e, tf.gather_nd(center, pairs[:, :2])) * tf.gather(theta, target), -1)
-            if negatives.shape.rank == 4:  # k per pair
-                at, negative = pairs, tf.gather_nd(negatives, pairs)
-                h = tf.gather(e, tf.gather_nd(center, pairs[:, :2]))
-                weight = tf.cast(negative != target[:, None], e.dtype)
-            else:  # k per centre, shared by its pairs
-                at, negative = centres, tf.gather_nd(negatives, centres)
-                h = tf.gather(e, tf.gather_nd(center, centres))
-                window = tf.gather_nd(context, centres)[:, :, None]  # (N, 2W, 1)
-                inside = tf.gather_nd(mask, centres)[:, :, None]
-                weight = tf.reduce_sum(
-                    tf.cast(inside & (window != negative[:, None, :]), e.dtype), 1)
-            return {"positive": positive, "positive_example": pairs[:, 0],
-                    "negative": tf.reduce_sum(h[:, None, :] * tf.gather(theta, negative), -1),
-                    "negative_weight": weight, "negative_example": at[:, 0]}
-        words = tf.gather_nd(context, centres)
-        weights = tf.cast(tf.gather_nd(mask, centres), e.dtype)
-        h = tf.reduce_sum(weights[:, :, None] * tf.gather(e, words), 1)
-        h /= tf.reduce_sum(weights, -1, keepdims=True)
-        target = tf.gather_nd(center, centres)
-        negative = tf.gather_nd(negatives, centres)
-        return {"positive": tf.reduce_sum(h * tf.gather(theta, target), -1),
-                "positive_example": centres[:, 0],
-                "negative": tf.reduce_sum(h[:, None, :] * tf.gather(theta, negative), -1),
-                "negative_weight": tf.cast(negative != target[:, None], e.dtype),
-                "negative_example": centres[:, 0]}
+        window = tf.gather_nd(inputs["context"], centres)  # (N, 2W)
+        inside = tf.gather_nd(mask, centres)
+        center = tf.gather_nd(inputs["center"], centres)
+        if self.method == "skipgram" and negatives.shape.rank == 3:  # k per centre
+            negative = tf.gather_nd(negatives, centres)  # (N, k)
+            h = tf.gather(e, center)
+            ids = tf.concat([window, negative], 1)
+            positive_weight = tf.concat([inside, tf.zeros_like(negative, tf.bool)], 1)
+            pairs_per_negative = tf.reduce_sum(tf.cast(
+                inside[:, :, None] & (window[:, :, None] != negative[:, None, :]), e.dtype), 1)
+            negative_weight = tf.concat([tf.zeros_like(window, e.dtype), pairs_per_negative], 1)
+            example = centres[:, 0]
+        else:
+            if self.method == "skipgram":  # k per pair: a row per pair
+                pairs = tf.where(mask)  # (P, 3): batch, slot, offset
+                target = tf.gather_nd(inputs["context"], pairs)
+                negative = tf.gather_nd(negatives, pairs)  # (P, k)
+                h = tf.gather(e, tf.gather_nd(inputs["center"], pairs[:, :2]))
+                example = pairs[:, 0]
+            else:  # CBOW: the mean of the window predicts the centre word
+                weights = tf.cast(inside, e.dtype)
+                h = tf.reduce_sum(weights[:, :, None] * tf.gather(e, window), 1)
+                h /= tf.reduce_sum(weights, -1, keepdims=True)
+                target, negative = center, tf.gather_nd(negatives, centres)
+                example = centres[:, 0]
+            ids = tf.concat([target[:, None], negative], 1)
+            positive_weight = tf.concat(
+                [tf.ones_like(target[:, None], tf.bool), tf.zeros_like(negative, tf.bool)], 1)
+            negative_weight = tf.cast(tf.concat(
+                [tf.zeros_like(target[:, None], tf.bool), negative != target[:, None]], 1),
+                e.dtype)
+        return {"logits": row_dot(tf.convert_to_tensor(self.output_vectors), ids, h),
+                "positive_weight": tf.cast(positive_weight, e.dtype),
+                "negative_weight": negative_weight, "example": example}
 
     def vectors(self):
         """The word vectors: the input embeddings e."""
@@ -143,15 +150,46 @@ class GloVe(keras.Model):
 
 
 def negative_sampling_loss(outputs, batch_size):
-    """Per-example sums of -log sigma(pos) - sum_n weight_n log sigma(-neg_n), shape (batch_size,).
+    """Per-example sums of w+ (-log sigma(x)) + w- (-log sigma(-x)) over the logits x, (batch_size,).
 
-    -log sigma(x) = softplus(-x), computed stably.
+    With -log sigma(-x) = softplus(x) and -log sigma(x) = softplus(x) - x, one
+    softplus serves both: (w+ + w-) softplus(x) - w+ x.
     """
-    positive = tf.math.unsorted_segment_sum(tf.nn.softplus(-outputs["positive"]),
-                                            outputs["positive_example"], batch_size)
-    negative = tf.reduce_sum(outputs["negative_weight"] * tf.nn.softplus(outputs["negative"]), -1)
-    return positive + tf.math.unsorted_segment_sum(negative, outputs["negative_example"],
-                                                   batch_size)
+    x = outputs["logits"]
+    positive, negative = outputs["positive_weight"], outputs["negative_weight"]
+    rows = tf.reduce_sum((positive + negative) * tf.nn.softplus(x) - positive * x, -1)
+    return tf.math.unsorted_segment_sum(rows, outputs["example"], batch_size)
+
+
+@tf.custom_gradient
+def row_dot(table, ids, h):
+    """logits[r, s] = table[ids[r, s]] . h[r], with a sparse gradient for `table`.
+
+    Autodiff of tf.gather would hand the optimizer one gradient row per
+    (r, s), (R * S, D) values that it must then sum row by row per word; here
+    the gradient of each distinct word u is formed directly as
+
+        d_table[u] = sum over (r, s) with ids[r, s] = u of dlogits[r, s] h[r]
+
+    a sparse (distinct words x R) by dense (R, D) product that skips the zero
+    dlogits (slots outside the window), and returned as tf.IndexedSlices over
+    the distinct words; d_h[r] = sum_s dlogits[r, s] table[ids[r, s]].
+    """
+    rows = tf.gather(table, ids)  # (R, S, D)
+    logits = tf.reduce_sum(rows * h[:, None, :], -1)
+
+    def grad(dlogits):
+        at = tf.where(tf.not_equal(dlogits, 0))  # (nnz, 2), row-major
+        words, column = tf.unique(tf.gather_nd(ids, at))
+        shape = tf.cast(tf.stack([tf.shape(h)[0], tf.size(words)]), tf.int64)
+        weights = tf.SparseTensor(tf.stack([at[:, 0], tf.cast(column, tf.int64)], 1),
+                                  tf.gather_nd(dlogits, at), shape)
+        d_table = tf.IndexedSlices(tf.sparse.sparse_dense_matmul(weights, h, adjoint_a=True),
+                                   words, tf.shape(table, out_type=words.dtype))
+        d_h = tf.reduce_sum(dlogits[:, :, None] * rows, 1)
+        return d_table, None, d_h
+
+    return logits, grad
 
 
 def glove_loss(prediction, log_x, weight):

@@ -54,7 +54,7 @@ from apps.embeddings import data as data_lib
 from apps.embeddings import debias as debias_lib
 from apps.embeddings import evaluation as eval_lib
 from apps.embeddings import model as model_lib
-from apps.embeddings.text import tokenize
+from apps.embeddings.text import file_lines, tokenize
 from apps.embeddings.vectors import OutOfVocabulary, WordVectors
 
 
@@ -151,13 +151,18 @@ class EmbeddingsTask(Task):
 
     def _load_evaluation(self):
         e = self.config.eval
+
+        def path(field, embedded):
+            given = e[field]
+            if given and not os.path.isfile(given):
+                raise UserError(f"config.eval.{field} = {given!r}: no such file")
+            return given or data_lib.gensim_test_data(embedded)
+
         return {
-            "ws353": eval_lib.load_word_pairs(
-                e.ws353 or data_lib.gensim_test_data("wordsim353.tsv"), "ws353"),
-            "simlex999": eval_lib.load_word_pairs(
-                e.simlex999 or data_lib.gensim_test_data("simlex999.txt"), "simlex999"),
-            "analogies": eval_lib.load_analogies(
-                e.analogies or data_lib.gensim_test_data("questions-words.txt")),
+            "ws353": eval_lib.load_word_pairs(path("ws353", "wordsim353.tsv"), "ws353"),
+            "simlex999": eval_lib.load_word_pairs(path("simlex999", "simlex999.txt"),
+                                                  "simlex999"),
+            "analogies": eval_lib.load_analogies(path("analogies", "questions-words.txt")),
         }
 
     def train_example(self, inputs, targets, seed):
@@ -250,8 +255,9 @@ class EmbeddingsTask(Task):
     # --------------------------------------------------------------- predict
 
     def predict(self, serving, path):
-        with open(path, encoding="utf-8", errors="replace") as f:
-            words = [w for line in f for w in tokenize(line)]
+        if not os.path.isfile(path):
+            raise UserError(f"--input={path}: a folder; expected a text file of words")
+        words = [w for line in file_lines([path]) for w in tokenize(line)]
         if not words:
             raise UserError(f"--input={path}: no words in the file")
         out = serving(words=tf.constant(words))
@@ -269,6 +275,7 @@ class EmbeddingsTask(Task):
         if mode in ("train", "eval", "export"):
             _check_same_run(self.config, workdir)
             trainer = EmbeddingTrainer(self, workdir)
+            check_vocabulary(workdir, self.words, save=mode == "train" and trainer.chief)
             if mode == "train":
                 metrics = trainer.train()
                 if trainer.chief:
@@ -283,10 +290,10 @@ class EmbeddingsTask(Task):
             trainer.restore(required=True)
             print(f"SavedModel: {trainer.export()}")
             return None
-        vectors = load_vectors(workdir)
         if mode == "query":
-            return run_queries(vectors, _queries(input_path), self.config.export.top_k)
-        return run_debias(vectors, self.config.debias, workdir)
+            queries = _queries(input_path)  # the user's input first, then the vectors
+            return run_queries(load_vectors(workdir), queries, self.config.export.top_k)
+        return run_debias(load_vectors(workdir), self.config.debias, workdir)
 
 
 class EmbeddingTrainer(Trainer):
@@ -346,6 +353,33 @@ def _check_same_run(config, workdir):
                         f"{previous.get('method')!r}; choose another --workdir")
 
 
+def check_vocabulary(workdir, words, save=False):
+    """Refuses a workdir trained on another vocabulary; `save` writes DIR/vocab.txt.
+
+    The vocabulary comes from config.data (text, min_count, max_vocab,
+    max_words); a checkpoint whose rows belong to other words would load
+    without complaint when the sizes agree, and give every word another's
+    vector.
+    """
+    path = os.path.join(workdir, "vocab.txt")
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                previous = f.read().split("\n")[:-1]
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"{path}: unreadable vocabulary of an earlier run ({e})") from None
+        if previous != list(words):
+            raise UserError(
+                f"--workdir={workdir} was trained on another vocabulary ({len(previous)} words "
+                f"in {path}; config.data now gives {len(words)} or other words); choose "
+                "another --workdir or the same config.data")
+    elif save:
+        os.makedirs(workdir, exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write("".join(f"{word}\n" for word in words))
+        os.replace(path + ".tmp", path)
+
+
 def write_projector(vectors, logdir, max_words, counts=None):
     """vectors.tsv, metadata.tsv and projector_config.pbtxt in `logdir` (the most frequent words)."""
     from tensorboard.plugins import projector
@@ -370,7 +404,7 @@ def write_projector(vectors, logdir, max_words, counts=None):
 
 
 def load_vectors(workdir):
-    path = flags.FLAGS[_VECTORS].value if flags.FLAGS.is_parsed() else None
+    path = flags.FLAGS[_VECTORS].value
     if path:
         vectors = WordVectors.load(path)
         logging.info("loaded %d vectors of dimension %d from %s", len(vectors), vectors.dim,
@@ -384,12 +418,11 @@ def load_vectors(workdir):
 
 
 def _queries(input_path):
-    text = flags.FLAGS[_QUERY].value if flags.FLAGS.is_parsed() else None
+    text = flags.FLAGS[_QUERY].value
     if input_path:
         if not os.path.isfile(input_path):
-            raise UserError(f"--input={input_path}: no such file")
-        with open(input_path, encoding="utf-8") as f:
-            text = ";".join(line.strip() for line in f if line.strip())
+            raise UserError(f"--input={input_path}: no such file (expected one query per line)")
+        text = ";".join(line.strip() for line in file_lines([input_path]) if line.strip())
     queries = [q.strip() for q in (text or "").split(";") if q.strip()]
     if not queries:
         raise UserError("--mode=query needs --query='king' | 'king,queen' | "

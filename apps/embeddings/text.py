@@ -24,7 +24,6 @@ from apps.core.errors import UserError
 _WORD = r"[^\W_]+(?:['’\-][^\W_]+)*"
 _WORDS_ONLY = re.compile(_WORD)
 _WITH_PUNCTUATION = re.compile(_WORD + r"|[^\w\s]|_")
-TEXT_SUFFIXES = (".txt", ".cor", ".text", "")
 
 
 def tokenize(text, keep_punctuation=False):
@@ -101,13 +100,32 @@ def text_files(path):
 
 
 def file_lines(files):
-    """The lines of the files, decoded as UTF-8 (undecodable bytes replaced)."""
+    """The lines of the files, decoded as UTF-8.
+
+    A binary file (a NUL byte in its first 4 KiB: compressed, word2vec's
+    binary format, a PDF) or a line that is not UTF-8 is a UserError naming
+    the file (and line), so a corpus is never read as mojibake.
+    """
     for file in files:
         try:
-            with open(file, encoding="utf-8", errors="replace") as f:
-                yield from f
+            with open(file, "rb") as f:
+                if b"\0" in f.peek(4096)[:4096]:
+                    raise UserError(f"{file}: a binary file, not text (expected UTF-8 text; "
+                                    "decompress or convert it first)")
+                for number, raw in enumerate(f, 1):
+                    yield decode_line(raw, file, number)
         except OSError as e:
             raise UserError(f"{file}: cannot read ({e.strerror})") from None
+
+
+def decode_line(raw, file, number):
+    """`raw` bytes as UTF-8, or a UserError naming file:number and the first bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{file}:{number}: not UTF-8 text (byte {raw[e.start]:#04x} at column "
+                        f"{e.start + 1}); convert the file to UTF-8, e.g. with `iconv -f "
+                        "latin1 -t utf-8`") from None
 
 
 def sentences(lines, keep_punctuation=False, max_sentence_words=10_000):
@@ -119,10 +137,11 @@ def sentences(lines, keep_punctuation=False, max_sentence_words=10_000):
 
 
 def build_corpus(make_lines, min_count=5, max_vocab=0, keep_punctuation=False,
-                 max_sentence_words=10_000, max_words=0):
+                 max_sentence_words=10_000, max_words=0, source="the corpus"):
     """Two passes over `make_lines()`: count the words, then encode them.
 
-    Returns a `Corpus`. `max_words` > 0 reads only that many words.
+    Returns a `Corpus`. `max_words` > 0 reads only that many words; `source`
+    names the text in error messages (e.g. "config.data.path = 'a.txt'").
     """
     def stream():
         seen = 0
@@ -141,11 +160,13 @@ def build_corpus(make_lines, min_count=5, max_vocab=0, keep_punctuation=False,
         counter.update(tokens)
         raw += len(tokens)
     if not raw:
-        raise UserError("the corpus has no words (config.data.path / config.data.name)")
+        raise UserError(f"{source}: no words in the text (expected UTF-8 text, one sentence "
+                        "or document per line)")
     vocab = Vocabulary.build(counter, min_count, max_vocab)
     if len(vocab) < 2:
-        raise UserError(f"only {len(vocab)} words occur config.data.min_count = {min_count} "
-                        "times or more; lower it or give more text")
+        raise UserError(f"{source}: {len(vocab)} distinct word(s) of its {raw} occur "
+                        f"config.data.min_count = {min_count} times or more; expected at "
+                        "least 2: lower config.data.min_count or give more text")
     ids, sentence_ids = [], []
     number = 0
     for tokens in stream():

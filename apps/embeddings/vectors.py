@@ -22,8 +22,10 @@ with a one-line message), never a crash.
 import os
 
 import numpy as np
+from absl import logging
 
 from apps.core.errors import UserError
+from apps.embeddings.text import decode_line
 
 
 class OutOfVocabulary(UserError):
@@ -102,31 +104,82 @@ class WordVectors:
 
     @classmethod
     def load(cls, path, max_words=0):
-        """Reads word2vec text format (with its header) or GloVe format (without)."""
+        """Reads word2vec text format (with its header) or GloVe format (without).
+
+        Every line must hold a word and the same number of finite numbers (the
+        header's dimension, or the first line's); a header's word count must
+        match the file. Anything else is a UserError naming path:line. A word
+        that comes back keeps its first vector; the repeats are counted and
+        logged (some published GloVe files have a few).
+        """
+        if os.path.isdir(path):
+            raise UserError(f"{path}: a folder; expected a vectors file in GloVe or word2vec "
+                            "text format")
         if not os.path.isfile(path):
             raise UserError(f"{path}: no such vectors file")
-        words, rows, dim = [], [], None
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
-                parts = line.rstrip("\n").rstrip().split(" ")
+        words, rows, dim, announced, repeats, seen = [], [], None, None, [], set()
+        with open(path, "rb") as f:
+            if b"\0" in f.peek(4096)[:4096]:
+                raise UserError(f"{path}: a binary file; expected GloVe or word2vec text format "
+                                "(save word2vec's binary vectors as text first, e.g. with "
+                                "gensim's save_word2vec_format(..., binary=False))")
+            for number, raw in enumerate(f, 1):
+                line = decode_line(raw, path, number)
+                parts = line.rstrip().split(" ")
                 if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    dim = int(parts[1])  # the word2vec header
+                    announced, dim = int(parts[0]), int(parts[1])  # the word2vec header
                     continue
                 if not line.strip():
                     continue
                 if dim is None:
                     dim = len(parts) - 1
-                if len(parts) != dim + 1 or dim < 1:
+                    if dim < 1:
+                        raise UserError(f"{path}:{number}: expected a word and its vector's "
+                                        f"numbers, found only {parts[0]!r}")
+                if len(parts) != dim + 1:
                     raise UserError(f"{path}:{number}: expected a word and {dim} numbers, "
-                                    f"found {len(parts)} fields")
-                try:
-                    rows.append(np.asarray(parts[1:], np.float32))
-                except ValueError:
-                    raise UserError(f"{path}:{number}: not a number in the vector of "
-                                    f"{parts[0]!r}") from None
+                                    f"found {len(parts) - 1}")
+                row = _numbers(parts, path, number)
+                if parts[0] in seen:
+                    repeats.append(number)
+                    continue
+                seen.add(parts[0])
+                rows.append(row)
                 words.append(parts[0])
                 if max_words and len(words) >= max_words:
                     break
         if not words:
-            raise UserError(f"{path}: no vectors found (GloVe or word2vec text format)")
+            raise UserError(f"{path}: no vectors found (expected GloVe or word2vec text "
+                            "format: a word and its numbers per line)")
+        if repeats:
+            logging.warning("%s: skipped %d repeated word(s), keeping the first vector of each "
+                            "(e.g. line %s)", path, len(repeats),
+                            " ".join(map(str, repeats[:5])))
+        if announced is not None and len(words) + len(repeats) != announced \
+                and len(words) != max_words:
+            raise UserError(f"{path}: the header announces {announced} words but the file "
+                            f"holds {len(words)}; the file is cut short or its header is wrong")
         return cls(words, np.stack(rows))
+
+
+def _numbers(parts, path, number):
+    """The vector of one line (parts = [word, x1, ..., xD]) as float32, all finite."""
+    try:
+        row = np.asarray(parts[1:], np.float32)
+    except ValueError:
+        bad = next(p for p in parts[1:] if not _is_number(p))
+        raise UserError(f"{path}:{number}: {bad!r} in the vector of {parts[0]!r} is not a "
+                        "number") from None
+    if not np.all(np.isfinite(row)):
+        bad = parts[1 + int(np.flatnonzero(~np.isfinite(row))[0])]
+        raise UserError(f"{path}:{number}: the vector of {parts[0]!r} holds {bad!r}; "
+                        "expected finite numbers")
+    return row
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -16,6 +16,7 @@ targets are int64 identity ids indexing the returned names.
 
 
 import numpy as np
+from absl import logging
 
 from apps.core.data import Split, load_tfds
 from apps.core.errors import UserError
@@ -39,15 +40,37 @@ def load(config):
                                              skip_empty=True)
     else:
         images, labels, names = _tfds(config)
+    people, counts = np.unique(labels, return_counts=True)
+    eligible = int((counts >= d.min_images).sum())
+    if eligible < len(people):
+        logging.warning("left out %d of %d people with fewer than %d images "
+                        "(config.data.min_images)", len(people) - eligible, len(people),
+                        d.min_images)
+    if eligible < 6:
+        raise UserError(f"{_source(config)}: {eligible} of {len(people)} people have at least "
+                        f"{d.min_images} images (config.data.min_images); expected at least "
+                        "6 such people, 2 for each of the training, validation and test "
+                        "splits")
     parts = split_identities(labels, d.split, config.seed, d.min_images)
     train, val, test = (Split(images[i], labels[i]) for i in parts)
     for name, split in (("train", train), ("validation", val), ("test", test)):
         people = len(np.unique(split.targets))
         if people < 2:
             raise UserError(f"config.data.split = {tuple(d.split)}: the {name} split has "
-                            f"{people} people with >= {d.min_images} images; it needs "
-                            "at least 2 (more data or other fractions)")
+                            f"{people} {'person' if people == 1 else 'people'} with >= "
+                            f"{d.min_images} images; expected at least 2 (other fractions, or "
+                            "more people)")
     return Data(train, val, test), names
+
+
+def _source(config):
+    """The config field that says where the faces came from."""
+    d = config.data
+    if d.source == "folder":
+        return f"config.data.path = {d.path!r}"
+    if d.source == "tfds":
+        return f"TFDS data set {d.name!r} (config.data.name)"
+    return "config.data.synthetic"
 
 
 def split_identities(labels, fractions, seed, min_images=2):

@@ -43,6 +43,7 @@ from apps.core.config import (
 )
 from apps.core.errors import UserError
 from apps.core.image_task import ImageTask
+from apps.core.main import flag_value
 from apps.core.trainer import predict_outputs
 from apps.face_recognition import data as data_lib
 from apps.face_recognition import gallery as gallery_lib
@@ -147,11 +148,22 @@ class FaceRecognitionTask(ImageTask):
     def per_example_loss(self, labels, embeddings):
         """The mined triplet loss is one number per batch; every example carries it.
 
-        The trainer divides the sum by the global batch, so each replica
-        contributes its batch's loss x (its share of the global batch): the
-        mean over replicas.
+        Mining needs the whole global batch (a replica's slice holds only some
+        of its P identities), so with several replicas the embeddings and
+        labels of every replica are all-gathered and each replica computes the
+        loss L of the global batch. The trainer sums per-example losses over
+        replicas and divides by the global batch, so each replica's slice
+        carries L and the total is L; all_gather's gradient sums the replicas'
+        gradients and hands each its own rows, so the weights get dL/dtheta
+        exactly as on one replica.
         """
-        loss = self.loss_fn(labels, embeddings)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            loss = self.loss_fn(tf.cast(_gather(context, tf.cast(labels, tf.float32)),
+                                        labels.dtype),
+                                _gather(context, embeddings))
+        else:
+            loss = self.loss_fn(labels, embeddings)
         return tf.fill(tf.shape(labels)[:1], loss)
 
     # ------------------------------------------------------------ evaluation
@@ -278,40 +290,53 @@ class FaceRecognitionTask(ImageTask):
     # ------------------------------------------------------------ the modes
 
     def run_mode(self, mode, workdir, input_path, gallery=None, identity=None):
-        """Runs `mode`; `gallery` and `identity` default to the --gallery / --identity flags."""
+        """Runs `mode`; `gallery` and `identity` default to the --gallery / --identity flags.
+
+        The recognition modes check the user's paths and names, and read their
+        images, before the SavedModel is loaded, so a mistake is reported at once.
+        """
+        gallery_root = gallery if gallery is not None else flag_value(_GALLERY)
+        identity = identity if identity is not None else flag_value(_IDENTITY)
+        if gallery_root is not None and mode != "enroll":
+            raise UserError(f"--gallery={gallery_root} is for --mode=enroll; --mode={mode} "
+                            f"uses the people already enrolled in {workdir}")
+        if identity is not None and mode != "verify":
+            raise UserError(f"--identity={identity} is for --mode=verify; --mode={mode} "
+                            "compares with everyone enrolled")
         if mode in ("train", "eval"):
             return self._train_or_eval(mode, workdir)
-        serving = _load_serving(workdir)
+        serving = _Serving(workdir)
         gallery_path = os.path.join(workdir, gallery_lib.FILENAME)
         if mode == "enroll":
-            return self.enroll(serving, gallery or _flag(_GALLERY), gallery_path)
+            return self.enroll(serving, gallery_root, gallery_path)
         files = _input_files(input_path, single=(mode == "verify"))
-        gallery = gallery_lib.Gallery.load(gallery_path)
-        if mode == "predict" and not len(gallery):
-            for file, embedding, _ in self._embed_files(serving, files):
-                shown = ", ".join(f"{v:.3f}" for v in embedding[:4])
-                print(f"{file}: embedding [{shown}, ...] ({len(embedding)}-d)")
-            return None
-        if not len(gallery):
+        if mode == "verify" and not identity:
+            raise UserError("--mode=verify needs --identity=NAME (an enrolled person)")
+        gallery = gallery_lib.Gallery.load(gallery_path, self.config.model.embedding_dim)
+        if mode != "predict" and not len(gallery):
             raise UserError(f"no gallery in {gallery_path}; enroll people first "
                             f"(--mode=enroll --gallery=DIR --workdir={workdir})")
         if mode == "verify":
-            name = identity or _flag(_IDENTITY)
-            if not name:
-                raise UserError("--mode=verify needs --identity=NAME (an enrolled person)")
-            [(file, embedding, threshold)] = self._embed_files(serving, files)
-            distance, accepted = gallery.verify(embedding, name, threshold)
-            verdict = f"accept: it's {name}" if accepted else f"reject: not {name}"
-            print(f"{file}: distance {distance:.3f} to {name} (threshold {threshold:.3f}): "
-                  f"{verdict}")
-            return None
-        for file, embedding, threshold in self._embed_files(serving, files):
-            name, distance, closest = gallery.identify(embedding, threshold)
-            if name is None:
-                print(f"{file}: not in the database (closest {closest} at distance "
-                      f"{distance:.3f}, threshold {threshold:.3f})")
+            gallery.require(identity)
+        images, files = self._read_inputs(files, input_path)
+        embeddings, thresholds = self._embed(serving, images)
+        for file, embedding, threshold in zip(files, embeddings, thresholds, strict=True):
+            if not len(gallery):  # predict with nobody enrolled
+                shown = ", ".join(f"{v:.3f}" for v in embedding[:4])
+                print(f"{file}: embedding [{shown}, ...] ({len(embedding)}-d)")
+            elif mode == "verify":
+                distance, accepted = gallery.verify(embedding, identity, threshold)
+                verdict = f"accept: it's {identity}" if accepted else f"reject: not {identity}"
+                print(f"{file}: distance {distance:.3f} to {identity} (threshold "
+                      f"{threshold:.3f}): {verdict}")
             else:
-                print(f"{file}: {name} (distance {distance:.3f}, threshold {threshold:.3f})")
+                name, distance, closest = gallery.identify(embedding, threshold)
+                if name is None:
+                    print(f"{file}: not in the database (closest {closest} at distance "
+                          f"{distance:.3f}, threshold {threshold:.3f})")
+                else:
+                    print(f"{file}: {name} (distance {distance:.3f}, threshold "
+                          f"{threshold:.3f})")
         return None
 
     def _train_or_eval(self, mode, workdir):
@@ -335,39 +360,66 @@ class FaceRecognitionTask(ImageTask):
             print(f"SavedModel:  {paths['export']}")
         return metrics
 
-    def _embed_files(self, serving, files):
-        """[(file, embedding, threshold)] of the readable files (others skipped, named)."""
+    def _read_inputs(self, files, input_path):
+        """(uint8 faces, their files) of --input.
+
+        One file must be a readable face image; in a folder, unreadable files
+        are skipped, each named in a warning, and counted.
+        """
         d = self.config.data
-        images, kept = gallery_lib.read_faces(files, d.image_size, d.channels, d.crop)
+        if files == [input_path]:
+            try:
+                face = gallery_lib.read_face(input_path, d.image_size, d.channels, d.crop)
+            except UserError as e:
+                raise UserError(f"--input={e}") from None
+            return face[None], files
+        images, kept, skipped = gallery_lib.read_faces(files, d.image_size, d.channels, d.crop)
         if not kept:
-            raise UserError(f"no readable face image among {', '.join(files[:3])}"
-                            + (" ..." if len(files) > 3 else ""))
-        out = serving(images=tf.constant(images))
-        embeddings, thresholds = out["embeddings"].numpy(), out["threshold"].numpy()
-        return list(zip(kept, embeddings, thresholds.astype(float), strict=True))
+            raise UserError(f"--input={input_path}: none of its {len(files)} image files is a "
+                            f"readable face image (first: {skipped[0]})")
+        if skipped:
+            logging.warning("skipped %d of the %d image files in --input=%s (named above)",
+                            len(skipped), len(files), input_path)
+        return images, kept
+
+    def _embed(self, serving, images):
+        """(embeddings (N, D), thresholds (N,)) of uint8 faces from the serving signature."""
+        embeddings, thresholds = [], []
+        for i in range(0, len(images), self.config.eval.batch_size):
+            out = serving(images=tf.constant(images[i:i + self.config.eval.batch_size]))
+            embeddings.append(out["embeddings"].numpy())
+            thresholds.append(out["threshold"].numpy().astype(float))
+        return np.concatenate(embeddings), np.concatenate(thresholds)
 
     def enroll(self, serving, root, gallery_path):
-        """Embeds the people in `root` into the gallery (replacing those enrolled again)."""
+        """Embeds the people in `root` into the gallery (replacing those enrolled again).
+
+        Unreadable images are skipped, each named in a warning, and counted.
+        """
         people = gallery_lib.gallery_files(root)
-        gallery = gallery_lib.Gallery.load(gallery_path)
-        names, embeddings, files = [], [], []
+        gallery = gallery_lib.Gallery.load(gallery_path, self.config.model.embedding_dim)
         d = self.config.data
+        names, faces, files, skipped = [], [], [], []
         for person, paths in people.items():
-            images, kept = gallery_lib.read_faces(paths, d.image_size, d.channels, d.crop)
+            images, kept, unreadable = gallery_lib.read_faces(paths, d.image_size, d.channels,
+                                                              d.crop)
+            skipped += unreadable
             if not kept:
                 logging.warning("skipped %s: no readable face image", person)
                 continue
-            out = serving(images=tf.constant(images))["embeddings"].numpy()
             names += [person] * len(kept)
-            embeddings.append(out)
+            faces.append(images)
             files += kept
         if not names:
-            raise UserError(f"--gallery={root}: no readable face images")
-        gallery.enroll(names, np.concatenate(embeddings), files)
+            raise UserError(f"--gallery={root}: none of its {len(skipped)} image files is a "
+                            f"readable face image (first: {skipped[0]})")
+        embeddings, _ = self._embed(serving, np.concatenate(faces))
+        gallery.enroll(names, embeddings, files)
         gallery.save(gallery_path)
-        enrolled = sorted(set(names))
-        print(f"enrolled {len(enrolled)} people ({len(files)} images) into {gallery_path}; "
-              f"the gallery holds {len(gallery.people)} people")
+        print(f"enrolled {len(set(names))} people ({len(files)} images) into {gallery_path}; "
+              f"the gallery holds {len(gallery.people)} people"
+              + (f"; skipped {len(skipped)} image file(s), unreadable or too small (named "
+                 "above)" if skipped else ""))
         return None
 
 
@@ -454,16 +506,37 @@ def write_projector(logdir, task, model):
     return logdir
 
 
-def _flag(holder):
-    """An app flag's value; None when the flags were never parsed (library use)."""
-    return holder.value if flags.FLAGS.is_parsed() else None
+def _gather(context, x):
+    """All replicas' `x` stacked along axis 0 in replica order (an all-gather).
+
+    Written as an all-reduce of each replica's rows placed in a zero tensor:
+    MultiWorkerMirroredStrategy's all_gather fails inside the trainer's
+    multi-step loop ("destinations can not be empty"), and all_reduce's
+    gradient (an all-reduce of the upstream gradient) hands each replica the
+    gradient of its own rows, as all_gather's would. Labels go through it as
+    float32, exact for ids below 2**24.
+    """
+    n = context.num_replicas_in_sync
+    slot = tf.one_hot(context.replica_id_in_sync_group, n, dtype=x.dtype)
+    placed = tf.reshape(slot, [n] + [1] * x.shape.rank) * x[None]
+    stacked = context.all_reduce(tf.distribute.ReduceOp.SUM, placed)
+    return tf.reshape(stacked, tf.concat([[-1], tf.shape(x)[1:]], 0))
 
 
-def _load_serving(workdir):
-    export = os.path.join(workdir, "export")
-    if not os.path.exists(os.path.join(export, "saved_model.pb")):
-        raise UserError(f"no SavedModel in {export}; train or --mode=export first")
-    return tf.saved_model.load(export).signatures["serving_default"]
+class _Serving:
+    """The workdir's exported `serving_default`, loaded at its first call (so the
+    user's inputs are checked first); UserError at once when there is no export."""
+
+    def __init__(self, workdir):
+        self.export = os.path.join(workdir, "export")
+        if not os.path.exists(os.path.join(self.export, "saved_model.pb")):
+            raise UserError(f"no SavedModel in {self.export}; train or --mode=export first")
+        self._loaded = None
+
+    def __call__(self, **inputs):
+        if self._loaded is None:
+            self._loaded = tf.saved_model.load(self.export)
+        return self._loaded.signatures["serving_default"](**inputs)
 
 
 def _input_files(path, single=False):
@@ -476,7 +549,10 @@ def _input_files(path, single=False):
         return [path]
     if single:
         raise UserError(f"--input={path}: expected one face image, got a folder")
-    return images_lib.image_files(path)
+    try:
+        return images_lib.image_files(path)
+    except UserError as e:  # "<path>: no image files (...)"
+        raise UserError(f"--input={e}") from None
 
 
 def _upscale(images, size=48):

@@ -25,10 +25,11 @@ from PIL import Image
 
 from apps.core.data import MissingSplit, Split, load_tfds, stratified_split
 from apps.core.errors import UserError
+from apps.core.images import IMAGE_EXTENSIONS, read_image
 from apps.core.task import Data
 from apps.segmentation import synth
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+LOSSY_EXTENSIONS = (".jpg", ".jpeg")  # compression blurs class ids into their neighbours
 
 
 def load(config):
@@ -43,7 +44,7 @@ def load(config):
                                 tuple(config.data.image_size), len(names))
     if config.data.max_examples:
         images, masks = images[:config.data.max_examples], masks[:config.data.max_examples]
-    return _split(images, masks, config), names
+    return _split(images, masks, config, f"config.data.path = {config.data.path!r}"), names
 
 
 def class_names(config):
@@ -75,8 +76,13 @@ def synthetic(config):
     return Data(*splits)
 
 
-def _split(images, masks, config):
+def _split(images, masks, config, where):
+    """Train, val and test by config.data.split; each must hold an example."""
     parts = stratified_split(np.zeros(len(images)), config.data.split, config.seed)
+    if min(len(p) for p in parts) == 0:
+        raise UserError(f"{where}: {len(images)} image/mask pair(s) are too few to split into "
+                        f"train, val and test by config.data.split = {config.data.split}; "
+                        "expected at least one in each")
     return Data(*(Split(images[i], masks[i]) for i in parts))
 
 
@@ -94,6 +100,8 @@ def pair_folder(root, image_dir, mask_dir, size, num_classes):
     if not root:
         raise UserError("config.data.path is empty: give the folder that holds "
                         f"{image_dir}/ and {mask_dir}/")
+    if not os.path.isdir(root):
+        raise UserError(f"config.data.path = {root!r}: no such folder")
     folders = {}
     for field, name in (("image_dir", image_dir), ("mask_dir", mask_dir)):
         folder = os.path.join(root, name)
@@ -150,26 +158,25 @@ def check_labels(mask, num_classes, where):
                         f"(0..{num_classes - 1}); set config.data.num_classes")
 
 
-def read_image(path):
-    """An image file -> uint8 (H, W, 3)."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise UserError(f"{path}: not a readable image ({e})") from None
-
-
 def read_mask(path):
-    """A mask file -> uint8 (H, W) class ids (RGB: the largest channel, as CARLA's)."""
+    """A mask file -> uint8 (H, W) class ids (RGB: the largest channel, as CARLA's).
+
+    A JPEG mask is refused: its compression changes the ids along every edge.
+    """
+    if path.lower().endswith(LOSSY_EXTENSIONS):
+        raise UserError(f"{path}: a JPEG mask; expected a lossless format (PNG) whose "
+                        "pixels are class ids")
     try:
         with Image.open(path) as image:
-            if image.mode in ("L", "P", "I", "I;16"):
+            if image.mode in ("1", "L", "P", "I", "I;16", "F"):
                 array = np.asarray(image)
             else:
                 array = np.asarray(image.convert("RGB")).max(axis=-1)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: not a readable mask image ({e})") from None
-    if array.min() < 0 or array.max() > 255:
+    if array.dtype.kind == "f" and not np.all(array == np.round(array)):
+        raise UserError(f"{path}: mask has fractional values; expected integer class ids")
+    if array.size and (array.min() < 0 or array.max() > 255):
         raise UserError(f"{path}: labels must lie in 0..255, found {array.min()}..{array.max()}")
     return array.astype(np.uint8)
 
@@ -204,7 +211,11 @@ def _tfds(config, names):
     offset, k = config.data.mask_offset, len(names)
 
     def arrays(split):
-        ds, _ = load_tfds(name, data_dir, split)
+        ds, info = load_tfds(name, data_dir, split)
+        if not {"image", "segmentation_mask"} <= set(info.features.keys()):
+            raise UserError(f"config.data.name = {name!r}: not a segmentation data set; "
+                            "expected the features image and segmentation_mask, found "
+                            f"{', '.join(info.features.keys())}")
         if config.data.max_examples:
             ds = ds.take(config.data.max_examples)
 
@@ -232,7 +243,7 @@ def _tfds(config, names):
     try:
         test = Split(*arrays("test"))
     except MissingSplit:
-        return _split(images, masks, config)
+        return _split(images, masks, config, f"TFDS data set {name!r}")
     # The data set's own test split is kept; validation is carved from train.
     train_frac, val_frac, _ = config.data.split
     train_idx, val_idx = stratified_split(np.zeros(len(images)), (train_frac, val_frac),

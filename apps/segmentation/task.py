@@ -72,11 +72,17 @@ def overlay(image, class_map, colours, alpha=OVERLAY_ALPHA):
 
 
 class SegmentationTask(Task):
+    tflite = True  # a TensorFlow Lite export at the model's input size (apps.core.tflite)
     rules = {
         "data.source": one_of("synthetic", "tfds", "folder"),
         "data.split": fractions_summing_to_one,
         "data.image_size": Rule(_image_size, "(height, width), integers in [8, 4096]"),
         "data.num_classes": int_in(0, 256),
+        "data.class_names": Rule(
+            lambda v: isinstance(v, tuple) and all(isinstance(n, str) and n for n in v)
+            and len(set(v)) == len(v), "() or a tuple of distinct, non-empty class names"),
+        "data.image_dir": Rule(lambda v: isinstance(v, str) and v, "a folder name"),
+        "data.mask_dir": Rule(lambda v: isinstance(v, str) and v, "a folder name"),
         "data.mask_offset": non_negative_int,
         "data.max_examples": non_negative_int,
         "data.synthetic.train_scenes": positive_int,
@@ -200,20 +206,23 @@ class SegmentationTask(Task):
             raise UserError("--mode=predict needs --input=PATH (an image or a folder)")
         if not os.path.exists(input_path):
             raise UserError(f"--input={input_path}: no such file or folder")
+        files = images_lib.image_files(input_path)  # before the slow load of the model
+        output = _OUTPUT.value if flags.FLAGS.is_parsed() and _OUTPUT.value else os.path.join(
+            workdir, "predictions")
+        if os.path.exists(output) and not os.path.isdir(output):
+            raise UserError(f"--output={output}: a file; expected a folder for the masks")
         export = os.path.join(workdir, "export")
         if not os.path.exists(os.path.join(export, "saved_model.pb")):
             raise UserError(f"no SavedModel in {export}; train or --mode=export first")
         serving = tf.saved_model.load(export).signatures["serving_default"]
-        output = _OUTPUT.value if flags.FLAGS.is_parsed() and _OUTPUT.value else os.path.join(
-            workdir, "predictions")
-        self.predict_files(serving, input_path, output)
+        self.predict_files(serving, files, output)
         return None
 
-    def predict_files(self, serving, path, output):
-        files = _image_files(path)
+    def predict_files(self, serving, files, output):
+        """Writes NAME_mask.png and NAME_overlay.png of each image file to `output`."""
         os.makedirs(output, exist_ok=True)
         for file in files:
-            image = data_lib.read_image(file)
+            image = images_lib.read_image(file)
             out = serving(images=tf.constant(image[None]))
             class_map = out["class_map"][0].numpy()
             names = [n.decode() for n in out["class_names"].numpy()]
@@ -267,12 +276,3 @@ def augment_pair(image, mask, seed, flip=False, shift=0.0, color=0.0):
         image = images_lib.augment_image(image, seeds[3], color=color)
     return image, mask
 
-
-def _image_files(path):
-    if os.path.isfile(path):
-        return [path]
-    files = sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names
-                   if f.lower().endswith(data_lib.IMAGE_EXTENSIONS))
-    if not files:
-        raise UserError(f"--input={path}: no image files ({', '.join(data_lib.IMAGE_EXTENSIONS)})")
-    return files

@@ -40,7 +40,7 @@ def load(config):
         photos = tuple([(n, lambda n=n: images_lib.embedded(n)) for n in part]
                        for part in (names[2:], names[1:2], names[:1]))
     counts = (d.crops_per_image, d.eval_crops_per_image, d.eval_crops_per_image)
-    splits = []
+    splits, skipped = [], 0
     for part, count, name in zip(photos, counts, ("train", "val", "test"), strict=True):
         crops = []
         for _name, loader in part:
@@ -48,13 +48,19 @@ def load(config):
                 image = loader()
             except UserError as e:
                 logging.warning("skipped %s", e)
+                skipped += 1
                 continue
             crops.extend(random_crops(image, count, d.crop_size, rng))
         if not crops:
-            raise UserError(f"config.data.content_dir = {d.content_dir!r}: no readable "
-                            f"photographs for the {name} split")
+            raise UserError(f"config.data.content_dir = {d.content_dir!r}: none of the "
+                            f"{len(part)} photographs of the {name} split is a readable image "
+                            f"of at least {images_lib.MIN_SIDE}x{images_lib.MIN_SIDE} pixels "
+                            "(each is named in a warning)")
         crops = np.stack(crops)
         splits.append(Split(crops, np.zeros(len(crops), np.int64)))
+    if skipped:
+        logging.warning("skipped %d of the %d photographs in config.data.content_dir = %r "
+                        "(named above)", skipped, sum(map(len, photos)), d.content_dir)
     return Data(*splits)
 
 

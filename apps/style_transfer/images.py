@@ -16,9 +16,10 @@ import os
 import numpy as np
 from PIL import Image
 
+from apps.core import images as core_images
 from apps.core.errors import UserError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = core_images.IMAGE_EXTENSIONS
 MIN_SIDE = 16  # the extractors pool four times: smaller images have no block5 features
 
 
@@ -85,10 +86,9 @@ def read_image(path, field="--content"):
     if os.path.isdir(path):
         raise UserError(f"{field}={path}: a folder; expected one image file")
     try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise UserError(f"{field}={path}: not a readable image ({e})") from None
+        array = core_images.read_image(path, channels=3)
+    except UserError as e:  # "<path>: not a readable image (...)"
+        raise UserError(f"{field}={e}") from None
     return check_size(array, f"{field}={path}")
 
 

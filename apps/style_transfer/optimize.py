@@ -29,6 +29,7 @@ import tensorflow as tf
 from absl import logging
 
 from apps.core import config as config_lib
+from apps.core import faults
 from apps.core import workdir as workdir_lib
 from apps.core.errors import UserError
 from apps.core.optim import make_optimizer
@@ -49,13 +50,14 @@ def workdir_kind(workdir):
     return "optimize" if any(n.startswith("generated/") for n in names) else "fast"
 
 
-def _check_same_images(config, workdir):
+def check_same_fields(config, workdir, fields=SAME_IMAGES):
+    """UserError when DIR/config.json records another value of one of `fields`."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return
     with open(path) as f:
         previous = json.load(f)
-    for field in SAME_IMAGES:
+    for field in fields:
         section, key = field.split(".")
         before = previous.get(section, {}).get(key)
         now = config_lib.lookup(config, field)
@@ -77,7 +79,7 @@ class Optimization:
         if workdir_kind(workdir) == "fast":
             raise UserError(f"--workdir={workdir} holds a --mode=train_fast run; the "
                             "optimisation method needs its own --workdir")
-        _check_same_images(config, workdir)
+        check_same_fields(config, workdir)
 
     # ------------------------------------------------------------------ setup
 
@@ -146,10 +148,12 @@ class Optimization:
     def step_function(self):
         generated, optimizer, costs = self.generated, self.optimizer, self.costs
         content_target, style_target = self.content_target, self.style_target
+        step_counter = self.step
 
         def step():
             with tf.GradientTape() as tape:
                 terms = costs(generated.value, content_target, style_target)
+                terms["total"] = faults.poison_loss(terms["total"], step_counter)
             grad = tape.gradient(terms["total"], generated.value)
             optimizer.apply([grad], [generated])
             generated.assign(tf.clip_by_value(generated, 0.0, 1.0))

@@ -34,6 +34,7 @@ from apps.core.config import (
     positive_int,
 )
 from apps.core.errors import UserError
+from apps.core.main import flag_value
 from apps.core.task import Task
 from apps.style_transfer import costs as costs_lib
 from apps.style_transfer import data as data_lib
@@ -119,6 +120,12 @@ class StyleTransferTask(Task):
     def run_mode(self, mode, workdir, input_path):
         self._apply_flags(mode)
         kind = optimize.workdir_kind(workdir)
+        if kind == "fast" and mode in ("train_fast", "eval"):
+            # A stylizer learns one style: training on, or scoring, with another
+            # would silently mix two.
+            optimize.check_same_fields(self.config, workdir, ("data.style",))
+        if mode == "train_fast":  # a bad --style stops the run before the data is cut
+            images_lib.read_image(self.config.data.style, "--style")
         if mode == "train":
             if self.config.strategy != "default" or self.config.mixed_precision:
                 logging.warning("the optimisation method runs on one device in float32; "
@@ -153,9 +160,13 @@ class StyleTransferTask(Task):
         return None
 
     def _apply_flags(self, mode):
-        if not flags.FLAGS.is_parsed():
-            return
-        content, style = _CONTENT.value, _STYLE.value
+        """--content / --style into config.data (as the command line gave them)."""
+        content, style = flag_value(_CONTENT), flag_value(_STYLE)
+        if mode in ("predict", "export") and (content is not None or style is not None):
+            given = "--content" if content is not None else "--style"
+            raise UserError(f"{given} is for --mode=train and --mode=train_fast; "
+                            f"--mode={mode} uses the stylizer trained in the workdir"
+                            + (" on --input=PATH" if mode == "predict" else ""))
         if style is not None:
             self.config.data.style = style
         if content is not None:
@@ -251,6 +262,9 @@ class StyleTransferTask(Task):
         return {"serving_default": (serve, signature)}
 
     def _predict(self, workdir, input_path):
+        """Stylizes --input (a file, or the image files under a folder) into
+        DIR/predictions/, keeping the folder's layout; in a folder, unreadable
+        images are skipped, each named in a warning, and counted."""
         if not input_path:
             raise UserError("--mode=predict needs --input=PATH (an image file or a folder)")
         if not os.path.exists(input_path):
@@ -259,20 +273,38 @@ class StyleTransferTask(Task):
         if not os.path.exists(os.path.join(export, "saved_model.pb")):
             raise UserError(f"no SavedModel in {export}; --mode=train_fast or --mode=export "
                             "first")
-        serving = tf.saved_model.load(export).signatures["serving_default"]
-        if os.path.isfile(input_path):
-            files = [input_path]
+        out_dir = os.path.join(workdir, "predictions")
+        one_file = os.path.isfile(input_path)
+        if one_file:
+            files = {input_path: os.path.basename(input_path)}
         else:
-            files = sorted(os.path.join(top, f) for top, _, names in os.walk(input_path)
-                           for f in names if f.lower().endswith(images_lib.IMAGE_EXTENSIONS))
+            files = {f: os.path.relpath(f, input_path) for f in sorted(
+                os.path.join(top, name) for top, _, names in os.walk(input_path)
+                for name in names if name.lower().endswith(images_lib.IMAGE_EXTENSIONS))}
             if not files:
                 raise UserError(f"--input={input_path}: no image files "
                                 f"({', '.join(images_lib.IMAGE_EXTENSIONS)})")
-        out_dir = os.path.join(workdir, "predictions")
-        for file in files:
-            image = images_lib.read_image(file, "--input")
+        serving, skipped = None, []
+        for file, relative in files.items():
+            try:
+                image = images_lib.read_image(file, "--input")
+            except UserError as e:
+                if one_file:
+                    raise
+                logging.warning("skipped %s", e)
+                skipped.append(str(e))
+                continue
+            if serving is None:  # loaded once an input has proved readable
+                serving = tf.saved_model.load(export).signatures["serving_default"]
             stylized = serving(images=tf.constant(image[None]))["images"][0].numpy()
-            stem = os.path.splitext(os.path.basename(file))[0]
-            out = images_lib.save_png(stylized, os.path.join(out_dir, f"{stem}_stylized.png"))
-            print(f"{file} -> {out}")
+            out = os.path.join(out_dir, os.path.splitext(relative)[0] + "_stylized.png")
+            print(f"{file} -> {images_lib.save_png(stylized, out)}")
+        if len(skipped) == len(files):
+            raise UserError(f"--input={input_path}: none of its {len(files)} image files is "
+                            f"a readable image (first: {skipped[0]})")
+        if skipped:
+            logging.warning("skipped %d of the %d image files in --input=%s (named above)",
+                            len(skipped), len(files), input_path)
         return None
+
+

@@ -44,7 +44,8 @@ def load(config):
     """Returns (Data, source_vocab, target_vocab, report) for config.data.
 
     `report` counts what was left out: {split: {"malformed", "empty",
-    "over_long", "kept"}}.
+    "over_long", "kept"}}, and for a TSV file also {"file": {"malformed",
+    "empty"}}, the lines left out before the split (logged by `read_tsv`).
     """
     d = config.data
     report = {}
@@ -58,8 +59,8 @@ def load(config):
     elif d.source == "tsv":
         sources, targets, problems = read_tsv(d.path, d.reverse)
         texts = _random_split(sources, targets, d.split, config.seed)
-        report = {s: dict(problems) if s == "train" else {"malformed": 0, "empty": 0}
-                  for s in SPLITS}
+        report = {s: {"malformed": 0, "empty": 0} for s in SPLITS}
+        report["file"] = problems
     else:
         texts, report = _tfds(config)
     if d.max_examples:
@@ -85,8 +86,11 @@ def load(config):
     _log_report(report, d)
     for s in SPLITS:
         if not splits[s][0]:
-            raise UserError(f"the {s} split has no usable pairs after leaving out "
-                            f"{_fmt_counts(report[s])}; check config.data")
+            raise UserError(
+                f"the {s} split has no usable pairs after leaving out "
+                f"{_fmt_counts(report[s])} (limits: config.data.max_source_length = "
+                f"{d.max_source_length}, config.data.max_target_length = "
+                f"{d.max_target_length} tokens with [END]); expected pairs within them")
     source_width = max(len(x) for s in SPLITS for x in splits[s][0])
     target_width = max(len(y) for s in SPLITS for y in splits[s][1]) + 1
     data = Data(*(make_split(*splits[s], source_width, target_width) for s in SPLITS))
@@ -119,10 +123,13 @@ def read_tsv(path, reverse=False):
     if not path:
         raise UserError("config.data.path is empty: give the tab-separated file of "
                         "sentence pairs (source<TAB>target per line)")
+    if os.path.isdir(path):
+        raise UserError(f"config.data.path = {path!r}: a folder; expected a tab-separated file "
+                        "of sentence pairs (source<TAB>target per line)")
     if not os.path.isfile(path):
         raise UserError(f"config.data.path = {path!r}: no such file")
     sources, targets = [], []
-    malformed, empty, first_bad = 0, 0, []
+    malformed, empty, first_bad, first_empty = 0, 0, [], []
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
@@ -133,6 +140,7 @@ def read_tsv(path, reverse=False):
                 continue
             if not line.strip():
                 empty += 1
+                first_empty.append(number)
                 continue
             fields = line.split("\t")
             if len(fields) < 2:
@@ -144,17 +152,26 @@ def read_tsv(path, reverse=False):
                 source, target = target, source
             if not source or not target:
                 empty += 1
+                first_empty.append(number)
                 continue
             sources.append(source)
             targets.append(target)
-    if malformed:
-        shown = ", ".join(str(n) for n in first_bad[:5])
-        logging.warning("%s: %d malformed line(s) (expected source<TAB>target), e.g. line %s",
-                        path, malformed, shown)
+    if malformed or empty:
+        logging.warning(
+            "%s: left out %d malformed line(s)%s, expected UTF-8 source<TAB>target; and %d "
+            "blank or with an empty side%s", path, malformed, _lines(first_bad), empty,
+            _lines(first_empty))
     if not sources:
         raise UserError(f"config.data.path = {path!r}: no source<TAB>target pairs "
-                        f"({malformed} malformed, {empty} empty lines)")
+                        f"in its lines: {malformed} malformed{_lines(first_bad)}, {empty} "
+                        f"blank or with an empty side{_lines(first_empty)}; expected UTF-8 "
+                        "text, one source<TAB>target pair per line")
     return sources, targets, {"malformed": malformed, "empty": empty}
+
+
+def _lines(numbers):
+    """" (e.g. line 3 7 9)" for the first five line numbers, or ""."""
+    return f" (e.g. line {' '.join(str(n) for n in numbers[:5])})" if numbers else ""
 
 
 def _random_split(sources, targets, fractions, seed):

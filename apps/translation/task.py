@@ -23,6 +23,7 @@ translations (beam search inside), their scores, and all B beams; `greedy`
 decodes greedily.
 """
 
+import json
 import os
 import weakref
 
@@ -89,7 +90,8 @@ class TranslationTask(Task):
         "eval.attention_maps": int_in(0, 32),
         "eval.shown_errors": non_negative_int,
     }
-    extra_modes = ("train", "eval", "predict", "error_analysis")
+    # All of the modes go through run_mode, so every one checks the vocabularies.
+    extra_modes = ("train", "eval", "predict", "export", "error_analysis")
 
     def __init__(self, config):
         super().__init__(config)
@@ -265,13 +267,26 @@ class TranslationTask(Task):
         if mode in ("train", "eval"):
             return self._train_or_eval(mode, workdir)
         if mode == "predict":
-            return self.predict_text(_load_serving(workdir), input_path)
+            lines = read_sentences(input_path)  # the user's input first, then the model
+            return self.print_translations(_load_serving(workdir), lines)
+        if mode == "export":
+            trainer = self.trainer(workdir, mode)
+            trainer.restore(required=True)
+            print(f"SavedModel: {trainer.export()}")
+            return None
         return self.error_analysis(workdir)
 
-    def _train_or_eval(self, mode, workdir):
+    def trainer(self, workdir, mode):
+        """The shared trainer, once the vocabularies are checked against the workdir's."""
         from apps.core.trainer import Trainer
 
         trainer = Trainer(self, workdir)
+        check_vocabularies(workdir, self.source_vocab, self.target_vocab,
+                           save=mode == "train" and trainer.chief)
+        return trainer
+
+    def _train_or_eval(self, mode, workdir):
+        trainer = self.trainer(workdir, mode)
         if mode == "eval":
             return rename_metrics(trainer.evaluate())
         metrics = rename_metrics(trainer.train())
@@ -284,18 +299,8 @@ class TranslationTask(Task):
             print(f"SavedModel:  {paths['export']}")
         return metrics
 
-    def predict_text(self, serving, input_path):
-        """--input is a file (one sentence per line) or the text itself."""
-        if not input_path:
-            raise UserError('--mode=predict needs --input="a sentence" or --input=FILE '
-                            "(one sentence per line)")
-        if os.path.isfile(input_path):
-            with open(input_path, encoding="utf-8", errors="replace") as f:
-                lines = [line.rstrip("\r\n") for line in f if line.strip()]
-            if not lines:
-                raise UserError(f"--input={input_path}: no sentences in the file")
-        else:
-            lines = [input_path]
+    def print_translations(self, serving, lines):
+        """Prints "source -> translation (score)" for each line, in batches of 64."""
         for i in range(0, len(lines), 64):
             batch = lines[i:i + 64]
             out = serving(text=tf.constant(batch))
@@ -306,9 +311,7 @@ class TranslationTask(Task):
 
     def error_analysis(self, workdir):
         """--mode=error_analysis: search or model to blame for each wrong test translation."""
-        from apps.core.trainer import Trainer
-
-        trainer = Trainer(self, workdir)
+        trainer = self.trainer(workdir, "error_analysis")
         trainer.restore(required=True)
         a = self.analyse(trainer.model, self.data.test)
         wrong_mask, search_mask = blame(a["hyps"], a["refs"], a["hyp_score"], a["ref_score"])
@@ -387,6 +390,75 @@ def _strings(tensor):
 
 def _label(token):
     return {" ": "␣", "[END]": "<end>", "[UNK]": "<unk>"}.get(token, token)
+
+
+#: --input values ending so are file names, never sentences
+TEXT_SUFFIXES = (".txt", ".text", ".tsv", ".csv")
+
+
+def read_sentences(value):
+    """--input: a UTF-8 text file (one sentence per line) or the sentence itself.
+
+    A value that names a folder, or looks like a file name (a text-file
+    suffix, or a path whose folder exists: "runs/dates.txt", not "3/5/79")
+    but is no file, is a UserError rather than a sentence to translate.
+    """
+    if not value:
+        raise UserError('--mode=predict needs --input="a sentence" or --input=FILE '
+                        "(one sentence per line)")
+    if os.path.isdir(value):
+        raise UserError(f"--input={value}: a folder; expected a sentence or a text file "
+                        "(one sentence per line)")
+    if not os.path.isfile(value):
+        folder = os.path.dirname(value)
+        if value.lower().endswith(TEXT_SUFFIXES) or (folder and os.path.isdir(folder)):
+            raise UserError(f"--input={value}: no such file (expected a sentence to translate "
+                            "or a text file, one sentence per line)")
+        return [value]
+    lines = []
+    with open(value, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise UserError(f"--input={value}:{number}: not UTF-8 text; expected one "
+                                "sentence per line in UTF-8") from None
+            if line.strip():
+                lines.append(line)
+    if not lines:
+        raise UserError(f"--input={value}: no sentences in the file (expected one per line)")
+    return lines
+
+
+def check_vocabularies(workdir, source_vocab, target_vocab, save=False):
+    """Refuses a workdir trained with other vocabularies; `save` writes DIR/vocab.json.
+
+    The vocabularies are learned from config.data, so other data (another
+    file, other sizes) can change them; a checkpoint read with other token
+    ids would translate nonsense, or not load at all.
+    """
+    path = os.path.join(workdir, "vocab.json")
+    current = {"source": list(source_vocab.tokens), "target": list(target_vocab.tokens)}
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                previous = json.load(f)
+            if not isinstance(previous, dict):
+                raise ValueError("expected {\"source\": [...], \"target\": [...]}")
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path}: unreadable vocabulary of an earlier run ({e})") from None
+        if previous != current:
+            sizes = "/".join(str(len(previous.get(k, ()))) for k in ("source", "target"))
+            raise UserError(
+                f"--workdir={workdir} was trained with other vocabularies ({sizes} source/"
+                f"target tokens in {path}; config.data now gives {len(current['source'])}/"
+                f"{len(current['target'])} or other tokens); choose another --workdir or "
+                "the same config.data")
+    elif save:
+        os.makedirs(workdir, exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(current, f, ensure_ascii=False)
+        os.replace(path + ".tmp", path)
 
 
 def _load_serving(workdir):

@@ -33,6 +33,8 @@ def read_wav(path, sample_rate):
         raise BadAudio(f"{path}: not a readable wav file ({str(e).splitlines()[0]})") from None
     if data.size == 0:
         raise BadAudio(f"{path}: the wav file holds no samples")
+    if rate <= 0:
+        raise BadAudio(f"{path}: sample rate {rate} Hz in the wav header; expected > 0")
     if data.dtype == np.uint8:
         wave = (data.astype(np.float32) - 128.0) / 128.0
     elif np.issubdtype(data.dtype, np.integer):
@@ -117,7 +119,7 @@ def wav_files(path):
     if os.path.isfile(path):
         return [path]
     files = sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names
-                   if f.lower().endswith(".wav"))
+                   if f.lower().endswith(".wav") and not f.startswith("."))
     if not files:
         raise UserError(f"{path}: no .wav files")
     return files

@@ -24,6 +24,7 @@ waveforms (N, samples); its targets {"labels": uint8 (N, Ty), "events": int32
 import hashlib
 import json
 import os
+import zipfile
 
 import numpy as np
 from absl import logging
@@ -42,7 +43,7 @@ def load(config):
     """Data (train, val, test) for config.data; the synthetic set is cached on disk."""
     path = None
     if config.data.source == "synthetic":
-        path = _cache_path(config)
+        path = cache_path(config)
         if os.path.exists(path):
             try:
                 with np.load(path) as f:
@@ -50,8 +51,9 @@ def load(config):
                     return Data(*(Split(f[f"{s}_waves"], {"labels": f[f"{s}_labels"],
                                                           "events": f[f"{s}_events"]})
                                   for s in synth.SPLITS))
-            except (OSError, ValueError, KeyError) as e:
-                logging.warning("ignoring an unreadable cache %s (%s)", path, e)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                logging.warning("ignoring an unreadable cache %s (%s); building it again",
+                                path, e)
     banks = word_banks(config)
     splits = [compose(config, banks[s], i) for i, s in enumerate(synth.SPLITS)]
     if path:
@@ -81,21 +83,37 @@ def word_banks(config):
 
 
 def read_folder(folder, sample_rate, trim_db=0.0):
-    """The usable wav files of `folder` -> [waveforms]; corrupt or empty ones are skipped."""
-    waves = []
-    for file in sorted(os.listdir(folder)):
-        if not file.lower().endswith(".wav"):
-            continue
-        path = os.path.join(folder, file)
+    """The usable .wav files of `folder` (searched recursively, in name order) -> [waveforms].
+
+    A corrupt, empty or silent wav is skipped with a warning naming the file,
+    and the number skipped is logged; other files are ignored (and counted).
+    A folder with no usable wav is a UserError giving those counts.
+    """
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        files += [os.path.join(root, n) for n in sorted(names) if not n.startswith(".")]
+    wav = [f for f in files if f.lower().endswith(".wav")]
+    waves, skipped = [], 0
+    for path in wav:
         try:
             wave = audio.trim(audio.read_wav(path, sample_rate), sample_rate, trim_db)
+            if not len(wave) or not np.any(wave):
+                raise audio.BadAudio(f"{path}: silent (all samples are zero)")
         except audio.BadAudio as e:
             logging.warning("skipped %s", e)
-            continue
-        if len(wave) == 0:
-            logging.warning("skipped %s: silent", path)
+            skipped += 1
             continue
         waves.append(wave)
+    others = len(files) - len(wav)
+    if skipped:
+        logging.warning("%s: skipped %d of %d .wav files (corrupt, empty or silent)", folder,
+                        skipped, len(wav))
+    if others:
+        logging.warning("%s: ignored %d file(s) that are not .wav", folder, others)
+    if not waves:
+        raise UserError(f"{folder}: no usable .wav files ({skipped} corrupt, empty or silent "
+                        f"skipped; {others} other file(s) ignored)")
     return waves
 
 
@@ -105,18 +123,16 @@ def folder_banks(config):
         raise UserError("config.data.path is empty: give the folder holding activates/, "
                         "negatives/ and backgrounds/")
     if not os.path.isdir(root):
-        raise UserError(f"config.data.path = {root!r}: no such folder")
+        raise UserError(f"config.data.path = {root!r}: " + (
+            "a file, expected a folder" if os.path.exists(root) else "no such folder"))
     for name in FOLDERS:
         if not os.path.isdir(os.path.join(root, name)):
             raise UserError(f"config.data.path = {root!r}: no {name}/ folder (expected "
                             f"{', '.join(f + '/' for f in FOLDERS)})")
     read = {}
     for name in FOLDERS:
-        folder = os.path.join(root, name)
         trim_db = 0.0 if name == "backgrounds" else config.data.trim_db
-        read[name] = read_folder(folder, config.data.sample_rate, trim_db)
-        if not read[name]:
-            raise UserError(f"{folder}: no usable .wav files")
+        read[name] = read_folder(os.path.join(root, name), config.data.sample_rate, trim_db)
     rng = np.random.default_rng(config.seed)
     parts = {name: _split_list(rng, read[name], config.data.split, os.path.join(root, name))
              for name in ("activates", "negatives")}
@@ -151,7 +167,7 @@ def tfds_banks(config):
     banks = {}
     for split, tfds_split in TFDS_SPLITS.items():
         ds, info = load_tfds(d.name, d.data_dir, tfds_split)
-        names = list(info.features["label"].names)
+        names = _audio_label_names(info, d.name)
         if d.keyword not in names:
             raise UserError(f"config.data.keyword = {d.keyword!r}: not a word of {d.name} "
                             f"({', '.join(names)})")
@@ -159,19 +175,32 @@ def tfds_banks(config):
         if d.max_examples:
             ds = ds.take(d.max_examples)
         bank = {"triggers": [], "negatives": [], "babble": None, "backgrounds": []}
+        empty = 0
         for example in ds.as_numpy_iterator():
             raw = np.asarray(example["audio"])
             if raw.size == 0:
+                empty += 1
                 continue
             wave = raw.astype(np.float32) / (32768.0 if raw.dtype.kind == "i" else 1.0)
+            if wave.ndim == 2:  # (samples, channels): averaged, as read_wav does
+                wave = wave.mean(axis=1)
             wave = audio.resample(wave.reshape(-1), rate, d.sample_rate)
-            name = names[int(example["label"])]
+            label = int(example["label"])
+            if not 0 <= label < len(names):
+                raise UserError(f"{d.name} split {tfds_split!r}: label {label} is outside its "
+                                f"{len(names)} classes (0..{len(names) - 1})")
+            name = names[label]
             if name == "_silence_":
                 bank["backgrounds"].append(wave)
                 continue
             wave = audio.trim(wave, d.sample_rate, d.trim_db)
             if len(wave) and audio.rms(wave) > 1e-6:
                 bank["triggers" if name == d.keyword else "negatives"].append(wave)
+            else:
+                empty += 1
+        if empty:
+            logging.warning("%s split %r: skipped %d examples with no samples or silent ones",
+                            d.name, tfds_split, empty)
         for key in ("triggers", "negatives"):
             if not bank[key]:
                 raise UserError(f"{d.name} split {tfds_split!r} has no "
@@ -183,6 +212,17 @@ def tfds_banks(config):
     return banks
 
 
+def _audio_label_names(info, name):
+    """The word names of an audio data set with "audio" and class "label" features."""
+    features = info.features
+    names = getattr(features["label"], "names", None) if "label" in features else None
+    if "audio" not in features or not names:
+        raise UserError(f"config.data.name = {name!r}: expected an audio data set with "
+                        f"'audio' and class 'label' features, as speech_commands "
+                        f"(it has {', '.join(sorted(features)) or 'none'})")
+    return list(names)
+
+
 # ---------------------------------------------------------------------------- cache
 
 
@@ -192,7 +232,7 @@ def cache_dir(config):
         "trigger_word")
 
 
-def _cache_path(config):
+def cache_path(config):
     import espeakng_loader  # the voices' version is part of the key
 
     key = {"version": CACHE_VERSION, "seed": config.seed,

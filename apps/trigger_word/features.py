@@ -72,13 +72,22 @@ def geometry(config):
                     stride=m.stride, kind=f.kind, num_mel_bins=f.num_mel_bins)
 
 
+def mel_matrix(g):
+    """The (nfft/2 + 1, num_mel_bins) mel filter bank M, 20 Hz to sample_rate / 2."""
+    return tf.signal.linear_to_mel_weight_matrix(
+        g.num_mel_bins, g.nfft // 2 + 1, g.sample_rate, 20.0, g.sample_rate / 2)
+
+
+def empty_mel_filters(g):
+    """How many mel filters hold no frequency of the STFT (too narrow for its bins)."""
+    return int(tf.reduce_sum(tf.cast(tf.reduce_sum(mel_matrix(g), axis=0) <= 0, tf.int32)))
+
+
 def spectrogram(waveform, g):
     """float32 waveform(s) (..., samples) -> features (..., Tx, num_features)."""
     stft = tf.signal.stft(waveform, frame_length=g.nfft, frame_step=g.frame_step,
                           fft_length=g.nfft, window_fn=tf.signal.hann_window, pad_end=False)
     power = tf.math.square(tf.math.abs(stft))
     if g.kind == "log_mel":
-        matrix = tf.signal.linear_to_mel_weight_matrix(
-            g.num_mel_bins, g.nfft // 2 + 1, g.sample_rate, 20.0, g.sample_rate / 2)
-        power = tf.tensordot(power, matrix, 1)
+        power = tf.tensordot(power, mel_matrix(g), 1)
     return tf.math.log(power + 1e-6)

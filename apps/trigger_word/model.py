@@ -5,12 +5,19 @@
     -> Conv1D(196, kernel 15, stride 4) -> BatchNorm -> ReLU -> Dropout
     -> GRU(128) -> Dropout -> BatchNorm
     -> GRU(128) -> Dropout -> BatchNorm -> Dropout
-    -> TimeDistributed(Dense(1, sigmoid))           per-step probability (Ty, 1)
+    -> Dense(1, sigmoid) at every step               per-step probability (Ty, 1)
 
 The GRUs are the course's (Keras 2's reset_after=False: one bias per gate),
 so at the course's dimensions (Tx 5511, 101 frequencies) the network has
 522,561 parameters. BatchNorm is this project's `layers.BatchNorm`. The time
 axis is left open, so the same weights run on any number of frames.
+
+The course's TimeDistributed(Dense(1)) is a Dense layer applied to the
+(batch, Ty, units) tensor: Dense acts on the last axis, so every step gets
+the same weights, y[b, t] = sigmoid(h[b, t] . w + b0), with the same 129
+parameters. Keras 3's TimeDistributed unrolls a Python loop over a time axis
+of static length (Ty Dense calls in the graph: a first training step of
+about a minute at the course's Ty = 1375), which the plain Dense avoids.
 """
 
 import keras
@@ -55,8 +62,8 @@ def network(num_features, filters=196, kernel_size=15, stride=4, units=128, drop
     x = keras.layers.Dropout(dropout, name="gru2_dropout")(x)
     x = layers.BatchNorm(name="gru2_bn")(x)
     x = keras.layers.Dropout(dropout, name="out_dropout")(x)
-    outputs = keras.layers.TimeDistributed(
-        keras.layers.Dense(1, activation="sigmoid", dtype="float32"), name="detector")(x)
+    # The course's TimeDistributed(Dense): Dense acts on each step (see the module docstring).
+    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="detector")(x)
     return keras.Model(inputs, outputs, name="network")
 
 

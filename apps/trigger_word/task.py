@@ -13,7 +13,10 @@ overlapping windows and returns the per-step probabilities and detection times.
 
     --mode=predict --input=WAV_OR_FOLDER   prints each file's detection times and
         writes DIR/predict/<name>_chime.wav (the input with a chime at each
-        detection) and DIR/predict/<name>_detections.png (spectrogram and output)
+        detection) and DIR/predict/<name>_detections.png (spectrogram and output);
+        it detects on the SavedModel's probabilities with config.detect's
+        threshold and refractory period, and skips (and counts) unreadable wavs
+        of a folder
 """
 
 import os
@@ -47,10 +50,13 @@ STATS_CLIPS = 256  # training clips the standardisation statistics come from
 
 
 def _strings(v):
-    return len(v) >= 1 and all(isinstance(w, str) and w.strip() for w in v)
+    return (isinstance(v, (list, tuple)) and len(v) >= 1
+            and all(isinstance(w, str) and w.strip() for w in v))
 
 
 class TriggerWordTask(Task):
+    # The network's input depends on these too: a workdir keeps them.
+    workdir_fields = ("model", "data.sample_rate", "data.clip_seconds", "features")
     rules = {
         "data.source": one_of("synthetic", "folder", "tfds"),
         "data.split": fractions_summing_to_one,
@@ -106,10 +112,29 @@ class TriggerWordTask(Task):
         data = data_lib.load(self.config)
         logging.info("data: %d train, %d val, %d test clips", len(data.train), len(data.val),
                      len(data.test))
-        stats = self.features(data.train.inputs[:STATS_CLIPS]).numpy().astype(np.float64)
-        self.mean = stats.mean(axis=(0, 1)).astype(np.float32)
-        self.std = np.maximum(stats.std(axis=(0, 1)), 1e-3).astype(np.float32)
+        mean, std = self.feature_statistics(data.train.inputs[:STATS_CLIPS])
+        self.mean = mean.astype(np.float32)
+        self.std = np.maximum(std, 1e-3).astype(np.float32)
         return data
+
+    def feature_statistics(self, waves, chunk=16):
+        """Per-feature mean and standard deviation over every frame of `waves`.
+
+        Accumulated in float64 over chunks of clips (at the course's dimensions
+        the features of 256 clips would take 570 MB at once): with n frames,
+        S1 = sum x and S2 = sum x^2 per feature,
+
+            mean = S1 / n,    std = sqrt(max(0, S2 / n - mean^2)).
+        """
+        n, s1, s2 = 0, 0.0, 0.0
+        for start in range(0, len(waves), chunk):
+            x = self.features(waves[start:start + chunk]).numpy().astype(np.float64)
+            x = x.reshape(-1, x.shape[-1])
+            n += len(x)
+            s1 = s1 + x.sum(axis=0)
+            s2 = s2 + np.square(x).sum(axis=0)
+        mean = s1 / n
+        return mean, np.sqrt(np.maximum(0.0, s2 / n - np.square(mean)))
 
     def features(self, waves):
         """int16 or float32 waveforms (..., samples) -> spectrogram features."""
@@ -242,26 +267,38 @@ class TriggerWordTask(Task):
             raise UserError("--mode=predict needs --input=PATH (a .wav file or a folder)")
         if not os.path.exists(input_path):
             raise UserError(f"--input={input_path}: no such file or folder")
+        files = audio.wav_files(input_path)
         export = os.path.join(workdir, "export")
         if not os.path.exists(os.path.join(export, "saved_model.pb")):
             raise UserError(f"no SavedModel in {export}; train or --mode=export first")
-        serving = tf.saved_model.load(export).signatures["serving_default"]
+        serving = None  # loaded once a file has been read: a bad file fails fast
         out_dir = os.path.join(workdir, "predict")
         os.makedirs(out_dir, exist_ok=True)
-        sr = self.config.data.sample_rate
-        for file in audio.wav_files(input_path):
+        c, g = self.config, self.geometry
+        sr = c.data.sample_rate
+        skipped = 0
+        for file in files:
             try:
                 wave = audio.read_wav(file, sr)
             except audio.BadAudio as e:
-                raise UserError(str(e)) from None
-            out = serving(waveforms=tf.constant(wave[None]))
-            n = int(out["num_detections"][0])
-            times = out["detection_times"][0, :n].numpy()
-            name = os.path.splitext(os.path.basename(file))[0]
+                if len(files) == 1:  # the one file asked for
+                    raise UserError(str(e)) from None
+                logging.warning("skipped %s", e)  # one bad file of a folder
+                skipped += 1
+                continue
+            serving = serving or _load_serving(export)
+            p = serving(waveforms=tf.constant(wave[None]))["probabilities"][0].numpy()
+            # This run's detect settings (the SavedModel's own are those it was exported with).
+            times = detect.detect(p, c.detect.threshold, c.detect.refractory_steps) * g.step_seconds
+            n = len(times)
+            if os.path.isdir(input_path):  # named by the path inside: a/x.wav, b/x.wav differ
+                name = os.path.relpath(file, input_path).replace(os.sep, "_")[:-len(".wav")]
+            else:
+                name = os.path.splitext(os.path.basename(file))[0]
             chimed = os.path.join(out_dir, f"{name}_chime.wav")
             audio.write_wav(chimed, audio.chime_on_activate(wave, times, sr), sr)
             plot = os.path.join(out_dir, f"{name}_detections.png")
-            fig = self.figure(wave, out["probabilities"][0].numpy(), detections=times,
+            fig = self.figure(wave, p, detections=times,
                               title=f"{os.path.basename(file)}: {n} detection(s)")
             fig.savefig(plot)
             import matplotlib.pyplot as plt
@@ -270,9 +307,24 @@ class TriggerWordTask(Task):
             listed = ", ".join(f"{t:.2f}s" for t in times) or "none"
             print(f"{file}: {n} detection(s) at {listed}")
             print(f"  chime: {chimed}\n  plot:  {plot}")
+        if skipped:
+            print(f"skipped {skipped} of {len(files)} .wav files (not readable; see the "
+                  "warnings above)")
+            if skipped == len(files):
+                raise UserError(f"--input={input_path}: none of its {len(files)} .wav files "
+                                "is readable")
         return None
 
 
+def _load_serving(export):
+    try:
+        return tf.saved_model.load(export).signatures["serving_default"]
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as e:
+        raise UserError(f"{export}: not a readable SavedModel ({str(e).splitlines()[0]}); "
+                        "--mode=export writes it again from the last checkpoint") from None
+
+
+# The settings the trained network's input depends on (besides config.model).
 def _checked_geometry(config):
     """The geometry, with a one-line error for settings that do not fit together."""
     f, d = config.features, config.data
@@ -289,6 +341,13 @@ def _checked_geometry(config):
     if d.label_steps >= g.ty - 1:
         raise UserError(f"config.data.label_steps = {d.label_steps}: expected fewer than "
                         f"Ty - 1 = {g.ty - 1}")
+    empty = features_lib.empty_mel_filters(g) if f.kind == "log_mel" else 0
+    if empty:
+        raise UserError(
+            f"config.features.num_mel_bins = {f.num_mel_bins}: {empty} mel filters fall "
+            "between the frequencies "
+            f"of config.features.nfft = {f.nfft} ({d.sample_rate / f.nfft:g} Hz apart); "
+            "expected fewer mel bins or a larger nfft")
     if config.detect.context_steps >= g.ty:
         raise UserError(f"config.detect.context_steps = {config.detect.context_steps}: "
                         f"expected fewer than Ty = {g.ty}")

@@ -1,17 +1,16 @@
 """End to end, as a user runs it: train, SIGKILL, resume, export, reload, predict.
 
-Every run is a real `python -m apps.classification` process on the tiny
-config (a ResNet, so checkpoints carry BatchNorm statistics, with dropout, so
-they carry the dropout generator's state too).
+The training runs and --mode=predict are real `python -m apps.classification`
+processes on the tiny config (a ResNet, so checkpoints carry BatchNorm
+statistics, with dropout, so they carry the dropout generator's state too;
+tests/apps/cli.py). The no-op rerun, --mode=eval, --mode=export and the
+transfer run go through the same entry in this process, to spare a start-up
+each. Bad input is tests/apps/classification/test_bad_input.py.
 """
 
 import json
+import logging
 import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -19,33 +18,32 @@ import tensorflow as tf
 from PIL import Image
 
 from apps.classification import data as data_lib
+from apps.classification.task import ClassificationTask
+from apps.core.main import execute
 from apps.core.workdir import read_metrics as _metrics
 from configs.classification import get_config
+from tests.apps.cli import kill_when, run_app, run_isolated, start_app
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-ARGS = ["--config=configs/classification.py:tiny", "--config.model.name=resnet",
-        "--config.model.width=0.5", "--config.model.dropout=0.2",
-        "--config.data.image_size=16", "--config.train.epochs=6"]
+CHANGES = {"model.name": "resnet", "model.width": 0.5, "model.dropout": 0.2,
+           "data.image_size": 16, "train.epochs": 6}
+FLAGS = [f"--config.{key}={value}" for key, value in CHANGES.items()]
 VOLATILE = ("examples_per_sec", "train_seconds")
 
 
-def _command(workdir, *extra):
-    return [sys.executable, "-m", "apps.classification", *ARGS, f"--workdir={workdir}", *extra]
-
-
-def _run(workdir, *extra, check=True):
-    result = subprocess.run(_command(workdir, *extra), cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
+def _config(**changes):
+    """The config of the command-line runs (with `changes`), built in this process."""
+    config = get_config("tiny")
+    for key, value in {**CHANGES, **changes}.items():
+        section, field = key.split(".")
+        config[section][field] = value
+    return config
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """One uninterrupted run; its workdir."""
     workdir = str(tmp_path_factory.mktemp("uninterrupted"))
-    _run(workdir)
+    run_app("classification", workdir, *FLAGS)
     return workdir
 
 
@@ -62,23 +60,14 @@ def test_uninterrupted_run_writes_the_workdir_layout(finished):
         assert json.load(f)["model"]["name"] == "resnet"
 
 
-def test_sigkill_then_resume_reaches_the_same_result(finished, tmp_path):
+def test_sigkill_then_resume_reaches_the_same_result(finished, tmp_path, caplog):
     workdir = str(tmp_path)
-    process = subprocess.Popen(_command(workdir), cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 240
-        while not os.path.exists(os.path.join(workdir, "ckpt", "ckpt-10.index")):
-            assert process.poll() is None, "training ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    finally:
-        process.kill()
+    process = start_app("classification", workdir, *FLAGS)
+    kill_when(process, lambda: os.path.exists(os.path.join(workdir, "ckpt", "ckpt-10.index")),
+              timeout=240)
     assert not os.path.exists(os.path.join(workdir, "metrics.json"))
 
-    resumed = _run(workdir)
+    resumed = run_app("classification", workdir, *FLAGS)
     restored = [line for line in resumed.stderr.splitlines() if "Restored" in line]
     assert restored and "(step 0)" not in restored[0]
     ours, theirs = _metrics(workdir), _metrics(finished)
@@ -86,31 +75,35 @@ def test_sigkill_then_resume_reaches_the_same_result(finished, tmp_path):
         if key not in VOLATILE:
             assert ours[key] == theirs[key], key
 
-    again = _run(workdir)  # a finished run is not retrained
-    assert "already finished" in again.stderr
-    assert _metrics(workdir)["test_accuracy"] == ours["test_accuracy"]
+    stamp = os.path.getmtime(os.path.join(workdir, "metrics.json"))
+    with caplog.at_level(logging.INFO, logger="absl"):
+        again = execute(ClassificationTask, _config(), workdir)  # a finished run: not retrained
+    assert "already finished" in caplog.text
+    assert again == ours and _metrics(workdir) == ours
+    assert os.path.getmtime(os.path.join(workdir, "metrics.json")) == stamp
 
 
-ISOLATED = textwrap.dedent("""
-    import sys
-    for name in ("apps", "layers", "optimizers", "configs"):
-        sys.modules[name] = None  # this process cannot import the project
-    import json
-    import numpy as np
-    import tensorflow as tf
-    serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-    data = np.load(sys.argv[2])
-    out = serve(images=tf.constant(data["images"]))
-    rgb = serve(images=tf.constant(np.repeat(data["big"], 3, axis=-1)))
-    print(json.dumps({
-        "accuracy": float(np.mean(out["class_id"].numpy() == data["labels"])),
-        "names": [n.decode() for n in out["class_name"].numpy()[:3]],
-        "sums": out["probabilities"].numpy().sum(-1).tolist(),
-        "top_k_shape": list(out["top_k_ids"].shape),
-        "rgb_ids": rgb["class_id"].numpy().tolist(),
-        "grey_big_ids": serve(images=tf.constant(data["big"]))["class_id"].numpy().tolist(),
-    }))
-""")
+# Run by tests/apps/cli.py's run_isolated: the project cannot be imported.
+ISOLATED = """
+import json
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+data = np.load(sys.argv[2])
+out = serve(images=tf.constant(data["images"]))
+rgb = serve(images=tf.constant(np.repeat(data["big"], 3, axis=-1)))
+print(json.dumps({
+    "accuracy": float(np.mean(out["class_id"].numpy() == data["labels"])),
+    "names": [n.decode() for n in out["class_name"].numpy()[:3]],
+    "sums": out["probabilities"].numpy().sum(-1).tolist(),
+    "top_k_shape": list(out["top_k_ids"].shape),
+    "rgb_ids": rgb["class_id"].numpy().tolist(),
+    "grey_big_ids": serve(images=tf.constant(data["big"]))["class_id"].numpy().tolist(),
+}))
+"""
 
 
 def test_saved_model_classifies_in_a_process_without_the_project(finished, tmp_path):
@@ -119,11 +112,7 @@ def test_saved_model_classifies_in_a_process_without_the_project(finished, tmp_p
     test = data.test
     big = np.kron(test.inputs[:5], np.ones((1, 4, 4, 1), np.uint8))  # 32x32, other size
     np.savez(tmp_path / "test.npz", images=test.inputs, labels=test.targets, big=big)
-    result = subprocess.run([sys.executable, "-I", "-c", ISOLATED,
-                             os.path.join(finished, "export"), str(tmp_path / "test.npz")],
-                            cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_isolated(ISOLATED, os.path.join(finished, "export"), tmp_path / "test.npz")
     assert out["accuracy"] == pytest.approx(_metrics(finished)["test_accuracy"], abs=1e-9)
     assert all(name in [str(i) for i in range(10)] for name in out["names"])
     np.testing.assert_allclose(out["sums"], 1.0, atol=1e-5)
@@ -136,26 +125,24 @@ def test_predict_eval_and_export_modes(finished, tmp_path):
     data, _ = data_lib.load(config)
     for i in range(3):
         Image.fromarray(data.test.inputs[i, ..., 0]).save(tmp_path / f"digit{i}.png")
-    result = _run(finished, "--mode=predict", f"--input={tmp_path}")
+    result = run_app("classification", finished, *FLAGS, "--mode=predict", f"--input={tmp_path}")
     lines = [line for line in result.stdout.splitlines() if line.startswith(str(tmp_path))]
     assert len(lines) == 3 and all(line.count(" 0.") + line.count(" 1.0") == 3 for line in lines)
 
-    result = _run(finished, "--mode=eval")
-    evaluated = json.loads(result.stdout[result.stdout.index("{"):])
+    evaluated = execute(ClassificationTask, _config(), finished, "eval")
     assert evaluated["test_accuracy"] == _metrics(finished)["test_accuracy"]
 
     stamp = os.path.getmtime(os.path.join(finished, "export", "saved_model.pb"))
-    _run(finished, "--mode=export")
+    execute(ClassificationTask, _config(), finished, "export")
     assert os.path.getmtime(os.path.join(finished, "export", "saved_model.pb")) > stamp
 
-    missing = _run(finished, "--mode=predict", f"--input={tmp_path / 'none.png'}", check=False)
-    assert missing.returncode == 2 and "none.png" in missing.stderr
 
-
-def test_transfer_learning_from_a_finished_run(finished, tmp_path):
-    result = _run(str(tmp_path), f"--config.transfer.init_from={finished}",
-                  "--config.transfer.freeze_layers=3", "--config.train.epochs=1")
-    assert "Initialised" in result.stderr and "(new head)" in result.stderr
+def test_transfer_learning_from_a_finished_run(finished, tmp_path, caplog):
+    config = _config(**{"transfer.init_from": finished, "transfer.freeze_layers": 3,
+                        "train.epochs": 1})
+    with caplog.at_level(logging.INFO, logger="absl"):
+        execute(ClassificationTask, config, str(tmp_path))
+    assert "Initialised" in caplog.text and "(new head)" in caplog.text
     before = tf.saved_model.load(os.path.join(finished, "export")).model_variables
     after = tf.saved_model.load(os.path.join(str(tmp_path), "export")).model_variables
     # The first variable is the stem convolution's kernel: copied, then frozen.

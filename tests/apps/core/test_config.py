@@ -49,6 +49,27 @@ def test_workdir_of_another_app_or_model_is_refused(tmp_path):
         config_lib.check_workdir_owner(config, str(tmp_path))
 
 
+def test_workdir_fields_beyond_the_model_are_kept_and_a_file_is_refused(tmp_path):
+    config = classification_config.get_config("tiny")
+    config_lib.save(config, str(tmp_path))
+    fields = ("model", "data.image_size")
+    config_lib.check_workdir_owner(config, str(tmp_path), fields)
+    other = classification_config.get_config("tiny")
+    other.data.image_size = config.data.image_size + 4
+    with pytest.raises(UserError, match=r"different config\.data\.image_size "
+                                        rf"\({config.data.image_size} there, "
+                                        rf"{config.data.image_size + 4} here"):
+        config_lib.check_workdir_owner(other, str(tmp_path), fields)
+    config_lib.check_workdir_owner(other, str(tmp_path))  # not a kept field by default
+    other_model = classification_config.get_config("tiny")
+    other_model.model.width = 3.0
+    with pytest.raises(UserError, match=r"config\.model \(width: .* there, 3\.0 here"):
+        config_lib.check_workdir_owner(other_model, str(tmp_path))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is a file; expected a folder"):
+        config_lib.check_workdir_owner(config, str(tmp_path / "file"))
+
+
 def _run_cli(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "apps.classification", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)

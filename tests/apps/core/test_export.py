@@ -58,3 +58,27 @@ def test_recover_puts_back_an_export_moved_aside_by_a_crash(tmp_path):
     export_lib.recover(path)
     assert os.path.exists(os.path.join(path, "saved_model.pb"))
     assert not os.path.exists(path + ".old")
+
+
+def test_recover_removes_the_staging_folders_of_killed_writers(tmp_path):
+    model = _model()
+    path = str(tmp_path / "export")
+    export_lib.write_saved_model(path, model, _endpoints(model))
+    stale = tmp_path / ".export-killed"
+    (stale / "saved_model").mkdir(parents=True)  # what a SIGKILLed writer leaves
+    export_lib.recover(path)
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+
+
+def test_every_start_of_the_entrypoint_recovers_the_export(tmp_path):
+    from apps.classification.task import ClassificationTask
+    from apps.core import main
+    from configs.classification import get_config
+
+    model = _model()
+    path = str(tmp_path / "export")
+    export_lib.write_saved_model(path, model, _endpoints(model))
+    os.rename(path, path + ".old")  # killed between the two renames
+    with pytest.raises(main.UserError, match="no checkpoint"):
+        main.execute(ClassificationTask, get_config("tiny"), str(tmp_path), "eval")
+    assert os.path.exists(os.path.join(path, "saved_model.pb"))

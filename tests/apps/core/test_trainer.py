@@ -119,3 +119,17 @@ def test_mixed_precision_trains_with_finite_loss(tmp_path):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert np.isfinite(metrics["test_mse"])
+
+
+def test_a_checkpoint_of_another_model_is_a_one_line_error(tmp_path):
+    from apps.classification.task import ClassificationTask
+    from configs.classification import get_config
+
+    config = get_config("tiny")
+    config.train.epochs = 1
+    Trainer(ClassificationTask(config), str(tmp_path)).train()
+    wider = get_config("tiny")
+    wider.model.width = 2.0  # other kernel shapes, past the config.json check
+    with pytest.raises(UserError, match=r"ckpt-\d+: does not fit this run's model") as error:
+        Trainer(ClassificationTask(wider), str(tmp_path)).restore()
+    assert "\n" not in str(error.value)

@@ -1,49 +1,37 @@
 """End to end, as a user runs it: train, resume, not retrain, export, reload, predict.
 
-Every run is a real `python -m apps.detection` process on the tiny config.
-The export's score threshold is set to 0 so the barely trained model still
-returns real boxes, which the test compares with the training side's own
-decoding of the same checkpoint.
+The training runs are real `python -m apps.detection` processes on the tiny
+config (tests/apps/cli.py); the no-op rerun and --mode=predict go through the
+same entry in this process, to spare a start-up each. The export's score
+threshold is set to 0 so the barely trained model still returns real boxes,
+which the test compares with the training side's own decoding of the same
+checkpoint. Bad input is tests/apps/detection/test_bad_input.py.
 """
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from apps.core import config as config_lib
-from apps.core.errors import UserError
 from apps.core.main import execute
 from apps.core.workdir import read_metrics as _metrics
 from apps.detection.task import DetectionTask
 from configs.detection import get_config
+from tests.apps.cli import run_app, run_isolated
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-ARGS = ["--config=configs/detection.py:tiny", "--config.decode.score_threshold=0.0",
-        "--config.decode.max_detections=12"]
-
-
-def _run(workdir, *extra, check=True):
-    command = [sys.executable, "-m", "apps.detection", *ARGS, f"--workdir={workdir}", *extra]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
+FLAGS = ["--config.decode.score_threshold=0.0", "--config.decode.max_detections=12"]
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """One epoch, then the same command with two epochs resumes, then a third run is a no-op."""
     workdir = str(tmp_path_factory.mktemp("detection"))
-    _run(workdir, "--config.train.epochs=1")
+    run_app("detection", workdir, *FLAGS, "--config.train.epochs=1")
     assert _metrics(workdir)["steps"] == 4
-    resumed = _run(workdir)
+    resumed = run_app("detection", workdir, *FLAGS)
     restored = [line for line in resumed.stderr.splitlines() if "Restored" in line]
     assert restored and "(step 4)" in restored[0], resumed.stderr[-2000:]
     return workdir
@@ -79,33 +67,48 @@ def test_tensorboard_has_loss_terms_map_and_pictures(workdir):
     tags = set(events.Tags()["tensors"])
     assert {"val_map50", "val_map", "val_loss_box", "val_loss_no_object", "val_detections",
             "val_precision_recall", "test_map50", "detections"} <= tags
+    train = event_accumulator.EventAccumulator(os.path.join(workdir, "tb", "train"),
+                                               size_guidance={"tensors": 0})
+    train.Reload()
+    terms = ("loss_objectness", "loss_no_object", "loss_box", "loss_class")
+    assert {"loss", *terms} <= set(train.Tags()["tensors"])
+    # The terms written at a step add up to the loss written at that step.
+    total = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in train.Tensors("loss")}
+    parts = {}
+    for term in terms:
+        for e in train.Tensors(term):
+            parts[e.step] = parts.get(e.step, 0.0) + float(tf.make_ndarray(e.tensor_proto))
+    assert total and set(parts) == set(total)
+    for step, value in total.items():
+        assert parts[step] == pytest.approx(value, rel=1e-5), step
 
 
-ISOLATED = textwrap.dedent("""
-    import sys
-    for name in ("apps", "layers", "optimizers", "configs"):
-        sys.modules[name] = None  # this process cannot import the project
-    import json
-    import numpy as np
-    import tensorflow as tf
-    loaded = tf.saved_model.load(sys.argv[1])
-    serve = loaded.signatures["serving_default"]
-    images = np.load(sys.argv[2])["images"]
-    out = {}
-    for name, batch in (("small", images), ("big", np.kron(images, np.ones((1, 2, 2, 1), np.uint8))),
-                        ("rgb", np.repeat(images, 3, axis=-1))):
-        result = serve(images=tf.constant(batch))
-        out[name] = {k: v.numpy().tolist() if v.dtype != tf.string else
-                     [[s.decode() for s in row] for row in v.numpy()] for k, v in result.items()}
-    meta = loaded.signatures["metadata"]()
-    out["anchors"] = meta["anchors"].numpy().tolist()
-    out["names"] = [s.decode() for s in meta["class_names"].numpy()]
-    print(json.dumps(out))
-""")
+# Run by tests/apps/cli.py's run_isolated: the project cannot be imported.
+ISOLATED = """
+import json
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+loaded = tf.saved_model.load(sys.argv[1])
+serve = loaded.signatures["serving_default"]
+images = np.load(sys.argv[2])["images"]
+out = {}
+for name, batch in (("small", images), ("big", np.kron(images, np.ones((1, 2, 2, 1), np.uint8))),
+                    ("rgb", np.repeat(images, 3, axis=-1))):
+    result = serve(images=tf.constant(batch))
+    out[name] = {k: v.numpy().tolist() if v.dtype != tf.string else
+                 [[s.decode() for s in row] for row in v.numpy()] for k, v in result.items()}
+meta = loaded.signatures["metadata"]()
+out["anchors"] = meta["anchors"].numpy().tolist()
+out["names"] = [s.decode() for s in meta["class_names"].numpy()]
+print(json.dumps(out))
+"""
 
 
 def _config():
-    """The config of the CLI runs (ARGS), built in this process."""
+    """The config of the CLI runs (FLAGS), built in this process."""
     config = get_config("tiny")
     config.decode.score_threshold = 0.0
     config.decode.max_detections = 12
@@ -117,11 +120,7 @@ def test_saved_model_detects_in_a_process_without_the_project(workdir, tmp_path)
     data = task.load_data()
     images = data.test.inputs[:4]
     np.savez(tmp_path / "test.npz", images=images)
-    result = subprocess.run([sys.executable, "-I", "-c", ISOLATED, os.path.join(workdir, "export"),
-                             str(tmp_path / "test.npz")], cwd=str(tmp_path), capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_isolated(ISOLATED, os.path.join(workdir, "export"), tmp_path / "test.npz")
     assert out["names"] == [str(i) for i in range(10)]
     np.testing.assert_allclose(out["anchors"], task.anchors, atol=1e-6)
 
@@ -165,23 +164,4 @@ def test_predict_writes_annotated_images_and_json(workdir, tmp_path, capsys):
         assert all(0 <= v <= 32 for v in first["box"])  # input pixels, clipped to the image
         with Image.open(entry["annotated"]) as picture:
             assert picture.size == (256, 256) and picture.mode == "RGB"
-    with pytest.raises(UserError, match="none.png: no such file"):
-        execute(DetectionTask, _config(), workdir, "predict", str(tmp_path / "none.png"))
 
-
-@pytest.mark.parametrize("field, value, message", [
-    ("loss.box", "l1", "config.loss.box = 'l1': expected one of 'squared', 'iou', 'giou'"),
-    ("decode.iou_threshold", 0.0, "config.decode.iou_threshold = 0.0: expected a number in (0"),
-    ("model.anchors", ((0.1, 2.0),), "config.model.anchors = ((0.1, 2.0),): expected ()"),
-    ("data.image_size", 36, "config.data.image_size = 36: expected a multiple of 8"),
-    ("model.anchors", ((0.1, 0.2),), "config.model.anchors has 1 anchors: expected "
-                                     "config.model.num_anchors = 2"),
-])
-def test_bad_config_values_name_the_field(field, value, message):
-    config = get_config("tiny")
-    section, name = field.split(".")
-    config[section][name] = value
-    with pytest.raises(UserError) as error:
-        config_lib.check(config, {**config_lib.COMMON_RULES, **DetectionTask.rules})
-        DetectionTask(config)
-    assert str(error.value).startswith(message), str(error.value)

@@ -1,44 +1,53 @@
-"""End to end, as a user runs it: train, resume, query, export, reload in a fresh process.
+"""End to end, as a user runs it: train, resume, query, export, reload in a bare process.
 
-Every run is a real `python -m apps.embeddings` process on the tiny config
-(skip-gram on the first 6,000 words of the Lee corpus).
+The tiny config (skip-gram on the first 6,000 words of the Lee corpus) trains
+one epoch through the entry point in this process, then the same workdir is
+trained to two epochs by a real `python -m apps.embeddings` process
+(tests/apps/cli.py), which resumes from the first epoch's checkpoint. The
+no-op rerun and --mode=query go through the entry in this process, to spare a
+start-up each; the SavedModel is reloaded in a Python that cannot import the
+project. Bad input is test_bad_input.py.
 """
 
-import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
+from apps.core.main import execute
 from apps.core.workdir import read_metrics as _metrics
+from apps.embeddings.task import EmbeddingsTask
 from apps.embeddings.vectors import WordVectors
+from configs.embeddings import get_config
+from tests.apps.cli import run_app, run_isolated
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-ARGS = ["--config=configs/embeddings.py:tiny"]
+# Run by tests/apps/cli.py's run_isolated: the project cannot be imported.
+ISOLATED = """
+import json
+import sys
 
+import tensorflow as tf
 
-def _run(workdir, *extra, check=True):
-    command = [sys.executable, "-m", "apps.embeddings", *ARGS, f"--workdir={workdir}", *extra]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = serve(words=tf.constant(["The", " said ", "zzzqqq", "australia"]))
+print(json.dumps({k: v.numpy().tolist() if v.dtype != tf.string else
+                  [[w.decode() for w in row] for row in v.numpy()]
+                  for k, v in out.items()}))
+"""
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """One epoch, then the same command with two epochs: it resumes from the first."""
+    """One epoch in this process, then the same command line with two epochs resumes."""
     workdir = str(tmp_path_factory.mktemp("embeddings"))
-    _run(workdir, "--config.train.epochs=1")
-    first = _metrics(workdir)
-    resumed = _run(workdir)
+    config = get_config("tiny")
+    config.train.epochs = 1
+    first = execute(EmbeddingsTask, config, workdir, "train")
+    resumed = run_app("embeddings", workdir)
     return workdir, first, resumed
 
 
-def test_training_resumes_and_writes_the_workdir_layout(finished):
+def test_training_resumes_and_writes_the_workdir_layout(finished, caplog):
     workdir, first, resumed = finished
     restored = [line for line in resumed.stderr.splitlines() if "Restored" in line]
     assert restored and f"(step {first['steps']})" in restored[0]
@@ -50,42 +59,29 @@ def test_training_resumes_and_writes_the_workdir_layout(finished):
     assert 0 < metrics["analogy_coverage"] < 0.05 and metrics["words_per_sec"] > 0
     assert metrics["method"] == "skipgram" and metrics["corpus_words"] < 6000
     names = set(os.listdir(workdir))
-    assert {"metrics.json", "config.json", "ckpt", "tb", "export", "vectors.txt"} <= names
+    assert {"metrics.json", "config.json", "vocab.txt", "ckpt", "tb", "export",
+            "vectors.txt"} <= names
     tb = set(os.listdir(os.path.join(workdir, "tb")))
     assert {"train", "eval", "vectors.tsv", "metadata.tsv", "projector_config.pbtxt"} <= tb
     vectors = WordVectors.load(os.path.join(workdir, "vectors.txt"))
     assert len(vectors) == metrics["vocab_size"] and vectors.dim == 16
+    with open(os.path.join(workdir, "vocab.txt"), encoding="utf-8") as f:
+        assert f.read().split() == vectors.words
     projector = np.loadtxt(os.path.join(workdir, "tb", "vectors.tsv"), delimiter="\t")
     assert projector.shape == (100, 16)  # config.export.projector_words
     np.testing.assert_allclose(projector, vectors.matrix[:100], rtol=1e-3, atol=1e-5)
 
-    again = _run(workdir)  # a finished run is not retrained
-    assert "already finished" in again.stderr
-    assert _metrics(workdir)["ws353_spearman"] == metrics["ws353_spearman"]
-
-
-ISOLATED = textwrap.dedent("""
-    import sys
-    for name in ("apps", "layers", "optimizers", "configs"):
-        sys.modules[name] = None  # this process cannot import the project
-    import json
-    import tensorflow as tf
-    serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-    out = serve(words=tf.constant(["The", " said ", "zzzqqq", "australia"]))
-    print(json.dumps({k: v.numpy().tolist() if v.dtype != tf.string else
-                      [[w.decode() for w in row] for row in v.numpy()]
-                      for k, v in out.items()}))
-""")
+    with caplog.at_level("INFO", logger="absl"):  # a finished run is not retrained
+        again = execute(EmbeddingsTask, get_config("tiny"), workdir, "train")
+    assert any("already finished" in r.getMessage() for r in caplog.records)
+    assert again["ws353_spearman"] == metrics["ws353_spearman"] == _metrics(workdir)[
+        "ws353_spearman"]
 
 
 def test_saved_model_maps_words_to_vectors_in_a_process_without_the_project(finished,
                                                                              tmp_path):
     workdir, _, _ = finished
-    result = subprocess.run([sys.executable, "-I", "-c", ISOLATED,
-                             os.path.join(workdir, "export")],
-                            cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_isolated(ISOLATED, os.path.join(workdir, "export"), cwd=str(tmp_path))
     vectors = WordVectors.load(os.path.join(workdir, "vectors.txt"))
     assert out["known"] == [True, True, False, "australia" in vectors]
     assert out["index"][:3] == [vectors.index["the"], vectors.index["said"], -1]
@@ -97,10 +93,12 @@ def test_saved_model_maps_words_to_vectors_in_a_process_without_the_project(fini
     np.testing.assert_allclose(out["similarities"][1], [s for _, s in expected], atol=1e-4)
 
 
-def test_query_mode_and_out_of_vocabulary(finished):
+def test_query_mode_and_out_of_vocabulary(finished, tmp_path, capsys):
     workdir, _, _ = finished
-    result = _run(workdir, "--mode=query", "--query=said;the,said;zzzqqq;the:said::a:?")
-    lines = result.stdout.splitlines()
+    queries = tmp_path / "queries.txt"
+    queries.write_text("said\nthe,said\n\nzzzqqq\nthe:said::a:?\n")
+    execute(EmbeddingsTask, get_config("tiny"), workdir, "query", str(queries))
+    lines = capsys.readouterr().out.splitlines()
     vectors = WordVectors.load(os.path.join(workdir, "vectors.txt"))
     assert lines[0].startswith(f"said: {vectors.nearest('said', 1)[0][0]} ")
     assert lines[1] == f"the,said: cosine similarity {vectors.similarity('the', 'said'):.4f}"

@@ -76,6 +76,42 @@ def test_negative_sampling_loss_matches_a_numpy_transcription(method, per_pair):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+def test_row_dot_gradient_is_sparse_and_matches_numeric_and_gather_gradients():
+    from layers import gradient_check
+
+    rng = np.random.default_rng(7)
+    table = rng.normal(size=(12, 5))
+    ids = tf.constant(rng.integers(0, 6, (7, 4)).astype(np.int32))  # rows repeat
+    h = rng.normal(size=(7, 5))
+    weight = (rng.random((7, 4)) < 0.6).astype(np.float64)  # zero dlogits are skipped
+    weight[:, 0] = 0.0  # so words may appear only where the gradient is zero
+
+    def loss(logits):
+        return tf.reduce_sum(weight * tf.sin(logits))
+
+    # Numeric vs automatic gradients, float64 (Mul densifies the sparse table gradient).
+    assert gradient_check(lambda t: loss(model_lib.row_dot(t[0] * 1.0, ids, t[1])),
+                          [table, h]) < 1e-7
+    # The table's gradient: one row per distinct word with a nonzero dlogit, and the
+    # values tf.gather's autodiff gives after summing the duplicate rows.
+    table_t, h_t = tf.constant(table), tf.constant(h)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([table_t, h_t])
+        ours = loss(model_lib.row_dot(table_t, ids, h_t))
+        reference = loss(tf.reduce_sum(tf.gather(table_t, ids) * h_t[:, None, :], -1))
+    assert float(ours) == pytest.approx(float(reference), rel=1e-12)
+    sparse, d_h = tape.gradient(ours, [table_t, h_t])
+    dense, d_h_reference = tape.gradient(reference, [table_t, h_t])
+    assert isinstance(sparse, tf.IndexedSlices)
+    words = sparse.indices.numpy()
+    active = np.unique(ids.numpy()[weight != 0])
+    assert len(set(words)) == len(words) and sorted(words) == active.tolist()
+    expected = tf.convert_to_tensor(dense).numpy()
+    np.testing.assert_allclose(sparse.values.numpy(), expected[words], rtol=1e-12)
+    np.testing.assert_allclose(np.delete(expected, words, axis=0), 0.0)
+    np.testing.assert_allclose(d_h.numpy(), d_h_reference.numpy(), rtol=1e-12)
+
+
 def test_glove_loss_matches_a_numpy_transcription():
     model = model_lib.build("glove", 20, 4)
     rng = np.random.default_rng(2)

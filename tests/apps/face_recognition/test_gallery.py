@@ -79,11 +79,14 @@ def test_task_enrolls_a_folder_skipping_unreadable_images(tmp_path, capsys, capl
     Image.new("RGB", (40, 30), RED).save(people / "ada" / "1.png")
     (people / "ada" / "2.png").write_bytes(b"broken")
     Image.new("RGB", (12, 12), GREEN).save(people / "bob.png")
-    task = FaceRecognitionTask(get_config("tiny"))
+    config = get_config("tiny")
+    config.model.embedding_dim = 3  # the stand-in's embedding: a colour
+    task = FaceRecognitionTask(config)
     path = str(tmp_path / gallery_lib.FILENAME)
     task.enroll(_colour_serving, str(people), path)
     assert "2.png" in caplog.text
-    assert "enrolled 2 people (2 images)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "enrolled 2 people (2 images)" in out and "skipped 1 image file(s)" in out
 
     more = tmp_path / "more"
     more.mkdir()
@@ -91,9 +94,7 @@ def test_task_enrolls_a_folder_skipping_unreadable_images(tmp_path, capsys, capl
     task.enroll(_colour_serving, str(more), path)
     gallery = gallery_lib.Gallery.load(path)
     assert gallery.people == ["ada", "bob", "cy"]
-    Image.new("RGB", (16, 16), BLUE).save(tmp_path / "query.png")
-    Image.new("RGB", (16, 16), GREY).save(tmp_path / "stranger.png")
-    [(_, embedding, threshold)] = task._embed_files(_colour_serving, [str(tmp_path / "query.png")])
-    assert threshold == 0.5 and gallery.identify(embedding, threshold)[0] == "cy"
-    [(_, embedding, _)] = task._embed_files(_colour_serving, [str(tmp_path / "stranger.png")])
-    assert gallery.identify(embedding, threshold)[0] is None
+    faces = np.stack([np.full((16, 16, 3), colour, np.uint8) for colour in (BLUE, GREY)])
+    (query, stranger), (threshold, _) = task._embed(_colour_serving, faces)
+    assert threshold == 0.5 and gallery.identify(query, threshold)[0] == "cy"
+    assert gallery.identify(stranger, threshold)[0] is None

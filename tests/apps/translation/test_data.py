@@ -90,7 +90,8 @@ def test_tsv_reader_counts_malformed_and_empty_lines(tmp_path, caplog):
     assert sources == ["Go.", "Hi.", "Wow!"]
     assert targets == ["Va !", "Salut !", "Ça alors !"]
     assert problems == {"malformed": 2, "empty": 2}
-    assert "2 malformed line(s)" in caplog.text and "line 3, 7" in caplog.text
+    assert "pairs.tsv: left out 2 malformed line(s) (e.g. line 3 7)" in caplog.text
+    assert "2 blank or with an empty side (e.g. line 4 5)" in caplog.text
     reversed_ = data_lib.read_tsv(_write(tmp_path, text), reverse=True)
     assert reversed_[0][0] == "Va !"
 

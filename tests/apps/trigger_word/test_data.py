@@ -80,21 +80,6 @@ def test_folder_loader_skips_a_corrupt_and_an_empty_file_by_name(tmp_path, caplo
     assert data.test.targets["labels"].shape == (3, 46)
 
 
-def test_folder_loader_errors_name_the_folder(tmp_path):
-    config = get_config("folder")
-    config.data.path = str(tmp_path / "nowhere")
-    with pytest.raises(UserError, match="nowhere"):
-        data_lib.word_banks(config)
-    os.makedirs(tmp_path / "raw" / "activates")
-    config.data.path = str(tmp_path / "raw")
-    with pytest.raises(UserError, match="negatives/"):
-        data_lib.word_banks(config)
-    os.makedirs(tmp_path / "raw" / "negatives")
-    os.makedirs(tmp_path / "raw" / "backgrounds")
-    with pytest.raises(UserError, match="activates: no usable"):
-        data_lib.word_banks(config)
-
-
 NAMES = ['down', 'go', 'left', 'no', 'off', 'on', 'right', 'stop', 'up', 'yes', '_silence_',
          '_unknown_']
 

@@ -1,38 +1,27 @@
 """End to end, as a user runs it: train (tiny), resume, export, reload in a process that
-cannot import the project, predict on a wav file."""
+cannot import the project, predict on a wav file.
+
+The two training runs and --mode=predict are real `python -m apps.trigger_word`
+processes (tests/apps/cli.py); bad input is tests/apps/trigger_word/test_bad_input.py.
+"""
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from scipy.io import wavfile
 
-from apps.core import config as config_lib
-from apps.core.errors import UserError
-from apps.core.optim import RULES as OPTIMIZER_RULES
 from apps.core.workdir import read_metrics as _metrics
 from apps.trigger_word import audio, detect
 from apps.trigger_word import data as data_lib
 from apps.trigger_word.task import TriggerWordTask
 from configs.trigger_word import get_config
+from tests.apps.cli import run_app, run_isolated
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 KEYS = ("test_event_recall", "test_false_alarms_per_hour", "test_frame_precision",
         "test_frame_recall", "test_frame_f1", "examples_per_sec", "train_seconds")
-
-
-def _run(workdir, cache, *extra, check=True):
-    command = [sys.executable, "-m", "apps.trigger_word", "--config=configs/trigger_word.py:tiny",
-               f"--workdir={workdir}", f"--config.data.cache_dir={cache}", *extra]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +29,17 @@ def run(tmp_path_factory):
     """One epoch, then the same workdir trained to the tiny config's two (a resume)."""
     workdir = str(tmp_path_factory.mktemp("run"))
     cache = str(tmp_path_factory.mktemp("cache"))
-    first = _run(workdir, cache, "--config.train.epochs=1")
-    second = _run(workdir, cache)
+    first = run_app("trigger_word", workdir, f"--config.data.cache_dir={cache}",
+                    "--config.train.epochs=1")
+    second = run_app("trigger_word", workdir, f"--config.data.cache_dir={cache}")
     return workdir, cache, first, second
+
+
+def _config(cache):
+    """The config of the runs, built in this process."""
+    config = get_config("tiny")
+    config.data.cache_dir = cache
+    return config
 
 
 def test_training_resumes_and_writes_the_workdir(run):
@@ -69,41 +66,37 @@ def test_training_resumes_and_writes_the_workdir(run):
     assert "clips" in tags and "clips_with_chimes" in tags and "val_clips" in tags
 
 
-ISOLATED = textwrap.dedent("""
-    import sys
-    for name in ("apps", "layers", "optimizers", "configs"):
-        sys.modules[name] = None  # this process cannot import the project
-    import json
-    import numpy as np
-    import tensorflow as tf
-    serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-    data = np.load(sys.argv[2])
-    clips = serve(waveforms=tf.constant(data["clips"]))
-    stream = serve(waveforms=tf.constant(data["stream"][None]))
-    print(json.dumps({
-        "clips": clips["probabilities"].numpy().tolist(),
-        "stream": stream["probabilities"].numpy()[0].tolist(),
-        "times": stream["detection_times"].numpy()[0].tolist(),
-        "count": int(stream["num_detections"].numpy()[0]),
-        "step_seconds": float(stream["step_seconds"].numpy()[0]),
-    }))
-""")
+# Run by tests/apps/cli.py's run_isolated: the project cannot be imported.
+ISOLATED = """
+import json
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+data = np.load(sys.argv[2])
+clips = serve(waveforms=tf.constant(data["clips"]))
+stream = serve(waveforms=tf.constant(data["stream"][None]))
+print(json.dumps({
+    "clips": clips["probabilities"].numpy().tolist(),
+    "stream": stream["probabilities"].numpy()[0].tolist(),
+    "times": stream["detection_times"].numpy()[0].tolist(),
+    "count": int(stream["num_detections"].numpy()[0]),
+    "step_seconds": float(stream["step_seconds"].numpy()[0]),
+}))
+"""
 
 
 def test_saved_model_detects_in_a_process_without_the_project(run, tmp_path):
     workdir, cache, _, _ = run
-    config = get_config("tiny")
-    config.data.cache_dir = cache
+    config = _config(cache)
     task = TriggerWordTask(config)
     test = data_lib.load(config).test  # the run's test split (same seed, same cache)
     clips = test.inputs.astype(np.float32) / 32768.0
     stream = np.concatenate(clips[:5])  # 10 s: several overlapping windows
     np.savez(tmp_path / "test.npz", clips=clips, stream=stream)
-    result = subprocess.run([sys.executable, "-I", "-c", ISOLATED,
-                             os.path.join(workdir, "export"), str(tmp_path / "test.npz")],
-                            cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_isolated(ISOLATED, os.path.join(workdir, "export"), tmp_path / "test.npz")
     g = task.geometry
     p = np.asarray(out["clips"])
     assert p.shape == (len(test), g.ty)  # one clip = one window: Ty steps
@@ -129,42 +122,25 @@ def test_saved_model_detects_in_a_process_without_the_project(run, tmp_path):
 
 def test_predict_prints_detections_and_writes_the_chime_and_plot(run, tmp_path):
     workdir, cache, _, _ = run
-    config = get_config("tiny")
-    config.data.cache_dir = cache
-    clips = data_lib.load(config).test.inputs[:3].astype(np.float32) / 32768.0
+    clips = data_lib.load(_config(cache)).test.inputs[:3].astype(np.float32) / 32768.0
     wave16k = audio.resample(np.concatenate(clips), 8000, 16000)  # another sample rate
     wavfile.write(tmp_path / "talk.wav", 16000, audio.to_int16(wave16k))
-    result = _run(workdir, cache, "--mode=predict", f"--input={tmp_path / 'talk.wav'}")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEnothing")  # skipped, counted
+    result = run_app("trigger_word", workdir, f"--config.data.cache_dir={cache}",
+                     "--mode=predict", f"--input={tmp_path}")
     line = next(x for x in result.stdout.splitlines() if x.startswith(str(tmp_path)))
+    assert line.startswith(str(tmp_path / "talk.wav"))
     count = int(line.split(": ")[1].split(" ")[0])
+    assert "skipped 1 of 2 .wav files" in result.stdout
+    assert "broken.wav: not a readable wav file" in result.stderr
     serve = tf.saved_model.load(os.path.join(workdir, "export")).signatures["serving_default"]
     wave = audio.read_wav(str(tmp_path / "talk.wav"), 8000)
     out = serve(waveforms=tf.constant(wave[None]))
     assert count == int(out["num_detections"][0])
+    times = out["detection_times"][0, :count].numpy()
+    listed = ", ".join(f"{t:.2f}s" for t in times) or "none"
+    assert line.endswith(f"{count} detection(s) at {listed}")
     chimed = audio.read_wav(os.path.join(workdir, "predict", "talk_chime.wav"), 8000)
     assert chimed.shape == wave.shape
-    times = out["detection_times"][0, :count].numpy()
     np.testing.assert_allclose(chimed, audio.chime_on_activate(wave, times, 8000), atol=1e-4)
     assert os.path.getsize(os.path.join(workdir, "predict", "talk_detections.png")) > 1000
-
-    with pytest.raises(UserError, match="none.wav: no such file"):
-        TriggerWordTask(config).run_mode("predict", workdir, str(tmp_path / "none.wav"))
-    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEnothing")
-    with pytest.raises(UserError, match="broken.wav: not a readable wav"):
-        TriggerWordTask(config).run_mode("predict", workdir, str(tmp_path / "broken.wav"))
-
-
-def test_bad_config_values_name_the_field():
-    rules = {**config_lib.COMMON_RULES, **OPTIMIZER_RULES, **TriggerWordTask.rules}
-    config = get_config("tiny")
-    config.detect.threshold = 1.5
-    with pytest.raises(UserError, match=r"config.detect.threshold = 1.5: expected"):
-        config_lib.check(config, rules)
-    config = get_config("tiny")
-    config.data.ty = 99
-    with pytest.raises(UserError, match=r"config.data.ty = 99: the network gives 46"):
-        TriggerWordTask(config)
-    config = get_config("tiny")
-    config.features.overlap = 200
-    with pytest.raises(UserError, match=r"config.features.overlap = 200"):
-        TriggerWordTask(config)

@@ -75,3 +75,78 @@ def test_every_variant_passes_its_checks(variant):
     if variant == "course":
         assert (g.tx, g.ty, config.data.label_steps, config.detect.refractory_steps) == (
             5511, 1375, 50, 75)
+
+
+def test_the_detector_is_the_course_s_time_distributed_dense():
+    """The network's last layer, a Dense on (batch, Ty, units), equals the course's
+    TimeDistributed(Dense(1, sigmoid)) with the same weights."""
+    import keras
+
+    net = model_lib.network(16, filters=8, kernel_size=5, stride=2, units=6, dropout=0.5)
+    hidden = keras.Model(net.input, net.get_layer("out_dropout").output)
+    x = np.random.default_rng(3).standard_normal((2, 41, 16)).astype(np.float32)
+    course = keras.layers.TimeDistributed(keras.layers.Dense(1, activation="sigmoid"))
+    h = hidden(x, training=False)
+    course.build(tuple(h.shape))
+    course.set_weights(net.get_layer("detector").get_weights())
+    np.testing.assert_allclose(net(x, training=False), course(h), rtol=1e-6, atol=1e-7)
+    assert net.get_layer("detector").count_params() == 6 + 1
+
+
+def _mel_hz(mel):
+    return 700.0 * (np.exp(mel / 1127.0) - 1.0)
+
+
+@pytest.mark.parametrize("bins, nfft", [(40, 200), (101, 200), (128, 200), (64, 400)])
+def test_empty_mel_filters_equal_a_numpy_count(bins, nfft):
+    """A mel filter (lower, centre, upper edge: consecutive of bins + 2 points equally
+    spaced in mel = 1127 ln(1 + f / 700) from 20 Hz to sr / 2) is empty when no STFT
+    frequency k * sr / nfft, k >= 1, lies strictly between its lower and upper edges."""
+    config = get_config("tiny")
+    config.features.num_mel_bins, config.features.nfft = bins, nfft
+    g = features_lib.geometry(config)
+    edges = _mel_hz(np.linspace(1127 * np.log1p(20 / 700), 1127 * np.log1p(4000 / 700),
+                                bins + 2))
+    freqs = np.arange(1, nfft // 2 + 1) * 8000 / nfft
+    expected = sum(not np.any((freqs > lo) & (freqs < hi))
+                   for lo, hi in zip(edges[:-2], edges[2:], strict=True))
+    assert features_lib.empty_mel_filters(g) == expected
+
+
+def test_feature_statistics_equal_numpy_over_all_frames():
+    from apps.trigger_word.task import TriggerWordTask
+
+    task = TriggerWordTask(get_config("tiny"))
+    waves = np.random.default_rng(4).integers(-9000, 9000, (7, task.geometry.clip_samples))
+    waves = waves.astype(np.int16)
+    mean, std = task.feature_statistics(waves, chunk=3)  # chunks of 3, 3 and 1 clips
+    frames = task.features(waves).numpy().astype(np.float64).reshape(-1, 40)
+    np.testing.assert_allclose(mean, frames.mean(axis=0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(std, frames.std(axis=0), rtol=1e-6, atol=1e-9)
+
+
+def test_the_course_variant_builds_522561_parameters_and_trains_a_step(tmp_path):
+    """configs/trigger_word.py:course through the task and the trainer: 10-second clips
+    at 44.1 kHz (Tx 5511 x 101), the course's network, one Adam step on two clips."""
+    from apps.core.trainer import Trainer
+    from apps.trigger_word.task import TriggerWordTask
+
+    config = get_config("course")
+    config.data.cache_dir = str(tmp_path / "cache")
+    config.data.num_clips = (2, 1, 1)  # only the amount of data differs from the variant
+    config.data.synthetic.trigger_utterances = 4
+    config.data.synthetic.negative_utterances = 4
+    config.data.synthetic.babble_utterances = 4
+    config.train.batch_size = 2
+    trainer = Trainer(TriggerWordTask(config), str(tmp_path / "run"))
+    assert trainer.data.train.inputs.shape == (2, 441_000)
+    assert trainer.data.train.targets["labels"].shape == (2, 1375)
+    network = trainer.model.get_layer("network")
+    assert network.count_params() == 522_561
+    assert network.get_layer("conv_dropout").rate == 0.8
+    assert trainer.task.mean.shape == trainer.task.std.shape == (101,)
+    before = [v.numpy().copy() for v in trainer.model.trainable_variables]
+    loss = float(trainer.train_step_function()(iter(trainer.train_dataset(0))))
+    assert np.isfinite(loss) and 0.0 < loss < 2.0  # about ln 2 for a fresh sigmoid output
+    after = trainer.model.trainable_variables
+    assert all(not np.array_equal(a, b.numpy()) for a, b in zip(before, after, strict=True))

@@ -1,0 +1,263 @@
+"""bench/RESULTS.md from one `make bench` run's results (bench/__main__.py)."""
+
+import os
+
+RESULTS_MD = os.path.join(os.path.dirname(__file__), "RESULTS.md")
+
+GPU_LINE = ("GPU: not measured. The lent GPU machine has no TensorFlow and cannot get it "
+            "(no network there, 64 MiB transfer limit), so there are no GPU, `xla` + "
+            "`mixed_precision` or GPU-peak figures.")
+
+
+def _load(entry):
+    """'a -> b': the 1-minute load average at the start and end of a measurement."""
+    start, end = entry.get("load_average_start"), entry.get("load_average_end")
+    if not start or not end:
+        return "?"
+    return f"{start[0]:.1f} → {end[0]:.1f}"
+
+
+def _num(value, fmt=".1f"):
+    return "n/a" if value is None else format(value, fmt)
+
+
+def _table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _failed(name, entry):
+    return [f"**{name} failed**: `{entry['error']}`", ""]
+
+
+def peak_gflops(sections):
+    """The best float32 matmul GFLOP/s of the run (start and end), or None."""
+    peaks = [s["result"]["peak"]["best_gflops"] for k, s in sections.items()
+             if k.startswith("machine") and "result" in s]
+    return max(peaks) if peaks else None
+
+
+def _machine(results):
+    info, end = results["started"], results["finished"]
+    lines = ["## Machine", ""]
+    lines += _table(["CPU", "cores", "TensorFlow", "Python", "date",
+                     "load average at start (1/5/15 min)", "at end"],
+                    [[info["cpu"], info["cores"], info["tensorflow"], info["python"],
+                      info["date"], " / ".join(map(str, info["load_average"] or [])),
+                      " / ".join(map(str, end["load_average"] or []))]])
+    lines += ["", GPU_LINE, "",
+              "The load average (1-minute) is given beside each figure: on this 2-core "
+              "machine a load above 2 means that other jobs shared the CPU, and the "
+              "figures are then lower and noisier than a quiet machine's. Each comparison "
+              "(XLA or not, ours or the peer's) alternates its two sides round by round, so "
+              "that drift in the load hits both alike, and reports medians.", ""]
+    return lines
+
+
+def _peak(sections):
+    lines = ["## The machine's limit", ""]
+    rows = []
+    for key, when in (("machine", "start"), ("machine_end", "end")):
+        entry = sections.get(key)
+        if entry is None:
+            continue
+        if "error" in entry:
+            lines += _failed(f"peak at the {when}", entry)
+            continue
+        p = entry["result"]["peak"]
+        rows.append([when, f"{p['n']} x {p['n']}", f"{p['best_gflops']:.1f}",
+                     f"{p['median_gflops']:.1f}", _load(entry)])
+    lines += _table(["measured at", "float32 matmul", "best GFLOP/s", "median GFLOP/s",
+                     "load"], rows)
+    peak = peak_gflops(sections)
+    lines += ["", "What is measured: `tf.linalg.matmul` of two n x n float32 matrices, "
+              "2 n³ FLOPs each, a few products per timed `tf.function` call (bench/machine.py). "
+              f"The practical peak used below is the best of the run: **{_num(peak)} GFLOP/s**.",
+              ""]
+    return lines
+
+
+def _training(entry, peak):
+    lines = ["## Training throughput, every app", ""]
+    if "error" in entry:
+        return lines + _failed("training", entry)
+    rows, flop_rows = [], []
+    timed = [r for r in entry["result"]["rows"] if "error" not in r]
+    rounds = (f"{timed[0]['rounds']} rounds of about {timed[0]['round_seconds']:g} s"
+              if timed else "rounds")
+    for r in entry["result"]["rows"]:
+        if "error" in r:
+            rows.append([r["case"], r.get("example", ""), r.get("batch", ""),
+                         f"failed: `{r['error']}`", "", "", "", "", ""])
+            continue
+        xla = r.get("xla_examples_per_sec")
+        rows.append([r["case"], r["example"], r["batch"],
+                     f"{r['no_xla_examples_per_sec']:.1f}",
+                     _num(xla) if xla else f"n/a: {r['no_xla_reason']}",
+                     _num(r.get("xla_ratio"), ".2f"),
+                     f"{r['one_per_call_examples_per_sec']:.1f}",
+                     f"{r['steps_per_call_gain']:.2f}", _load(r)])
+        if "flops" in r:
+            flop_rows.append(_flops_row(r, peak))
+    lines += _table(["app (default config)", "one example is", "batch", "examples/s, no XLA",
+                     "examples/s, XLA", "XLA / no XLA", "no XLA, one step per call (before)",
+                     "after / before", "load"], rows)
+    lines += ["", "What is measured (bench/training.py): the default config's `Trainer` "
+              "train steps on the real input pipeline (the app's augmentation in tf.data), "
+              "called as `Trainer.train` calls them for metrics.json's examples_per_sec: "
+              "several steps per call, up to the next log, checkpoint or epoch boundary, "
+              "the losses fetched to the host after each call; examples/s = steps x global "
+              f"batch / seconds, the median of {rounds} after a warm-up "
+              "(compilation not counted). \"One step per call (before)\" is the same trainer "
+              "without XLA called as `Trainer.train` called it before this report's fix "
+              "(one call per step, the loss fetched and the step counter set after each). "
+              "The trainers with and without XLA run in two processes, each set up as the "
+              "app's entrypoint sets it up (op determinism without XLA), taking turns round "
+              "by round. The style-transfer row is the fast stylizer's trainer "
+              "(`--mode=train_fast`); the default `--mode=train` optimises one image "
+              "and has no input pipeline.", ""]
+    lines += ["## Training FLOPs and the share of the machine's peak", ""]
+    lines += _table(["model", "parameters", "forward MFLOP / example",
+                     "training MFLOP / example", "examples/s (no XLA / XLA)",
+                     "achieved GFLOP/s (no XLA / XLA)", "share of peak (no XLA / XLA)"],
+                    flop_rows)
+    lines += ["", "What is measured (bench/flops.py): the forward pass of a training step "
+              "(model in training mode and the task's loss, on one real batch) is traced "
+              "and its FLOPs counted by TensorFlow's profiler (`tf.compat.v1.profiler`, "
+              "float_operation; einsums it has no formula for are added by 2 x the product "
+              "of their index sizes); training FLOPs = 3 x forward (the backward pass costs "
+              "about two forward passes); achieved GFLOP/s = training FLOPs per example x "
+              "examples/s; share = achieved / the peak above. tests/bench/test_flops.py "
+              "checks the count against the analytic formulas of a Conv2D and a Dense layer.",
+              ""]
+    return lines
+
+
+def _flops_row(r, peak):
+    f = r["flops"]
+    gflops = [f["training_per_example"] * r[k] / 1e9 if r.get(k) else None
+              for k in ("no_xla_examples_per_sec", "xla_examples_per_sec")]
+    shares = [g / peak if g is not None and peak else None for g in gflops]
+    return [r["case"], f"{f['parameters']:,}", f"{f['forward_per_example'] / 1e6:.2f}",
+            f"{f['training_per_example'] / 1e6:.2f}",
+            f"{_num(r.get('no_xla_examples_per_sec'))} / {_num(r.get('xla_examples_per_sec'))}",
+            f"{_num(gflops[0])} / {_num(gflops[1])}",
+            " / ".join("n/a" if s is None else f"{s:.1%}" for s in shares)]
+
+
+def _twins(title, entry, what):
+    lines = [f"### {title}", ""]
+    if "error" in entry:
+        return lines + _failed(title, entry)
+    result = entry["result"]
+    target = result.get("target_ratio")
+    by_name = {}
+    for row in result["rows"]:
+        by_name.setdefault(row["name"], {})[bool(row.get("xla"))] = row
+    rows = []
+    for name, sides in by_name.items():
+        cells = [name]
+        for xla in (False, True):
+            row = sides.get(xla)
+            cells += ([f"{row['ours_ms']:.3f}", f"{row['keras_ms']:.3f}", f"{row['ratio']:.2f}"]
+                      if row else ["", "", ""])
+        rows.append(cells)
+    lines += _table(["piece", "ours ms", "reference ms", "ratio", "ours ms (XLA)",
+                     "reference ms (XLA)", "ratio (XLA)"], rows)
+    verdict = ""
+    if target:
+        slow = [r["name"] + (" (XLA)" if r.get("xla") else "") for r in result["rows"]
+                if r["ratio"] > target]
+        verdict = (f" Target: ratio ≤ {target}; " + ("all within." if not slow else
+                                                    "over it: " + ", ".join(slow) + "."))
+    lines += ["", f"What is measured: {what}; ratio = ours / reference, medians of "
+              f"alternating rounds; load {_load(entry)}.{verdict}", ""]
+    return lines
+
+
+def _detection(entry):
+    lines = ["### Detection: NMS against tf.image, and KerasCV YOLOV8", ""]
+    if "error" in entry:
+        return lines + _failed("detection", entry)
+    result = entry["result"]
+    rows = [[r["name"], f"{r['ours_ms']:.3f}", f"{r['keras_ms']:.3f}", f"{r['ratio']:.2f}"]
+            for r in result["nms"]]
+    lines += _table(["NMS", "ours ms", "tf.image ms", "ratio"], rows)
+    lines += ["", "What is measured: our NMS (`apps/detection/nms.py`) against "
+              "`tf.image.non_max_suppression` / `combined_non_max_suppression` on the same "
+              f"boxes, same results checked first; load {_load(entry)}.", ""]
+    cv = result.get("keras_cv")
+    if cv is None:
+        lines += [f"KerasCV YOLOV8: not measured: {result.get('keras_cv_skipped')}.", ""]
+    else:
+        rows = [[name, f"{row['map50']:.3f}", f"{row['map']:.3f}",
+                 f"{row['examples_per_sec']:.1f}", row["steps"], f"{row['params']:,}"]
+                for name, row in (("ours (YOLO)", cv["ours"]),
+                                  ("KerasCV YOLOV8", cv["keras_cv_yolov8"]))]
+        lines += _table(["detector", "test mAP@0.5", "mAP@[.5:.95]", "examples/s", "steps",
+                         "parameters"], rows)
+        ratio = cv["ours"]["examples_per_sec"] / cv["keras_cv_yolov8"]["examples_per_sec"]
+        lines += ["", f"Both trained for {cv['seconds']:.0f} s of wall time on the same "
+                  f"augmented stream of the default data; examples/s ours / KerasCV = "
+                  f"{ratio:.2f}.", ""]
+    return lines
+
+
+def _embeddings(entry):
+    lines = ["### Embeddings: word2vec against gensim", ""]
+    if "error" in entry:
+        return lines + _failed("embeddings", entry)
+    result = entry["result"]
+    ours, gensim = result["mean"]["ours"], result["mean"]["gensim"]
+    rows = []
+    for key, fmt in (("words_per_sec", ".0f"), ("train_seconds", ".1f"),
+                     ("ws353_spearman", ".3f"), ("simlex999_spearman", ".3f"),
+                     ("analogy_accuracy", ".3f"), ("analogy_coverage", ".3f")):
+        rows.append([key, format(ours[key], fmt), format(gensim[key], fmt),
+                     f"{ours[key] / gensim[key]:.2f}" if key == "words_per_sec" else
+                     f"{ours[key] - gensim[key]:+.3f}" if key != "train_seconds" else ""])
+    lines += _table(["figure (mean over seeds)", "ours", "gensim", "ours / gensim or ours - gensim"],
+                    rows)
+    lines += ["", f"What is measured: {result['config']}; both on the same sentences and "
+              "vocabulary, scored by the same code; words/s = in-vocabulary corpus words x "
+              f"epochs / training seconds (gensim with 2 workers); load {_load(entry)}.", ""]
+    return lines
+
+
+def write(results, path=RESULTS_MD):
+    """Writes RESULTS.md from `results` (bench/__main__.py's summary); returns its path."""
+    sections = results["sections"]
+    peak = peak_gflops(sections)
+    lines = ["# Benchmark results", "",
+             f"Written by `make bench` (`python -m bench`) on {results['started']['date']}; "
+             f"the whole run took {results['wall_seconds'] / 60:.1f} min. The JSON behind "
+             "every figure is in bench/results/ (not committed); run `make bench` again to "
+             "refresh this file.", ""]
+    lines += _machine(results)
+    lines += _peak(sections)
+    if "training" in sections:
+        lines += _training(sections["training"], peak)
+    lines += ["## Peers", ""]
+    twins = (("optimizers", "Optimizers against their Keras twins",
+              "a full training step (forward, backward, apply) of a small MLP with each "
+              "optimizer (bench/optimizers.py)"),
+             ("layers", "Layers against their Keras twins",
+              "forward + backward of each layer and of its Keras twin with copied weights "
+              "(bench/layers.py)"),
+             ("losses", "Losses against the nearest TF/Keras computation",
+              "forward + backward of each loss ('~': not the same formula; bench/losses.py)"))
+    for key, title, what in twins:
+        if key in sections:
+            lines += _twins(title, sections[key], what)
+    if "detection" in sections:
+        lines += _detection(sections["detection"])
+    if "embeddings" in sections:
+        lines += _embeddings(sections["embeddings"])
+    lines += ["## Sections", ""]
+    lines += _table(["section", "seconds", "load"],
+                    [[name, f"{s['seconds']:.0f}", _load(s)] for name, s in sections.items()])
+    lines.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path

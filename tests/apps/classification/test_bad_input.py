@@ -1,0 +1,360 @@
+"""What users get wrong with the classification app, and what each gets back.
+
+One table. Most rows set up a mistake (a config value, an image folder, a TFDS
+name, a run to transfer from, a workdir, a mode) and name the words the user
+must read in the single `error: ...` line; they run the entrypoint's work in
+this process (tests/apps/cli.py's `user_error_of`). The `loads` rows are files
+the app reads past: an unreadable image is skipped, named in a warning and
+counted; images of other channel counts and sizes are converted. An unknown
+field, which only the command line's parser meets, goes through a real
+`python -m apps.classification`.
+"""
+
+import logging
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from apps.classification import data as data_lib
+from apps.classification.task import ClassificationTask
+from apps.core import config as config_lib
+from apps.core import main
+from configs.classification import get_config
+from tests.apps.cli import assert_user_error, run_app, user_error_of
+
+
+def tiny(variant="tiny", **changes):
+    """configs/classification.py:<variant> with `changes` ({"section__field": value})."""
+    config = get_config(variant)
+    for key, value in changes.items():
+        *sections, field = key.split("__")
+        config_lib.lookup(config, ".".join(sections))[field] = value
+    return config
+
+
+def folder(tmp, classes=("cat", "dog"), per_class=5, edit=None, **changes):
+    """`per_class` random 10x14 RGB PNGs per class in tmp/pets/<class>/, and the
+    folder config reading them at 12x12x3; `edit(root)` then spoils them."""
+    root = tmp / "pets"
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (10, 14, 3), dtype=np.uint8)).save(
+                root / name / f"{i}.png")
+    if edit:
+        edit(root)
+    return {"config": tiny(**{"data__source": "folder", "data__path": str(root),
+                              "data__channels": 3, "data__image_size": 12, **changes})}
+
+
+def _empty_class(root):
+    for path in (root / "dog").iterdir():
+        path.unlink()
+
+
+def _flat(root):
+    """The images straight in the folder, no class sub-folders."""
+    for name in ("cat", "dog"):
+        for path in (root / name).iterdir():
+            path.rename(root / f"{name}_{path.name}")
+        (root / name).rmdir()
+
+
+def _unreadable_images(root):
+    (root / "cat" / "broken.jpg").write_bytes(b"not an image")
+    whole = (root / "cat" / "0.png").read_bytes()
+    (root / "dog" / "truncated.png").write_bytes(whole[:len(whole) // 3])
+    (root / "dog" / "folder.png").mkdir()
+
+
+def _odd_images(root):
+    """Per class, images of other modes and sizes: RGBA, grey + alpha, palette, CMYK,
+    16-bit grey."""
+    for name, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+        for path in (root / name).iterdir():
+            path.unlink()
+        solid = np.zeros((5, 40, 3), np.uint8) + np.array(colour, np.uint8)
+        Image.fromarray(np.dstack([solid, np.full((5, 40), 128, np.uint8)]), "RGBA").save(
+            root / name / "rgba.png")
+        Image.fromarray(solid).convert("P").save(root / name / "palette.gif")
+        Image.fromarray(solid).convert("CMYK").resize((7, 300)).save(root / name / "cmyk.jpg")
+        Image.fromarray(np.full((12, 12, 2), 200, np.uint8), "LA").save(root / name / "la.png")
+        Image.fromarray(np.full((9, 9), 200 * 257, np.uint16)).save(root / name / "grey16.png")
+
+
+def _odd_images_read(loaded):
+    """Every image 12x12x3; the solid colours kept (alpha dropped, grey repeated)."""
+    data, names = loaded
+    assert names == ["cat", "dog"]
+    images = np.concatenate([data.train.inputs, data.val.inputs, data.test.inputs])
+    labels = np.concatenate([data.train.targets, data.val.targets, data.test.targets])
+    assert images.shape == (10, 12, 12, 3) and images.dtype == np.uint8
+    centres = images[:, 6, 6].astype(int)
+    for centre, label in zip(centres, labels, strict=True):
+        grey = centre[0] == centre[1] == centre[2]
+        colour = (255, 0, 0) if label == 0 else (0, 0, 255)
+        assert (grey and abs(centre[0] - 200) <= 2) or np.abs(centre - colour).max() <= 6, centre
+
+
+def _kept_the_readable(loaded):
+    data, names = loaded
+    assert names == ["cat", "dog"] and len(data.train) + len(data.val) + len(data.test) == 10
+
+
+# ----------------------------------------------------------------- TFDS (mocked)
+
+
+def _mnist(tmp, labels=(0, 1, 2, 3), **changes):
+    """configs/classification.py:mnist on a mocked TFDS whose examples have `labels`
+    (the train split empty when `labels` is empty)."""
+    def as_dataset(self, split, **kwargs):
+        images = np.random.default_rng(0).integers(0, 255, (len(labels), 28, 28, 1), np.uint8)
+        return tf.data.Dataset.from_tensor_slices(
+            {"image": images.reshape(-1, 28, 28, 1),
+             "label": np.asarray(labels, np.int64).reshape(-1)})
+
+    return {"config": tiny("mnist", data__data_dir=str(tmp), data__image_size=12, **changes),
+            "within": tfds.testing.mock_data(as_dataset_fn=as_dataset)}
+
+
+def _not_an_image_set(tmp):
+    return {"config": tiny(data__source="tfds", data__name="speech_commands",
+                           data__data_dir=str(tmp)),
+            "within": tfds.testing.mock_data(num_examples=2)}
+
+
+# ------------------------------------------------------------------ transfer
+
+
+def _foreign_saved_model(tmp):
+    module = tf.Module()
+    module.weight = tf.Variable([1.0, 2.0])
+    tf.saved_model.save(module, str(tmp / "foreign"))
+    return {"config": tiny(transfer__init_from=str(tmp / "foreign"))}
+
+
+# ------------------------------------------------------------------ workdirs
+
+
+def _workdir_of(config):
+    """A workdir whose config.json an earlier run with `config` wrote."""
+    def make(tmp, run):
+        (tmp / "run").mkdir()
+        config_lib.save(config, str(tmp / "run"))
+        return {"config": tiny(), "workdir": tmp / "run"}
+    return make
+
+
+def _corrupt_workdir(tmp, run):
+    (tmp / "run").mkdir()
+    (tmp / "run" / "config.json").write_text("[1, 2")
+    return {"config": tiny(), "workdir": tmp / "run"}
+
+
+def _predict(what, exported=True):
+    """--mode=predict on tmp/<what>, in the exported run's workdir (or an empty one)."""
+    def make(tmp, run):
+        image = np.random.default_rng(1).integers(0, 255, (9, 9), np.uint8)
+        if what == "digit.png":
+            Image.fromarray(image).save(tmp / what)
+        elif what == "broken.png":
+            (tmp / what).write_bytes(b"\x89PNG cut short")
+        elif what == "texts":
+            (tmp / what).mkdir()
+            (tmp / what / "readme.txt").write_text("no images here")
+        elif what in ("all-broken", "some-broken"):
+            (tmp / what).mkdir()
+            (tmp / what / "a.png").write_bytes(b"\x89PNG cut short")
+            (tmp / what / "b.jpg").write_bytes(b"")
+            if what == "some-broken":
+                Image.fromarray(image).save(tmp / what / "c.png")
+        return {"config": tiny(), "mode": "predict", "input": tmp / what,
+                "workdir": run() if exported else tmp / "run"}
+    return make
+
+
+def _printed_the_readable(result, stdout):
+    lines = [line for line in stdout.splitlines() if "c.png: " in line]
+    assert len(lines) == 1 and lines[0].count(" 0.") + lines[0].count(" 1.0") == 3, stdout
+
+
+def case(id, make, *needles):
+    """A mistake that ends the run with one line holding every one of `needles`.
+    `make(tmp)` (or `make(tmp, run)`, `run()` the workdir of an exported tiny run)
+    returns the config and, optionally, workdir, mode, input and a `within` context."""
+    return pytest.param(make, needles, None, id=id)
+
+
+def loads(id, make, *needles, check=None):
+    """Files the app reads past: the load (or --mode) succeeds, the warnings and
+    printed lines hold every one of `needles` and `check(result[, stdout])` holds."""
+    return pytest.param(make, needles, check or (lambda *result: None), id=id)
+
+
+CASES = [
+    # ------------------------------------------------------------ config values
+    case("model-unknown", lambda t: {"config": tiny(model__name="resnet50")},
+         "config.model.name = 'resnet50'", "expected one of 'lenet5', 'alexnet'"),
+    case("source-unknown", lambda t: {"config": tiny(data__source="csv")},
+         "config.data.source = 'csv'", "expected one of 'digits', 'tfds', 'folder'"),
+    case("image-size-too-small", lambda t: {"config": tiny(data__image_size=4)},
+         "config.data.image_size = 4", "an integer in [8, 1024]"),
+    case("image-size-too-small-for-lenet5", lambda t: {"config": tiny(data__image_size=8)},
+         "config.data.image_size = 8", "model lenet5 needs images of at least 10 pixels"),
+    case("channels-two", lambda t: {"config": tiny(data__channels=2)},
+         "config.data.channels = 2", "expected one of 1, 3"),
+    case("split-not-summing-to-one", lambda t: {"config": tiny(data__split=(0.6, 0.3, 0.3))},
+         "config.data.split = (0.6, 0.3, 0.3)", "three fractions > 0", "sum to 1"),
+    case("dropout-one", lambda t: {"config": tiny(model__dropout=1.0)},
+         "config.model.dropout = 1.0", "expected a number in [0, 1)"),
+    case("rotation-beyond-180", lambda t: {"config": tiny(data__augment__rotation=270.0)},
+         "config.data.augment.rotation = 270.0", "degrees in [0, 180]"),
+    case("top-k-zero", lambda t: {"config": tiny(eval__top_k=0)},
+         "config.eval.top_k = 0", "an integer > 0"),
+    case("batch-size-zero", lambda t: {"config": tiny(train__batch_size=0)},
+         "config.train.batch_size = 0", "an integer > 0"),
+    case("freeze-every-layer", lambda t: {"config": tiny(transfer__freeze_layers=100)},
+         "config.transfer.freeze_layers = 100", "freezes every layer of lenet5 (it has 8)"),
+    case("batch-larger-than-the-training-split",
+         lambda t: {"config": tiny(train__batch_size=5000)},
+         "the training split has 1079 examples", "config.train.batch_size = 5000"),
+    # ------------------------------------------------------------- image folder
+    case("path-not-given", lambda t: folder(t, data__path=""),
+         "config.data.path is empty", "one sub-folder per class"),
+    case("path-missing", lambda t: folder(t, data__path=str(t / "nope")),
+         "config.data.path = ", "nope", "no such folder"),
+    case("one-class", lambda t: folder(t, classes=("cat",)),
+         "expected one sub-folder of images per class (at least 2), found 1"),
+    case("class-folder-empty", lambda t: folder(t, edit=_empty_class),
+         "dog: no readable images"),
+    case("images-without-class-folders", lambda t: folder(t, edit=_flat),
+         "expected one sub-folder of images per class (at least 2), found 0"),
+    case("too-few-images-to-split", lambda t: folder(t, per_class=2),
+         "4 examples are too few for config.data.split = (0.6, 0.2, 0.2)",
+         "the val and test split would be empty", "at least 3 per class"),
+    loads("unreadable-images-skipped", lambda t: folder(t, edit=_unreadable_images),
+          "skipped", "broken.jpg: not a readable image", "truncated.png: not a readable image",
+          "folder.png: not a readable image", "3 unreadable image(s) skipped",
+          check=_kept_the_readable),
+    loads("other-channels-and-sizes-converted", lambda t: folder(t, edit=_odd_images),
+          check=_odd_images_read),
+    # --------------------------------------------------------------------- TFDS
+    case("tfds-name-unknown", lambda t: {"config": tiny("mnist", data__name="mnits")},
+         "config.data.name = 'mnits': not a TFDS data set"),
+    case("tfds-not-prepared", lambda t: {"config": tiny("mnist", data__data_dir=str(t))},
+         "TFDS data set 'mnist' is not prepared in config.data.data_dir"),
+    case("tfds-not-an-image-set", _not_an_image_set,
+         "config.data.name = 'speech_commands': its inputs are", "expected images (height, "),
+    case("tfds-label-out-of-range", lambda t: _mnist(t, labels=(3, 1, 12)),
+         "TFDS data set 'mnist' split 'train': label 12 is outside its 10 classes (0..9)"),
+    case("tfds-split-empty", lambda t: _mnist(t, labels=()),
+         "TFDS data set 'mnist' split 'train' has no examples"),
+    # ------------------------------------------------------------------ transfer
+    case("transfer-from-a-missing-path",
+         lambda t: {"config": tiny(transfer__init_from=str(t / "nowhere"))},
+         "config.transfer.init_from = ", "nowhere", "no checkpoint or SavedModel there"),
+    case("transfer-from-an-empty-folder",
+         lambda t: {"config": tiny(transfer__init_from=str(t))},
+         "config.transfer.init_from = ", "no checkpoint or SavedModel there"),
+    case("transfer-from-a-foreign-saved-model", _foreign_saved_model,
+         "foreign", "SavedModel not exported by this project (no model_variables)"),
+    case("transfer-from-another-model",
+         lambda t, run: {"config": tiny(model__name="vgg", transfer__init_from=str(run()))},
+         "config.transfer.init_from = ", "variables, this model has",
+         "use a run of the same config.model"),
+    case("transfer-from-a-wider-model",
+         lambda t, run: {"config": tiny(model__width=1.0,
+                                        transfer__init_from=str(run() / "export"))},
+         "config.transfer.init_from = ", "c1/kernel has shape (5, 5, 1, 4) there, "
+         "(5, 5, 1, 6) here"),
+    case("transfer-keeping-a-head-of-other-classes",
+         lambda t, run: folder(t, data__channels=1, train__batch_size=2,
+                               transfer__keep_head=True, transfer__init_from=str(run())),
+         "head/kernel has shape (42, 10) there, (42, 2) here"),
+    # ------------------------------------------------------------------ workdir
+    case("workdir-of-another-app", _workdir_of(config_lib.common_config("trigger_word")),
+         "holds a run of the 'trigger_word' app, not 'classification'"),
+    case("workdir-of-another-model", _workdir_of(tiny(model__width=1.0)),
+         "was trained with a different config.model"),
+    case("workdir-config-corrupt", _corrupt_workdir,
+         "config.json: unreadable config from an earlier run"),
+    # -------------------------------------------------------------------- modes
+    case("mode-unknown", lambda t: {"config": tiny(), "mode": "classify"},
+         "--mode=classify: expected one of train, eval, predict, export"),
+    case("predict-without-input", lambda t: {"config": tiny(), "mode": "predict"},
+         "--mode=predict needs --input=PATH"),
+    case("predict-missing-path", _predict("none.png"), "none.png: no such file or folder"),
+    case("predict-folder-without-images", _predict("texts"), "texts: no image files (.png"),
+    case("predict-before-training", _predict("digit.png", exported=False), "no SavedModel in"),
+    case("predict-corrupt-image", _predict("broken.png"),
+         "broken.png: not a readable image"),
+    case("predict-folder-all-corrupt", _predict("all-broken"),
+         "all-broken: none of its 2 image files is readable"),
+    loads("predict-folder-some-corrupt", _predict("some-broken"),
+          "a.png: not a readable image", "b.jpg: not a readable image",
+          "skipped 2 of 3 image files", check=_printed_the_readable),
+    case("eval-before-training", lambda t: {"config": tiny(), "mode": "eval"},
+         "no checkpoint in", "train first"),
+    case("export-before-training", lambda t: {"config": tiny(), "mode": "export"},
+         "no checkpoint in", "train first"),
+]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The workdir of a tiny run that wrote its config, a checkpoint and an export
+    (untrained: the rows only need them to exist and to fit)."""
+    from apps.core.trainer import Trainer
+
+    workdir = tmp_path_factory.mktemp("exported")
+    config = tiny()
+    trainer = Trainer(ClassificationTask(config), str(workdir))
+    config_lib.save(config, str(workdir))
+    trainer.save()
+    trainer.export()
+    return workdir
+
+
+@pytest.mark.parametrize("make, needles, check", CASES)
+def test_bad_input_is_one_line_or_a_counted_skip(tmp_path, request, caplog, capsys, make,
+                                                  needles, check):
+    if make.__code__.co_argcount == 2:  # make(tmp, run): the row needs the exported run
+        made = make(tmp_path, lambda: request.getfixturevalue("exported"))
+    else:
+        made = make(tmp_path)
+    config, mode, workdir = made["config"], made.get("mode"), made.get("workdir")
+    if made.get("within"):
+        with made["within"]:
+            _run(config, mode, workdir, made.get("input"), tmp_path, needles, check, caplog,
+                 capsys)
+    else:
+        _run(config, mode, workdir, made.get("input"), tmp_path, needles, check, caplog, capsys)
+    assert not (tmp_path / "run" / "ckpt").exists()  # nothing was started
+
+
+def _run(config, mode, workdir, input, tmp_path, needles, check, caplog, capsys):
+    workdir = workdir or tmp_path / "run"
+    if check is None:
+        user_error_of(ClassificationTask, config, workdir, *needles, mode=mode or "train",
+                      input=input)
+        return
+    with caplog.at_level(logging.WARNING):
+        if mode:
+            result = main.execute(ClassificationTask, config, str(workdir), mode, str(input))
+            stdout = capsys.readouterr().out
+            check(result, stdout)
+        else:
+            stdout = ""
+            check(data_lib.load(config))
+    for needle in needles:
+        assert needle in caplog.text + stdout, (needle, caplog.text, stdout)
+
+
+def test_unknown_config_field_on_the_command_line(tmp_path):
+    result = run_app("classification", tmp_path, "--config.model.nme=resnet", check=False)
+    assert_user_error(result, "--config.model.nme", "unknown or invalid config field")
+    assert not (tmp_path / "ckpt").exists()

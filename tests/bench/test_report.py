@@ -1,0 +1,68 @@
+"""bench/report.py renders one run's results into RESULTS.md."""
+
+from bench import report
+
+
+def _entry(result=None, error=None, load=(3.5, 2.0, 1.0)):
+    entry = {"seconds": 12.0, "load_average_start": list(load), "load_average_end": [1.5, 1, 1]}
+    if error:
+        entry["error"] = error
+    else:
+        entry["result"] = result
+    return entry
+
+
+def _twin_rows(name):
+    return [{"name": name, "xla": False, "ours_ms": 2.0, "keras_ms": 1.0, "ratio": 2.0},
+            {"name": name, "xla": True, "ours_ms": 1.0, "keras_ms": 1.0, "ratio": 1.0}]
+
+
+def _results():
+    info = {"cpu": "Test CPU 9000", "cores": 2, "tensorflow": "2.21.0", "python": "3.11.7",
+            "date": "2026-01-02T03:04:05+00:00", "load_average": [0.5, 0.4, 0.3]}
+    training_row = {
+        "case": "classification", "example": "a digit", "batch": 64,
+        "no_xla_examples_per_sec": 1500.0, "xla_examples_per_sec": 750.0, "xla_ratio": 0.5,
+        "one_per_call_examples_per_sec": 1400.0, "steps_per_call_gain": 1500 / 1400,
+        "load_average_start": [1.0, 1, 1], "load_average_end": [2.0, 1, 1],
+        "rounds": 5, "round_seconds": 1.0,
+        "flops": {"parameters": 1000, "forward_per_example": 2e6,
+                  "training_per_example": 6e6}}
+    return {
+        "started": info, "finished": {**info, "load_average": [0.7, 0.5, 0.3]},
+        "wall_seconds": 600.0,
+        "sections": {
+            "machine": _entry({"peak": {"n": 4096, "best_gflops": 90.0, "median_gflops": 80.0}}),
+            "training": _entry({"rows": [training_row,
+                                         {"case": "detection", "error": "out of memory"}]}),
+            "optimizers": _entry({"target_ratio": 1.1, "rows": _twin_rows("Adam / Adam")}),
+            "layers": _entry(error="ImportError: no module"),
+            "detection": _entry({"nms": [{"name": "nms", "ours_ms": 3.0, "keras_ms": 1.5,
+                                          "ratio": 2.0}],
+                                 "keras_cv": None, "keras_cv_skipped": "keras-cv is not installed"}),
+            "machine_end": _entry({"peak": {"n": 4096, "best_gflops": 100.0,
+                                            "median_gflops": 95.0}}),
+        }}
+
+
+def test_every_figure_and_failure_reaches_the_markdown(tmp_path):
+    path = report.write(_results(), str(tmp_path / "RESULTS.md"))
+    text = open(path).read()
+    assert "Test CPU 9000" in text and "2.21.0" in text and "0.5 / 0.4 / 0.3" in text
+    assert "GPU: not measured" in text
+    assert "**100.0 GFLOP/s**" in text  # the best peak of the run (start 90, end 100)
+    assert "| classification | a digit | 64 | 1500.0 | 750.0 | 0.50 | 1400.0 | 1.07 | 1.0 → 2.0 |" \
+        in text
+    # 6 MFLOP x 1500 examples/s = 9 GFLOP/s = 9% of 100; with XLA 4.5 GFLOP/s
+    assert "| 9.0 / 4.5 | 9.0% / 4.5% |" in text
+    assert "failed: `out of memory`" in text
+    assert "**Layers against their Keras twins failed**: `ImportError: no module`" in text
+    assert "| Adam / Adam | 2.000 | 1.000 | 2.00 | 1.000 | 1.000 | 1.00 |" in text
+    assert "over it: Adam / Adam." in text
+    assert "KerasCV YOLOV8: not measured: keras-cv is not installed." in text
+    assert "the whole run took 10.0 min" in text
+    assert "the median of 5 rounds of about 1 s" in text
+
+
+def test_peak_is_none_without_a_machine_section():
+    assert report.peak_gflops({"training": _entry({"rows": []})}) is None

@@ -1,0 +1,133 @@
+"""Faults, every app: SIGKILL at random steps, then the same command again.
+
+For each app's tiny config (checkpoints every step or few steps):
+- an uninterrupted run gives the reference metrics;
+- a second run in a fresh workdir is killed with SIGKILL at two random
+  points drawn from a per-app seed (each some time after a random
+  checkpoint), restarted with the same command each time; every restart must
+  resume from the latest checkpoint on disk (so no more than one checkpoint
+  interval is lost), and the final metrics must equal the reference's;
+- `--mode=export` over a finished run is killed while it writes: the earlier
+  export must still load (DIR/export, or DIR/export.old between the two
+  renames, which the next start puts back), and the next export succeeds.
+
+These runs are slow (minutes in all), so they carry the `slow` marker: `make
+test-faults` runs them, and CI runs them after `make test`.
+"""
+
+import glob
+import os
+import random
+import re
+import shutil
+import time
+
+import pytest
+import tensorflow as tf
+
+from apps.core.workdir import read_metrics
+from tests.apps import cli
+from tests.suite.runs import APPS, flags_of, is_timing
+
+pytestmark = pytest.mark.slow
+
+
+
+def _checkpoint_steps(workdir):
+    """Steps of the checkpoints now in DIR/ckpt (the chief's)."""
+    names = glob.glob(os.path.join(workdir, "ckpt", "ckpt-*.index"))
+    return sorted(int(re.search(r"ckpt-(\d+)\.index$", n).group(1)) for n in names)
+
+
+def _latest_step(workdir):
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
+    return int(re.search(r"ckpt-(\d+)$", latest).group(1)) if latest else 0
+
+
+def _restored_step(stderr):
+    found = re.findall(r"Restored \S+ \(step (\d+)\)", stderr)
+    return int(found[-1]) if found else 0
+
+
+def _kill_after_a_random_checkpoint(case, flags, workdir, rng, after_step, total_steps):
+    """Starts training, waits for a checkpoint at or past a random step
+    between `after_step` and halfway to the end, lets it run a random further
+    moment, and SIGKILLs it. Returns the step of the latest checkpoint on disk."""
+    process = cli.start_app(case.app, workdir, *flags)
+    target = rng.randint(after_step + 1, after_step + max(1, (total_steps - after_step) // 2))
+    state = {"seen_at": None, "delay": None}
+
+    def due():
+        if not [s for s in _checkpoint_steps(workdir) if s >= target]:
+            return False
+        if state["seen_at"] is None:
+            state["seen_at"] = time.time()
+            state["delay"] = rng.uniform(0.0, 0.5)
+        return time.time() - state["seen_at"] >= state["delay"]
+
+    cli.kill_when(process, due)
+    assert read_metrics(workdir) is None, "the run finished before it was killed"
+    return _latest_step(workdir)
+
+
+@pytest.mark.parametrize("name", sorted(APPS))
+def test_sigkill_at_random_steps_then_resume_gives_the_uninterrupted_result(
+        name, reference, trigger_word_cache, tmp_path):
+    case = APPS[name]
+    flags = flags_of(case, trigger_word_cache)
+    expected = read_metrics(reference(name))
+    total_steps = _latest_step(reference(name))
+    rng = random.Random(f"faults-{name}")
+    workdir = str(tmp_path / "run")
+    step = 0
+    for _ in range(2):
+        killed_at = _kill_after_a_random_checkpoint(case, flags, workdir, rng, step,
+                                                    total_steps)
+        assert killed_at > step
+        step = killed_at
+    resumed = cli.run_app(case.app, workdir, *flags)
+    # It resumed from the latest checkpoint, not from an older one or step 0.
+    assert _restored_step(resumed.stderr) == step, resumed.stderr[-3000:]
+    metrics = read_metrics(workdir)
+    for key, value in expected.items():
+        if not is_timing(key):
+            assert metrics[key] == value, (key, metrics[key], value)
+    if case.exports:
+        assert os.path.exists(os.path.join(workdir, "export", "saved_model.pb"))
+    assert not glob.glob(os.path.join(workdir, ".export-*"))
+
+
+def _serving_outputs(path):
+    """Loads a SavedModel and names its serving signature's outputs."""
+    loaded = tf.saved_model.load(path)
+    return sorted(loaded.signatures["serving_default"].structured_outputs)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in APPS.items() if c.exports))
+def test_a_kill_while_exporting_never_leaves_a_half_written_export(
+        name, reference, trigger_word_cache, tmp_path):
+    case = APPS[name]
+    flags = flags_of(case, trigger_word_cache)
+    workdir = str(tmp_path / "run")
+    shutil.copytree(reference(name), workdir)
+    export = os.path.join(workdir, "export")
+    outputs = _serving_outputs(export)
+    rng = random.Random(f"export-{name}")
+    for _ in range(2):
+        process = cli.start_app(case.app, workdir, *flags, "--mode=export")
+        state = {}
+
+        def writing(state=state):
+            if "since" not in state and glob.glob(os.path.join(workdir, ".export-*")):
+                state["since"], state["delay"] = time.time(), rng.uniform(0.0, 1.0)
+            return "since" in state and time.time() - state["since"] >= state["delay"]
+
+        cli.kill_when(process, writing)
+        # Either the earlier export is in place, or (killed between the two
+        # renames) it waits complete in export.old for the next start.
+        intact = export if os.path.exists(export) else export + ".old"
+        assert _serving_outputs(intact) == outputs
+    cli.run_app(case.app, workdir, *flags, "--mode=export")
+    assert _serving_outputs(export) == outputs
+    assert not os.path.exists(export + ".old")
+    assert not glob.glob(os.path.join(workdir, ".export-*"))  # the killed runs' leftovers
