@@ -19,11 +19,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# Every app under SIGKILL, NaN, two workers and TFLite (tens of minutes).
+# Every app under SIGKILL, NaN, two workers and TFLite (about 16 minutes on 2 cores).
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench
 
 lint: $(STAMP)

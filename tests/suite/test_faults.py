@@ -51,19 +51,23 @@ def _restored_step(stderr):
 
 def _kill_after_a_random_checkpoint(case, flags, workdir, rng, after_step, total_steps):
     """Starts training, waits for a checkpoint at or past a random step
-    between `after_step` and halfway to the end, lets it run a random further
-    moment, and SIGKILLs it. Returns the step of the latest checkpoint on disk."""
+    between `after_step` and halfway to the end, lets it run a random part of
+    the time between two checkpoints further (so the kill falls anywhere in
+    a checkpoint interval, before the next one), and SIGKILLs it. Returns the
+    step of the latest checkpoint on disk."""
     process = cli.start_app(case.app, workdir, *flags)
     target = rng.randint(after_step + 1, after_step + max(1, (total_steps - after_step) // 2))
-    state = {"seen_at": None, "delay": None}
+    state = {"seen": {}, "at": None}
 
     def due():
-        if not [s for s in _checkpoint_steps(workdir) if s >= target]:
-            return False
-        if state["seen_at"] is None:
-            state["seen_at"] = time.time()
-            state["delay"] = rng.uniform(0.0, 0.5)
-        return time.time() - state["seen_at"] >= state["delay"]
+        now, steps = time.time(), _checkpoint_steps(workdir)
+        for step in steps:
+            state["seen"].setdefault(step, now)
+        if state["at"] is None and any(s >= target for s in steps):
+            times = sorted(state["seen"].values())
+            interval = times[-1] - times[-2] if len(times) > 1 else 0.2
+            state["at"] = now + rng.uniform(0.0, 0.9) * interval
+        return state["at"] is not None and now >= state["at"]
 
     cli.kill_when(process, due)
     assert read_metrics(workdir) is None, "the run finished before it was killed"

@@ -23,16 +23,19 @@ from apps.classification.task import ClassificationTask
 from apps.core import config as config_lib
 from apps.core import main
 from configs.classification import get_config
-from tests.apps.cli import assert_user_error, run_app, user_error_of
+from tests.apps.bad_input import (
+    TinyConfig,
+    assert_contains,
+    case,
+    earlier_run,
+    expect_unknown_field,
+    expect_user_error,
+    loads,
+    nothing_started,
+    workdir_of,
+)
 
-
-def tiny(variant="tiny", **changes):
-    """configs/classification.py:<variant> with `changes` ({"section__field": value})."""
-    config = get_config(variant)
-    for key, value in changes.items():
-        *sections, field = key.split("__")
-        config_lib.lookup(config, ".".join(sections))[field] = value
-    return config
+tiny = TinyConfig(get_config)  # tiny(variant="tiny", section__field=value)
 
 
 def folder(tmp, classes=("cat", "dog"), per_class=5, edit=None, **changes):
@@ -142,17 +145,11 @@ def _foreign_saved_model(tmp):
 
 def _workdir_of(config):
     """A workdir whose config.json an earlier run with `config` wrote."""
-    def make(tmp, run):
-        (tmp / "run").mkdir()
-        config_lib.save(config, str(tmp / "run"))
-        return {"config": tiny(), "workdir": tmp / "run"}
-    return make
+    return lambda tmp: {"config": tiny(), "workdir": earlier_run(tmp, config)}
 
 
-def _corrupt_workdir(tmp, run):
-    (tmp / "run").mkdir()
-    (tmp / "run" / "config.json").write_text("[1, 2")
-    return {"config": tiny(), "workdir": tmp / "run"}
+def _corrupt_workdir(tmp):
+    return {"config": tiny(), "workdir": earlier_run(tmp, config_json="[1, 2")}
 
 
 def _predict(what, exported=True):
@@ -180,19 +177,6 @@ def _predict(what, exported=True):
 def _printed_the_readable(result, stdout):
     lines = [line for line in stdout.splitlines() if "c.png: " in line]
     assert len(lines) == 1 and lines[0].count(" 0.") + lines[0].count(" 1.0") == 3, stdout
-
-
-def case(id, make, *needles):
-    """A mistake that ends the run with one line holding every one of `needles`.
-    `make(tmp)` (or `make(tmp, run)`, `run()` the workdir of an exported tiny run)
-    returns the config and, optionally, workdir, mode, input and a `within` context."""
-    return pytest.param(make, needles, None, id=id)
-
-
-def loads(id, make, *needles, check=None):
-    """Files the app reads past: the load (or --mode) succeeds, the warnings and
-    printed lines hold every one of `needles` and `check(result[, stdout])` holds."""
-    return pytest.param(make, needles, check or (lambda *result: None), id=id)
 
 
 CASES = [
@@ -319,42 +303,26 @@ def exported(tmp_path_factory):
     return workdir
 
 
-@pytest.mark.parametrize("make, needles, check", CASES)
-def test_bad_input_is_one_line_or_a_counted_skip(tmp_path, request, caplog, capsys, make,
-                                                  needles, check):
-    if make.__code__.co_argcount == 2:  # make(tmp, run): the row needs the exported run
-        made = make(tmp_path, lambda: request.getfixturevalue("exported"))
+@pytest.mark.parametrize("row", CASES)
+def test_bad_input_is_one_line_or_a_counted_skip(tmp_path, request, caplog, capsys, row):
+    if row.make.__code__.co_argcount == 2:  # make(tmp, run): the row needs the exported run
+        made = row.make(tmp_path, lambda: request.getfixturevalue("exported"))
     else:
-        made = make(tmp_path)
-    config, mode, workdir = made["config"], made.get("mode"), made.get("workdir")
-    if made.get("within"):
-        with made["within"]:
-            _run(config, mode, workdir, made.get("input"), tmp_path, needles, check, caplog,
-                 capsys)
-    else:
-        _run(config, mode, workdir, made.get("input"), tmp_path, needles, check, caplog, capsys)
-    assert not (tmp_path / "run" / "ckpt").exists()  # nothing was started
-
-
-def _run(config, mode, workdir, input, tmp_path, needles, check, caplog, capsys):
-    workdir = workdir or tmp_path / "run"
-    if check is None:
-        user_error_of(ClassificationTask, config, workdir, *needles, mode=mode or "train",
-                      input=input)
+        made = row.make(tmp_path)
+    if row.check is None:
+        expect_user_error(ClassificationTask, made, tmp_path, row.needles)
         return
-    with caplog.at_level(logging.WARNING):
+    config, mode, workdir = made["config"], made.get("mode"), workdir_of(made, tmp_path)
+    with nothing_started(workdir), caplog.at_level(logging.WARNING):
         if mode:
-            result = main.execute(ClassificationTask, config, str(workdir), mode, str(input))
+            result = main.execute(ClassificationTask, config, str(workdir), mode, str(made["input"]))
             stdout = capsys.readouterr().out
-            check(result, stdout)
+            row.check(result, stdout)
         else:
             stdout = ""
-            check(data_lib.load(config))
-    for needle in needles:
-        assert needle in caplog.text + stdout, (needle, caplog.text, stdout)
+            row.check(data_lib.load(config))
+    assert_contains(caplog.text + stdout, row.needles)
 
 
 def test_unknown_config_field_on_the_command_line(tmp_path):
-    result = run_app("classification", tmp_path, "--config.model.nme=resnet", check=False)
-    assert_user_error(result, "--config.model.nme", "unknown or invalid config field")
-    assert not (tmp_path / "ckpt").exists()
+    expect_unknown_field("classification", tmp_path, "--config.model.nme=resnet")

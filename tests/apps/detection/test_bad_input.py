@@ -21,16 +21,15 @@ from apps.core import config as config_lib
 from apps.detection import data as data_lib
 from apps.detection.task import DetectionTask
 from configs.detection import get_config
-from tests.apps.cli import assert_user_error, run_app, user_error_of
+from tests.apps.bad_input import (
+    TinyConfig,
+    case,
+    earlier_run,
+    expect_unknown_field,
+    expect_user_error,
+)
 
-
-def tiny(**changes):
-    """configs/detection.py:tiny with `changes` ({"section__field": value})."""
-    config = get_config("tiny")
-    for key, value in changes.items():
-        *sections, field = key.split("__")
-        config_lib.lookup(config, ".".join(sections))[field] = value
-    return config
+tiny = TinyConfig(get_config)  # tiny(section__field=value)
 
 
 def _labels():
@@ -104,18 +103,11 @@ def _folder_as_image(tmp):
 
 def _workdir_of(config):
     """A workdir whose config.json an earlier run with `config` wrote."""
-    def make(tmp):
-        workdir = tmp / "run"
-        workdir.mkdir()
-        config_lib.save(config, str(workdir))
-        return {"config": tiny(), "workdir": workdir}
-    return make
+    return lambda tmp: {"config": tiny(), "workdir": earlier_run(tmp, config)}
 
 
 def _corrupt_workdir(tmp):
-    (tmp / "run").mkdir()
-    (tmp / "run" / "config.json").write_text('{"app": "detection", ')
-    return {"config": tiny(), "workdir": tmp / "run"}
+    return {"config": tiny(), "workdir": earlier_run(tmp, config_json='{"app": "detection", ')}
 
 
 def _not_a_detection_set(tmp):
@@ -131,10 +123,6 @@ def _empty_folder(tmp):
 def _images_no_export(tmp):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp / "x.png")
     return {"config": tiny(), "mode": "predict", "input": tmp / "x.png"}
-
-
-def case(id, make, *needles):
-    return pytest.param(make, needles, id=id)
 
 
 CASES = [
@@ -270,25 +258,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("make, needles", CASES)
-def test_bad_input_is_one_line_naming_the_file_or_field(tmp_path, make, needles):
-    made = make(tmp_path)
-    workdir = made.get("workdir", tmp_path / "run")
-    within = made.get("within")
-    if within:
-        with within:
-            user_error_of(DetectionTask, made["config"], workdir, *needles,
-                          mode=made.get("mode", "train"), input=made.get("input"))
-    else:
-        user_error_of(DetectionTask, made["config"], workdir, *needles,
-                      mode=made.get("mode", "train"), input=made.get("input"))
-    assert not (tmp_path / "run" / "ckpt").exists()  # nothing was started
+@pytest.mark.parametrize("row", CASES)
+def test_bad_input_is_one_line_naming_the_file_or_field(tmp_path, row):
+    expect_user_error(DetectionTask, row.make(tmp_path), tmp_path, row.needles)
 
 
 def test_unknown_config_field_on_the_command_line(tmp_path):
-    result = run_app("detection", tmp_path, "--config.model.depht=3", check=False)
-    assert_user_error(result, "--config.model.depht", "unknown or invalid config field")
-    assert not (tmp_path / "ckpt").exists()
+    expect_unknown_field("detection", tmp_path, "--config.model.depht=3")
 
 
 @pytest.mark.parametrize("bbox, problem", [

@@ -24,18 +24,20 @@ from apps.core.main import execute
 from apps.embeddings.task import EmbeddingsTask
 from apps.embeddings.vectors import WordVectors
 from configs.embeddings import get_config
-from tests.apps.cli import assert_user_error, run_app, user_error_of
+from tests.apps.bad_input import (
+    TinyConfig,
+    case,
+    earlier_run,
+    expect_unknown_field,
+    expect_user_error,
+)
+from tests.apps.cli import assert_user_error, run_app
 
 CORPUS = "the king and the queen\nthe man and the woman\n" * 3
 
 
-def tiny(**changes):
-    """configs/embeddings.py:tiny with `changes` ({"section__field": value})."""
-    config = get_config("tiny")
-    for key, value in changes.items():
-        *sections, field = key.split("__")
-        (config_lib.lookup(config, ".".join(sections)) if sections else config)[field] = value
-    return config
+tiny = TinyConfig(get_config)  # tiny(section__field=value)
+config_case = tiny.case
 
 
 def corpus(content=CORPUS, name="corpus.txt", **changes):
@@ -127,9 +129,7 @@ def _debias(tmp):
 def _workdir_of(config, vocabulary=None):
     """A workdir whose config.json (and vocab.txt) an earlier run wrote."""
     def make(tmp):
-        run = tmp / "run"
-        run.mkdir()
-        config_lib.save(config, str(run))
+        run = earlier_run(tmp, config)
         if vocabulary is not None:
             (run / "vocab.txt").write_text("".join(f"{w}\n" for w in vocabulary))
         return {"config": tiny()}
@@ -137,16 +137,12 @@ def _workdir_of(config, vocabulary=None):
 
 
 def _vocabulary_not_utf8(tmp):
-    (tmp / "run").mkdir()
-    config_lib.save(tiny(), str(tmp / "run"))
-    (tmp / "run" / "vocab.txt").write_bytes(b"k\xf6nig\n")
+    (earlier_run(tmp, tiny()) / "vocab.txt").write_bytes(b"k\xf6nig\n")
     return {"config": tiny()}
 
 
 def _corrupt_workdir(tmp):
-    (tmp / "run").mkdir()
-    (tmp / "run" / "config.json").write_text("{")
-    return {"config": tiny()}
+    return {"config": tiny(), "workdir": earlier_run(tmp, config_json="{")}
 
 
 def _predict(what):
@@ -156,14 +152,6 @@ def _predict(what):
             (tmp / what).write_text("king queen\n")
         return made
     return make
-
-
-def case(id, make, *needles):
-    return pytest.param(make, needles, id=id)
-
-
-def config_case(id, needles, **changes):
-    return case(id, lambda t: {"config": tiny(**changes)}, *needles)
 
 
 CASES = [
@@ -299,19 +287,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("make, needles", CASES)
-def test_bad_input_is_one_line_naming_the_file_or_field(tmp_path, make, needles):
-    made = make(tmp_path)
-    with flagsaver.flagsaver(**made.get("flags", {})):
-        user_error_of(EmbeddingsTask, made["config"], tmp_path / "run", *needles,
-                      mode=made.get("mode", "train"), input=made.get("input"))
-    assert not (tmp_path / "run" / "ckpt").exists()  # nothing was started
+@pytest.mark.parametrize("row", CASES)
+def test_bad_input_is_one_line_naming_the_file_or_field(tmp_path, row):
+    expect_user_error(EmbeddingsTask, row.make(tmp_path), tmp_path, row.needles)
 
 
 def test_unknown_config_field_on_the_command_line(tmp_path):
-    result = run_app("embeddings", tmp_path, "--config.word2vec.windw=3", check=False)
-    assert_user_error(result, "--config.word2vec.windw", "unknown or invalid config field")
-    assert not (tmp_path / "ckpt").exists()
+    expect_unknown_field("embeddings", tmp_path, "--config.word2vec.windw=3")
 
 
 def test_unknown_query_words_on_the_command_line(tmp_path):

@@ -13,69 +13,24 @@ import os
 
 import numpy as np
 import pytest
-from absl.testing import flagsaver
 from PIL import Image
 
-from apps.core import config as config_lib
-from apps.core.main import execute
 from apps.face_recognition import gallery as gallery_lib
 from apps.face_recognition.task import FaceRecognitionTask
 from configs.face_recognition import get_config
-from tests.apps.cli import assert_user_error, run_app, user_error_of
+from tests.apps.bad_input import Case, Error, Skips, expect_outcome
 
 
-class Error:
-    """The run stops with one line holding every needle."""
+class FaceCase(Case):
+    """A row's run of the face-recognition app; adds faces, galleries and the
+    session's trained run."""
 
-    def __init__(self, *needles):
-        self.needles = needles
+    get_config = staticmethod(get_config)
 
-
-class Skips:
-    """The run goes on: the warnings hold every needle, stdout every `out`, and the
-    loader keeps `images` images (training data) when given."""
-
-    def __init__(self, *needles, out=(), images=None):
-        self.needles, self.out, self.images = needles, out, images
-
-
-class Case:
-    """One row's run: the tiny config, a workdir, the mode, --input and app flags.
-
-    The setters return the case, so a row's setup is one chained expression.
-    """
-
-    def __init__(self, tmp_path, request):
-        self.tmp = tmp_path
-        self.request = request
-        self.config = get_config("tiny")
-        self.workdir = str(tmp_path / "run")
-        self.mode, self.input, self.flags, self.cli = "train", None, {}, None
-
-    def set(self, mode=None, input=None, cli=None, **flags):
-        """mode, --input, absl flags (gallery=..., identity=...), or `cli` flags."""
-        self.mode = mode or self.mode
-        self.input = self.path(input) if input else self.input
-        if cli is not None:
-            self.cli = [self.path(f) for f in cli]
-        self.flags.update({k: self.path(v) for k, v in flags.items()})
-        return self
-
-    def path(self, value):
-        """'@name' is a path under this row's folder; anything else is as given."""
-        if "@" not in value:
-            return value
-        head, _, name = value.partition("@")
-        return head + str(self.tmp / name)
-
-    def field(self, dotted, value):
-        section, _, key = dotted.rpartition(".")
-        config_lib.lookup(self.config, section)[key] = value
-        return self
-
-    def folder(self, name):
-        os.makedirs(self.tmp / name, exist_ok=True)
-        return self
+    def kept(self):
+        """{"images": how many images the training-data loader keeps, all splits}."""
+        data = FaceRecognitionTask(self.config).load_data()
+        return {"images": sum(len(s) for s in (data.train, data.val, data.test))}
 
     def faces(self, folder, people, per_person=3, size=(20, 18)):
         """`people` sub-folders of `per_person` random face images each, under `folder`."""
@@ -92,11 +47,6 @@ class Case:
         Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(self.tmp / name)
         return self
 
-    def file(self, name, text="not an image"):
-        os.makedirs(os.path.dirname(self.tmp / name), exist_ok=True)
-        (self.tmp / name).write_text(text)
-        return self
-
     def npz(self, name, **arrays):
         np.savez(self.tmp / name, **arrays)
         return self
@@ -107,27 +57,9 @@ class Case:
         self.config.data.path = self.path(name)
         return self
 
-    def previous_run(self, app="face_recognition", **fields):
-        """DIR/config.json of an earlier run: this config with `fields` changed."""
-        earlier = get_config("tiny")
-        earlier.app = app
-        for dotted, value in fields.items():
-            section, _, key = dotted.replace("__", ".").rpartition(".")
-            config_lib.lookup(earlier, section)[key] = value
-        os.makedirs(self.workdir, exist_ok=True)
-        config_lib.save(earlier, self.workdir)
-        return self
-
     def trained(self):
         """The workdir holds the session's trained run (its config.json and export/)."""
-        trained = self.request.getfixturevalue("trained_faces")
-        os.makedirs(self.workdir, exist_ok=True)
-        os.symlink(os.path.join(trained, "export"), os.path.join(self.workdir, "export"))
-        with open(os.path.join(trained, "config.json")) as f:
-            recorded = f.read()
-        with open(os.path.join(self.workdir, "config.json"), "w") as f:
-            f.write(recorded)
-        return self
+        return self.run_of("trained_faces", "export")
 
     def enrolled(self, *people, dim=16):
         """DIR/gallery.npz with one random `dim`-d embedding per person."""
@@ -138,15 +70,6 @@ class Case:
             [f"{p}.png" for p in people])
         gallery.save(os.path.join(self.workdir, gallery_lib.FILENAME))
         return self
-
-
-def _snapshot(folder):
-    """{relative path: (size, mtime)} of every file under `folder` (None if absent)."""
-    if not os.path.exists(folder):
-        return None
-    return {os.path.relpath(os.path.join(top, f), folder):
-            (os.path.getsize(os.path.join(top, f)), os.path.getmtime(os.path.join(top, f)))
-            for top, _, files in os.walk(folder) for f in files}
 
 
 PEOPLE = [f"p{i}" for i in range(8)]
@@ -329,26 +252,4 @@ CASES = [
 
 @pytest.mark.parametrize("setup, expect", CASES)
 def test_bad_input(setup, expect, tmp_path, request, caplog, capsys):
-    case = setup(Case(tmp_path, request))
-    before = _snapshot(case.workdir)
-    if case.cli is not None:
-        result = run_app("face_recognition", case.workdir, *case.cli, check=False)
-        assert_user_error(result, *expect.needles)
-    elif isinstance(expect, Error):
-        with flagsaver.as_parsed(**case.flags):
-            user_error_of(FaceRecognitionTask, case.config, case.workdir, *expect.needles,
-                          mode=case.mode, input=case.input)
-    else:
-        with flagsaver.as_parsed(**case.flags):
-            if case.mode == "train":  # the loader; training on it is tested elsewhere
-                data = FaceRecognitionTask(case.config).load_data()
-                assert sum(len(s) for s in (data.train, data.val, data.test)) == expect.images
-            else:
-                execute(FaceRecognitionTask, case.config, case.workdir, case.mode, case.input)
-        for needle in expect.needles:
-            assert needle in caplog.text, (needle, caplog.text)
-        out = capsys.readouterr().out
-        for needle in expect.out:
-            assert needle in out, (needle, out)
-    if isinstance(expect, Error):
-        assert _snapshot(case.workdir) == before  # nothing written, nothing lost
+    expect_outcome(setup(FaceCase(tmp_path, request)), expect, FaceRecognitionTask, caplog, capsys)

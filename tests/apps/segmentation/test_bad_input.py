@@ -17,18 +17,18 @@ from PIL import Image
 from apps.core import config as config_lib
 from apps.segmentation.task import SegmentationTask
 from configs.segmentation import get_config
-from tests.apps.cli import assert_user_error, run_app, user_error_of
+from tests.apps.bad_input import (
+    TinyConfig,
+    case,
+    earlier_run,
+    expect_unknown_field,
+    expect_user_error,
+)
 
 NUM_CLASSES = 4
 
 
-def tiny(variant="tiny", **changes):
-    """configs/segmentation.py:<variant> with `changes` ({"section__field": value})."""
-    config = get_config(variant)
-    for key, value in changes.items():
-        *sections, field = key.split("__")
-        config_lib.lookup(config, ".".join(sections))[field] = value
-    return config
+tiny = TinyConfig(get_config)  # tiny(variant="tiny", section__field=value)
 
 
 def pairs(tmp, count=5, edit=None, **changes):
@@ -103,18 +103,11 @@ def _not_a_segmentation_set(tmp):
 
 def _workdir_of(config):
     """A workdir whose config.json an earlier run with `config` wrote."""
-    def make(tmp):
-        workdir = tmp / "run"
-        workdir.mkdir()
-        config_lib.save(config, str(workdir))
-        return {"config": tiny(), "workdir": workdir}
-    return make
+    return lambda tmp: {"config": tiny(), "workdir": earlier_run(tmp, config)}
 
 
 def _corrupt_workdir(tmp):
-    (tmp / "run").mkdir()
-    (tmp / "run" / "config.json").write_text("")
-    return {"config": tiny(), "workdir": tmp / "run"}
+    return {"config": tiny(), "workdir": earlier_run(tmp, config_json="")}
 
 
 def _predict(tmp, what):
@@ -132,10 +125,6 @@ def _output_is_a_file(tmp):
     (tmp / "run").mkdir()
     (tmp / "run" / "predictions").write_text("not a folder")
     return made
-
-
-def case(id, make, *needles):
-    return pytest.param(make, needles, id=id)
 
 
 CASES = [
@@ -266,22 +255,10 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("make, needles", CASES)
-def test_bad_input_is_one_line_naming_the_file_or_field(tmp_path, make, needles):
-    made = make(tmp_path)
-    workdir = made.get("workdir", tmp_path / "run")
-    within = made.get("within")
-    if within:
-        with within:
-            user_error_of(SegmentationTask, made["config"], workdir, *needles,
-                          mode=made.get("mode", "train"), input=made.get("input"))
-    else:
-        user_error_of(SegmentationTask, made["config"], workdir, *needles,
-                      mode=made.get("mode", "train"), input=made.get("input"))
-    assert not (tmp_path / "run" / "ckpt").exists()  # nothing was started
+@pytest.mark.parametrize("row", CASES)
+def test_bad_input_is_one_line_naming_the_file_or_field(tmp_path, row):
+    expect_user_error(SegmentationTask, row.make(tmp_path), tmp_path, row.needles)
 
 
 def test_unknown_config_field_on_the_command_line(tmp_path):
-    result = run_app("segmentation", tmp_path, "--config.model.n_filter=8", check=False)
-    assert_user_error(result, "--config.model.n_filter", "unknown or invalid config field")
-    assert not (tmp_path / "ckpt").exists()
+    expect_unknown_field("segmentation", tmp_path, "--config.model.n_filter=8")

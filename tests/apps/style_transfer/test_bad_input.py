@@ -13,68 +13,24 @@ import os
 
 import numpy as np
 import pytest
-from absl.testing import flagsaver
 from PIL import Image
 
-from apps.core import config as config_lib
-from apps.core.main import execute
 from apps.style_transfer.task import StyleTransferTask
 from configs.style_transfer import get_config
-from tests.apps.cli import assert_user_error, run_app, user_error_of
+from tests.apps.bad_input import Case, Error, Skips, expect_outcome
 
 
-class Error:
-    """The run stops with one line holding every needle."""
+class StyleCase(Case):
+    """A row's run of the style-transfer app; adds images, photographs and the
+    session's train_fast run."""
 
-    def __init__(self, *needles):
-        self.needles = needles
+    get_config = staticmethod(get_config)
 
-
-class Skips:
-    """The run goes on: the warnings hold every needle, stdout every `out`, and the
-    loader keeps `crops` training crops (train_fast data) when given."""
-
-    def __init__(self, *needles, out=(), crops=None):
-        self.needles, self.out, self.crops = needles, out, crops
-
-
-class Case:
-    """One row's run: the tiny config, a workdir, the mode, --input and app flags.
-
-    The setters return the case, so a row's setup is one chained expression.
-    """
-
-    def __init__(self, tmp_path, request):
-        self.tmp = tmp_path
-        self.request = request
-        self.config = get_config("tiny")
-        self.workdir = str(tmp_path / "run")
-        self.mode, self.input, self.flags, self.cli = "train", None, {}, None
-
-    def set(self, mode=None, input=None, cli=None, **flags):
-        """mode, --input, absl flags (content=..., style=...), or `cli` flags."""
-        self.mode = mode or self.mode
-        self.input = self.path(input) if input else self.input
-        if cli is not None:
-            self.cli = [self.path(f) for f in cli]
-        self.flags.update({k: self.path(v) for k, v in flags.items()})
-        return self
-
-    def path(self, value):
-        """'@name' is a path under this row's folder; anything else is as given."""
-        if "@" not in value:
-            return value
-        head, _, name = value.partition("@")
-        return head + str(self.tmp / name)
-
-    def field(self, dotted, value):
-        section, _, key = dotted.rpartition(".")
-        config_lib.lookup(self.config, section)[key] = value
-        return self
-
-    def folder(self, name):
-        os.makedirs(self.tmp / name, exist_ok=True)
-        return self
+    def kept(self):
+        """{"crops": how many training crops the train_fast loader keeps}."""
+        task = StyleTransferTask(self.config)
+        task._apply_flags(self.mode)
+        return {"crops": len(task.load_data().train)}
 
     def image(self, name, size=(40, 50), seed=0):
         os.makedirs(os.path.dirname(self.tmp / name), exist_ok=True)
@@ -87,42 +43,9 @@ class Case:
             self.image(f"{folder}/photo_{i}.png", seed=i)
         return self
 
-    def file(self, name, text="not an image"):
-        os.makedirs(os.path.dirname(self.tmp / name), exist_ok=True)
-        (self.tmp / name).write_text(text)
-        return self
-
-    def previous_run(self, app="style_transfer", **fields):
-        """DIR/config.json of an earlier run: this config with `fields` changed."""
-        earlier = get_config("tiny")
-        earlier.app = app
-        for dotted, value in fields.items():
-            section, _, key = dotted.replace("__", ".").rpartition(".")
-            config_lib.lookup(earlier, section)[key] = value
-        os.makedirs(self.workdir, exist_ok=True)
-        config_lib.save(earlier, self.workdir)
-        return self
-
     def trained(self):
         """The workdir holds the session's train_fast run (config.json, ckpt/, export/)."""
-        trained = self.request.getfixturevalue("fast_run")
-        os.makedirs(self.workdir, exist_ok=True)
-        for name in ("ckpt", "export"):
-            os.symlink(os.path.join(trained, name), os.path.join(self.workdir, name))
-        with open(os.path.join(trained, "config.json")) as f:
-            recorded = f.read()
-        with open(os.path.join(self.workdir, "config.json"), "w") as f:
-            f.write(recorded)
-        return self
-
-
-def _snapshot(folder):
-    """{relative path: (size, mtime)} of every file under `folder` (None if absent)."""
-    if not os.path.exists(folder):
-        return None
-    return {os.path.relpath(os.path.join(top, f), folder):
-            (os.path.getsize(os.path.join(top, f)), os.path.getmtime(os.path.join(top, f)))
-            for top, _, files in os.walk(folder) for f in files}
+        return self.run_of("fast_run", "ckpt", "export")
 
 
 CASES = [
@@ -279,27 +202,4 @@ CASES = [
 
 @pytest.mark.parametrize("setup, expect", CASES)
 def test_bad_input(setup, expect, tmp_path, request, caplog, capsys):
-    case = setup(Case(tmp_path, request))
-    before = _snapshot(case.workdir)
-    if case.cli is not None:
-        result = run_app("style_transfer", case.workdir, *case.cli, check=False)
-        assert_user_error(result, *expect.needles)
-    elif isinstance(expect, Error):
-        with flagsaver.as_parsed(**case.flags):
-            user_error_of(StyleTransferTask, case.config, case.workdir, *expect.needles,
-                          mode=case.mode, input=case.input)
-    else:
-        with flagsaver.as_parsed(**case.flags):
-            if case.mode == "train_fast":  # the loader; training on it is tested elsewhere
-                task = StyleTransferTask(case.config)
-                task._apply_flags(case.mode)
-                assert len(task.load_data().train) == expect.crops
-            else:
-                execute(StyleTransferTask, case.config, case.workdir, case.mode, case.input)
-        for needle in expect.needles:
-            assert needle in caplog.text, (needle, caplog.text)
-        out = capsys.readouterr().out
-        for needle in expect.out:
-            assert needle in out, (needle, out)
-    if isinstance(expect, Error):
-        assert _snapshot(case.workdir) == before  # nothing written, nothing lost
+    expect_outcome(setup(StyleCase(tmp_path, request)), expect, StyleTransferTask, caplog, capsys)

@@ -20,18 +20,20 @@ from apps.core.trainer import Trainer
 from apps.translation import data as data_lib
 from apps.translation.task import TranslationTask, check_vocabularies
 from configs.translation import get_config
-from tests.apps.cli import assert_user_error, run_app, user_error_of
+from tests.apps.bad_input import (
+    TinyConfig,
+    case,
+    earlier_run,
+    expect_unknown_field,
+    expect_user_error,
+)
+from tests.apps.cli import assert_user_error, run_app
 
 PAIRS = "".join(f"{n} apples\t{n} pommes\n" for n in range(12))
 
 
-def tiny(**changes):
-    """configs/translation.py:tiny with `changes` ({"section__field": value})."""
-    config = get_config("tiny")
-    for key, value in changes.items():
-        *sections, field = key.split("__")
-        (config_lib.lookup(config, ".".join(sections)) if sections else config)[field] = value
-    return config
+tiny = TinyConfig(get_config)  # tiny(section__field=value)
+config_case = tiny.case
 
 
 def tsv(content, name="pairs.tsv", **changes):
@@ -47,31 +49,23 @@ def tsv(content, name="pairs.tsv", **changes):
 
 def _workdir_of(config):
     """A workdir whose config.json an earlier run with `config` wrote."""
-    def make(tmp):
-        (tmp / "run").mkdir()
-        config_lib.save(config, str(tmp / "run"))
-        return {"config": tiny()}
-    return make
+    return lambda tmp: {"config": tiny(), "workdir": earlier_run(tmp, config)}
 
 
 def _workdir_of_other_vocabularies(tmp):
     """A workdir trained (a checkpoint at step 0) on dates with another character set."""
-    (tmp / "run").mkdir()
     other = tiny(data__dates__train=8, data__dates__val=2, data__dates__test=2,
                  train__batch_size=4)
-    config_lib.save(other, str(tmp / "run"))
+    run = str(earlier_run(tmp, other))
     task = TranslationTask(other)
-    trainer = Trainer(task, str(tmp / "run"))
-    trainer.save()
-    check_vocabularies(str(tmp / "run"), task.source_vocab, task.target_vocab, save=True)
+    Trainer(task, run).save()
+    check_vocabularies(run, task.source_vocab, task.target_vocab, save=True)
     return {"config": tiny()}
 
 
 def _corrupt(name, content):
     def make(tmp):
-        (tmp / "run").mkdir()
-        config_lib.save(tiny(), str(tmp / "run"))
-        (tmp / "run" / name).write_text(content)
+        (earlier_run(tmp, tiny()) / name).write_text(content)
         return {"config": tiny()}
     return make
 
@@ -87,14 +81,6 @@ def predict(value, content=None):
         return {"config": tiny(), "mode": "predict",
                 "input": None if given is None else str(given)}
     return make
-
-
-def case(id, make, *needles):
-    return pytest.param(make, needles, id=id)
-
-
-def config_case(id, needles, **changes):
-    return case(id, lambda t: {"config": tiny(**changes)}, *needles)
 
 
 CASES = [
@@ -202,19 +188,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("make, needles", CASES)
-def test_bad_input_is_one_line_naming_the_file_or_field(tmp_path, make, needles):
-    made = make(tmp_path)
-    checkpoints = set((tmp_path / "run" / "ckpt").glob("*"))
-    user_error_of(TranslationTask, made["config"], tmp_path / "run", *needles,
-                  mode=made.get("mode", "train"), input=made.get("input"))
-    assert set((tmp_path / "run" / "ckpt").glob("*")) == checkpoints  # nothing written
+@pytest.mark.parametrize("row", CASES)
+def test_bad_input_is_one_line_naming_the_file_or_field(tmp_path, row):
+    expect_user_error(TranslationTask, row.make(tmp_path), tmp_path, row.needles)
 
 
 def test_unknown_config_field_on_the_command_line(tmp_path):
-    result = run_app("translation", tmp_path, "--config.decode.beam=3", check=False)
-    assert_user_error(result, "--config.decode.beam", "unknown or invalid config field")
-    assert not (tmp_path / "ckpt").exists()
+    expect_unknown_field("translation", tmp_path, "--config.decode.beam=3")
 
 
 def test_missing_input_file_on_the_command_line(tmp_path):

@@ -23,18 +23,21 @@ from apps.core import config as config_lib
 from apps.trigger_word import data as data_lib
 from apps.trigger_word.task import TriggerWordTask
 from configs.trigger_word import get_config
-from tests.apps.cli import assert_user_error, run_app, user_error_of
+from tests.apps.bad_input import (
+    TinyConfig,
+    assert_contains,
+    case,
+    earlier_run,
+    expect_unknown_field,
+    expect_user_error,
+    loads,
+    nothing_started,
+)
 
 RATE = 16000  # the recordings' rate; the tiny config reads them at 8 kHz
 
 
-def tiny(variant="tiny", **changes):
-    """configs/trigger_word.py:<variant> with `changes` ({"section__field": value})."""
-    config = get_config(variant)
-    for key, value in changes.items():
-        *sections, field = key.split("__")
-        config_lib.lookup(config, ".".join(sections))[field] = value
-    return config
+tiny = TinyConfig(get_config)  # tiny(variant="tiny", section__field=value)
 
 
 def tone(hz, seconds=0.4, rate=RATE, level=0.5):
@@ -200,17 +203,11 @@ def _not_an_audio_set(tmp):
 
 def _workdir_of(config):
     """A workdir whose config.json an earlier run with `config` wrote."""
-    def make(tmp):
-        (tmp / "run").mkdir()
-        config_lib.save(config, str(tmp / "run"))
-        return {"config": tiny(), "workdir": tmp / "run"}
-    return make
+    return lambda tmp: {"config": tiny(), "workdir": earlier_run(tmp, config)}
 
 
 def _corrupt_workdir(tmp):
-    (tmp / "run").mkdir()
-    (tmp / "run" / "config.json").write_text("{")
-    return {"config": tiny(), "workdir": tmp / "run"}
+    return {"config": tiny(), "workdir": earlier_run(tmp, config_json="{")}
 
 
 def _predict(what, trained=None, export=True):
@@ -238,17 +235,6 @@ def _predict(what, trained=None, export=True):
                 (tmp / what / name).write_bytes(b"RIFF....WAVEnothing")
         return {"config": tiny(), "mode": "predict", "input": tmp / what, "workdir": run}
     return make
-
-
-def case(id, make, *needles):
-    """A mistake that ends the run with one line holding every one of `needles`."""
-    return pytest.param(make, needles, None, id=id)
-
-
-def loads(id, make, *needles, check=None):
-    """Files the loader reads past: loading succeeds, the warnings hold every one of
-    `needles` (each skipped file and the count) and `check(result)` holds."""
-    return pytest.param(make, needles, check or (lambda result: None), id=id)
 
 
 CASES = [
@@ -381,29 +367,21 @@ def cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("cache"))
 
 
-@pytest.mark.parametrize("make, needles, check", CASES)
-def test_bad_input_is_one_line_or_a_counted_skip(tmp_path, cache, caplog, make, needles,
-                                                  check):
-    made = make(tmp_path)
+@pytest.mark.parametrize("row", CASES)
+def test_bad_input_is_one_line_or_a_counted_skip(tmp_path, cache, caplog, row):
+    made = row.make(tmp_path)
     config = made["config"]
     if not config.data.cache_dir:
         config.data.cache_dir = cache
-    workdir = made.get("workdir", tmp_path / "run")
-    with made.get("within") or contextlib.nullcontext():
-        if check is None:
-            user_error_of(TriggerWordTask, config, workdir, *needles,
-                          mode=made.get("mode", "train"), input=made.get("input"))
-        else:
-            with caplog.at_level(logging.WARNING):
-                source = config.data.source
-                check(data_lib.load(config) if source == "synthetic"
-                      else data_lib.word_banks(config))
-            for needle in needles:
-                assert needle in caplog.text, (needle, caplog.text)
-    assert not (tmp_path / "run" / "ckpt").exists()  # nothing was started
+    if row.check is None:
+        expect_user_error(TriggerWordTask, made, tmp_path, row.needles)
+        return
+    with (made.get("within") or contextlib.nullcontext(), nothing_started(tmp_path / "run"),
+          caplog.at_level(logging.WARNING)):
+        source = config.data.source
+        row.check(data_lib.load(config) if source == "synthetic" else data_lib.word_banks(config))
+    assert_contains(caplog.text, row.needles)
 
 
 def test_unknown_config_field_on_the_command_line(tmp_path):
-    result = run_app("trigger_word", tmp_path, "--config.data.sample_rat=8000", check=False)
-    assert_user_error(result, "--config.data.sample_rat", "unknown or invalid config field")
-    assert not (tmp_path / "ckpt").exists()
+    expect_unknown_field("trigger_word", tmp_path, "--config.data.sample_rat=8000")
