@@ -34,3 +34,42 @@ def read_metrics(workdir):
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def keep_vocabulary(workdir, vocabulary, save=False):
+    """Refuses a workdir trained with another vocabulary; `save` writes DIR/vocab.json.
+
+    An app whose token ids are learned from config.data (word embeddings,
+    translation) calls this: other data (another file, other sizes) can give
+    other ids, and a checkpoint read with them would load without complaint
+    when the sizes agree and give every token another's weights.
+    `vocabulary` is JSON: a list of tokens, or {name: list of tokens}.
+    """
+    from apps.core.errors import UserError
+
+    path = os.path.join(workdir, "vocab.json")
+    current = json.loads(json.dumps(vocabulary))
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                previous = json.load(f)
+            if type(previous) is not type(current):
+                raise ValueError(f"expected a JSON {type(current).__name__}")
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path}: unreadable vocabulary of an earlier run ({e})") from None
+        if previous != current:
+            raise UserError(
+                f"--workdir={workdir} was trained with another vocabulary ({_sizes(previous)} "
+                f"tokens in {path}; config.data now gives {_sizes(current)} or other tokens); "
+                "choose another --workdir or the same config.data")
+    elif save:
+        os.makedirs(workdir, exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(current, f, ensure_ascii=False)
+        os.replace(path + ".tmp", path)
+
+
+def _sizes(vocabulary):
+    if isinstance(vocabulary, dict):
+        return "/".join(f"{len(tokens)} {name}" for name, tokens in vocabulary.items())
+    return str(len(vocabulary))

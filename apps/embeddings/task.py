@@ -82,6 +82,8 @@ def _pairs_rule(field):
 
 
 class EmbeddingsTask(Task):
+    # word2vec and GloVe checkpoints differ: a workdir keeps its method.
+    workdir_fields = ("model", "method")
     rules = {
         "method": one_of(*model_lib.METHODS),
         "xla": Rule(lambda v: v is False, "false (the sparse embedding steps run as they "
@@ -273,9 +275,9 @@ class EmbeddingsTask(Task):
 
     def run_mode(self, mode, workdir, input_path):
         if mode in ("train", "eval", "export"):
-            _check_same_run(self.config, workdir)
             trainer = EmbeddingTrainer(self, workdir)
-            check_vocabulary(workdir, self.words, save=mode == "train" and trainer.chief)
+            workdir_lib.keep_vocabulary(workdir, list(self.words),
+                                        save=mode == "train" and trainer.chief)
             if mode == "train":
                 metrics = trainer.train()
                 if trainer.chief:
@@ -340,44 +342,6 @@ class EmbeddingTrainer(Trainer):
         if self.chief:
             self.task.write_vectors(self.model, self.workdir)
         return path
-
-
-def _check_same_run(config, workdir):
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        previous = json.load(f)
-    if previous.get("app") == config.app and previous.get("method") != config.method:
-        raise UserError(f"--workdir={workdir} was trained with config.method = "
-                        f"{previous.get('method')!r}; choose another --workdir")
-
-
-def check_vocabulary(workdir, words, save=False):
-    """Refuses a workdir trained on another vocabulary; `save` writes DIR/vocab.txt.
-
-    The vocabulary comes from config.data (text, min_count, max_vocab,
-    max_words); a checkpoint whose rows belong to other words would load
-    without complaint when the sizes agree, and give every word another's
-    vector.
-    """
-    path = os.path.join(workdir, "vocab.txt")
-    if os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                previous = f.read().split("\n")[:-1]
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"{path}: unreadable vocabulary of an earlier run ({e})") from None
-        if previous != list(words):
-            raise UserError(
-                f"--workdir={workdir} was trained on another vocabulary ({len(previous)} words "
-                f"in {path}; config.data now gives {len(words)} or other words); choose "
-                "another --workdir or the same config.data")
-    elif save:
-        os.makedirs(workdir, exist_ok=True)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write("".join(f"{word}\n" for word in words))
-        os.replace(path + ".tmp", path)
 
 
 def write_projector(vectors, logdir, max_words, counts=None):

@@ -23,7 +23,6 @@ translations (beam search inside), their scores, and all B beams; `greedy`
 decodes greedily.
 """
 
-import json
 import os
 import weakref
 
@@ -281,8 +280,9 @@ class TranslationTask(Task):
         from apps.core.trainer import Trainer
 
         trainer = Trainer(self, workdir)
-        check_vocabularies(workdir, self.source_vocab, self.target_vocab,
-                           save=mode == "train" and trainer.chief)
+        vocabularies = {"source": list(self.source_vocab.tokens),
+                        "target": list(self.target_vocab.tokens)}
+        workdir_lib.keep_vocabulary(workdir, vocabularies, save=mode == "train" and trainer.chief)
         return trainer
 
     def _train_or_eval(self, mode, workdir):
@@ -428,37 +428,6 @@ def read_sentences(value):
     if not lines:
         raise UserError(f"--input={value}: no sentences in the file (expected one per line)")
     return lines
-
-
-def check_vocabularies(workdir, source_vocab, target_vocab, save=False):
-    """Refuses a workdir trained with other vocabularies; `save` writes DIR/vocab.json.
-
-    The vocabularies are learned from config.data, so other data (another
-    file, other sizes) can change them; a checkpoint read with other token
-    ids would translate nonsense, or not load at all.
-    """
-    path = os.path.join(workdir, "vocab.json")
-    current = {"source": list(source_vocab.tokens), "target": list(target_vocab.tokens)}
-    if os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                previous = json.load(f)
-            if not isinstance(previous, dict):
-                raise ValueError("expected {\"source\": [...], \"target\": [...]}")
-        except (OSError, ValueError) as e:
-            raise UserError(f"{path}: unreadable vocabulary of an earlier run ({e})") from None
-        if previous != current:
-            sizes = "/".join(str(len(previous.get(k, ()))) for k in ("source", "target"))
-            raise UserError(
-                f"--workdir={workdir} was trained with other vocabularies ({sizes} source/"
-                f"target tokens in {path}; config.data now gives {len(current['source'])}/"
-                f"{len(current['target'])} or other tokens); choose another --workdir or "
-                "the same config.data")
-    elif save:
-        os.makedirs(workdir, exist_ok=True)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(current, f, ensure_ascii=False)
-        os.replace(path + ".tmp", path)
 
 
 def _load_serving(workdir):

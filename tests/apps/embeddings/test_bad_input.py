@@ -11,6 +11,7 @@ vectors or query file that is not UTF-8, or a malformed line, is an error.
 """
 
 import gzip
+import json
 import logging
 import os
 import struct
@@ -127,17 +128,17 @@ def _debias(tmp):
 
 
 def _workdir_of(config, vocabulary=None):
-    """A workdir whose config.json (and vocab.txt) an earlier run wrote."""
+    """A workdir whose config.json (and vocab.json) an earlier run wrote."""
     def make(tmp):
         run = earlier_run(tmp, config)
         if vocabulary is not None:
-            (run / "vocab.txt").write_text("".join(f"{w}\n" for w in vocabulary))
+            (run / "vocab.json").write_text(json.dumps(list(vocabulary)))
         return {"config": tiny()}
     return make
 
 
 def _vocabulary_not_utf8(tmp):
-    (earlier_run(tmp, tiny()) / "vocab.txt").write_bytes(b"k\xf6nig\n")
+    (earlier_run(tmp, tiny()) / "vocab.json").write_bytes(b'["k\xf6nig"]')
     return {"config": tiny()}
 
 
@@ -265,11 +266,12 @@ CASES = [
     case("workdir-of-another-model", _workdir_of(tiny(model__dim=32)),
          "was trained with a different config.model"),
     case("workdir-of-another-method", _workdir_of(tiny(method="cbow")),
-         "was trained with config.method = 'cbow'"),
+         "was trained with a different config.method", "'cbow' there, 'skipgram' here"),
     case("workdir-of-another-vocabulary", _workdir_of(tiny(), ["the", "king", "queen"]),
-         "was trained on another vocabulary (3 words in", "vocab.txt", "the same config.data"),
+         "was trained with another vocabulary (3 tokens in", "vocab.json",
+         "the same config.data"),
     case("workdir-vocabulary-not-utf8", _vocabulary_not_utf8,
-         "vocab.txt: unreadable vocabulary of an earlier run"),
+         "vocab.json: unreadable vocabulary of an earlier run"),
     case("workdir-config-corrupt", _corrupt_workdir,
          "config.json: unreadable config from an earlier run"),
     # -------------------------------------------------------------------- modes

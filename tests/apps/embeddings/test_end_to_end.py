@@ -9,6 +9,7 @@ start-up each; the SavedModel is reloaded in a Python that cannot import the
 project. Bad input is test_bad_input.py.
 """
 
+import json
 import os
 
 import numpy as np
@@ -59,14 +60,14 @@ def test_training_resumes_and_writes_the_workdir_layout(finished, caplog):
     assert 0 < metrics["analogy_coverage"] < 0.05 and metrics["words_per_sec"] > 0
     assert metrics["method"] == "skipgram" and metrics["corpus_words"] < 6000
     names = set(os.listdir(workdir))
-    assert {"metrics.json", "config.json", "vocab.txt", "ckpt", "tb", "export",
+    assert {"metrics.json", "config.json", "vocab.json", "ckpt", "tb", "export",
             "vectors.txt"} <= names
     tb = set(os.listdir(os.path.join(workdir, "tb")))
     assert {"train", "eval", "vectors.tsv", "metadata.tsv", "projector_config.pbtxt"} <= tb
     vectors = WordVectors.load(os.path.join(workdir, "vectors.txt"))
     assert len(vectors) == metrics["vocab_size"] and vectors.dim == 16
-    with open(os.path.join(workdir, "vocab.txt"), encoding="utf-8") as f:
-        assert f.read().split() == vectors.words
+    with open(os.path.join(workdir, "vocab.json"), encoding="utf-8") as f:
+        assert json.load(f) == vectors.words
     projector = np.loadtxt(os.path.join(workdir, "tb", "vectors.tsv"), delimiter="\t")
     assert projector.shape == (100, 16)  # config.export.projector_words
     np.testing.assert_allclose(projector, vectors.matrix[:100], rtol=1e-3, atol=1e-5)

@@ -17,8 +17,9 @@ import pytest
 
 from apps.core import config as config_lib
 from apps.core.trainer import Trainer
+from apps.core.workdir import keep_vocabulary
 from apps.translation import data as data_lib
-from apps.translation.task import TranslationTask, check_vocabularies
+from apps.translation.task import TranslationTask
 from configs.translation import get_config
 from tests.apps.bad_input import (
     TinyConfig,
@@ -59,7 +60,8 @@ def _workdir_of_other_vocabularies(tmp):
     run = str(earlier_run(tmp, other))
     task = TranslationTask(other)
     Trainer(task, run).save()
-    check_vocabularies(run, task.source_vocab, task.target_vocab, save=True)
+    keep_vocabulary(run, {"source": list(task.source_vocab.tokens),
+                          "target": list(task.target_vocab.tokens)}, save=True)
     return {"config": tiny()}
 
 
@@ -157,13 +159,13 @@ CASES = [
     case("workdir-of-another-model", _workdir_of(tiny(model__name="transformer")),
          "was trained with a different config.model"),
     case("workdir-of-other-vocabularies", _workdir_of_other_vocabularies,
-         "was trained with other vocabularies", "vocab.json", "the same config.data"),
+         "was trained with another vocabulary", "vocab.json", "the same config.data"),
     case("workdir-config-corrupt", _corrupt("config.json", "{"),
          "config.json: unreadable config from an earlier run"),
     case("workdir-vocabulary-corrupt", _corrupt("vocab.json", "[1,"),
          "vocab.json: unreadable vocabulary of an earlier run"),
     case("workdir-vocabulary-not-a-mapping", _corrupt("vocab.json", "[1, 2]"),
-         "vocab.json: unreadable vocabulary of an earlier run", "expected {"),
+         "vocab.json: unreadable vocabulary of an earlier run", "expected a JSON dict"),
     # -------------------------------------------------------- modes and --input
     case("mode-unknown", lambda t: {"config": tiny(), "mode": "serve"},
          "--mode=serve: expected one of train, eval, predict, export, error_analysis"),
