@@ -5,19 +5,19 @@
    boxes), and our batched per-class `nms.batched_nms` against
    `tf.image.combined_non_max_suppression` (a batch of 32 images, 10 classes);
    both sides inside tf.function, timed alternately (bench.common.compare).
-2. Training throughput of the default config with xla false / true.
-3. The peer a user would pick: KerasCV's YOLOV8Detector (no pretrained
+2. The peer a user would pick: KerasCV's YOLOV8Detector (no pretrained
    weights, a backbone of about our size) and ours, each trained for the same
    wall time on the same augmented stream of the default data, then both
    scored by our mAP on the test split. Compilation (the first step) is not
    counted. keras-cv is frozen upstream; this part runs only where
    `import keras_cv` works (e.g. `pip install keras-cv==0.9.0`), and is skipped otherwise.
 
-    python -m bench detection        # DLSUITE_BENCH_SECONDS=120 sets part 3's budget
+    python -m bench detection        # DLSUITE_BENCH_SECONDS=120 sets part 2's budget
+
+(Training throughput with and without XLA is bench/training.py's, for every app.)
 """
 
 import os
-import statistics
 import tempfile
 import time
 
@@ -27,7 +27,7 @@ import tensorflow as tf
 from apps.core.trainer import Trainer
 from apps.detection import nms
 from apps.detection.task import DetectionTask
-from bench.common import compare, print_table, write_json
+from bench.common import compare, print_table
 from configs.detection import get_config
 
 SECONDS = float(os.environ.get("DLSUITE_BENCH_SECONDS", "120"))
@@ -66,30 +66,6 @@ def _trainer(xla, workdir):
     config.xla = xla
     trainer = Trainer(DetectionTask(config), workdir)
     return trainer, trainer.train_step_function(), iter(trainer.train_dataset(0))
-
-
-def bench_xla(rounds=5, steps=20):
-    with tempfile.TemporaryDirectory() as tmp:
-        runners = {}
-        for xla in (False, True):
-            trainer, step, iterator = _trainer(xla, f"{tmp}/{xla}")
-            for _ in range(5):
-                float(step(iterator))
-            runners[xla] = (step, iterator, trainer.global_batch)
-        speeds = {False: [], True: []}
-        for r in range(rounds):
-            for xla in ((False, True) if r % 2 == 0 else (True, False)):
-                step, iterator, batch = runners[xla]
-                start = time.perf_counter()
-                for _ in range(steps):
-                    loss = step(iterator)
-                float(loss)
-                speeds[xla].append(steps * batch / (time.perf_counter() - start))
-    result = {("xla" if k else "no_xla"): statistics.median(v) for k, v in speeds.items()}
-    print("\ndetection training (default config, batch 32, 96x96 digit scenes)")
-    for name, value in result.items():
-        print(f"{name:<10}{value:>12.0f} examples/s")
-    return result
 
 
 def _train_ours(seconds, workdir):
@@ -175,8 +151,9 @@ def bench_keras_cv(seconds=SECONDS):
 
 
 def main():
-    result = {"nms": bench_nms(), "throughput": bench_xla(), "keras_cv": bench_keras_cv()}
-    write_json("detection.json", result)
+    from bench import peers
+
+    peers.detection()
 
 
 if __name__ == "__main__":

@@ -32,9 +32,12 @@ def _failed(name, entry):
 
 
 def peak_gflops(sections):
-    """The best float32 matmul GFLOP/s of the run (start and end), or None."""
+    """The best float32 matmul GFLOP/s of the run (start, end and within the
+    training rounds of the FLOP-counted models), or None."""
     peaks = [s["result"]["peak"]["best_gflops"] for k, s in sections.items()
              if k.startswith("machine") and "result" in s]
+    training = sections.get("training", {}).get("result", {"rows": []})
+    peaks += [p for r in training["rows"] for p in r.get("peak_gflops_per_round", [])]
     return max(peaks) if peaks else None
 
 
@@ -68,6 +71,12 @@ def _peak(sections):
         p = entry["result"]["peak"]
         rows.append([when, f"{p['n']} x {p['n']}", f"{p['best_gflops']:.1f}",
                      f"{p['median_gflops']:.1f}", _load(entry)])
+    training = sections.get("training", {}).get("result", {"rows": []})
+    for r in training["rows"]:
+        if r.get("peak_gflops_per_round"):
+            rows.append([f"between the {r['case']} training rounds", "4096 x 4096",
+                         f"{max(r['peak_gflops_per_round']):.1f}", f"{r['peak_gflops']:.1f}",
+                         _load(r)])
     lines += _table(["measured at", "float32 matmul", "best GFLOP/s", "median GFLOP/s",
                      "load"], rows)
     peak = peak_gflops(sections)
@@ -120,16 +129,18 @@ def _training(entry, peak):
     lines += ["## Training FLOPs and the share of the machine's peak", ""]
     lines += _table(["model", "parameters", "forward MFLOP / example",
                      "training MFLOP / example", "examples/s (no XLA / XLA)",
-                     "achieved GFLOP/s (no XLA / XLA)", "share of peak (no XLA / XLA)"],
-                    flop_rows)
+                     "achieved GFLOP/s (no XLA / XLA)", "share of the run's peak",
+                     "peak in the same rounds (GFLOP/s, median): share"], flop_rows)
     lines += ["", "What is measured (bench/flops.py): the forward pass of a training step "
               "(model in training mode and the task's loss, on one real batch) is traced "
               "and its FLOPs counted by TensorFlow's profiler (`tf.compat.v1.profiler`, "
               "float_operation; einsums it has no formula for are added by 2 x the product "
               "of their index sizes); training FLOPs = 3 x forward (the backward pass costs "
               "about two forward passes); achieved GFLOP/s = training FLOPs per example x "
-              "examples/s; share = achieved / the peak above. tests/bench/test_flops.py "
-              "checks the count against the analytic formulas of a Conv2D and a Dense layer.",
+              "examples/s; share = achieved / the run's peak above, and / the median of "
+              "one matmul round run between the training rounds of that model (the same "
+              "load). tests/bench/test_flops.py checks the count against the analytic "
+              "formulas of a Conv2D, a Dense layer and a matmul.",
               ""]
     return lines
 
@@ -138,12 +149,15 @@ def _flops_row(r, peak):
     f = r["flops"]
     gflops = [f["training_per_example"] * r[k] / 1e9 if r.get(k) else None
               for k in ("no_xla_examples_per_sec", "xla_examples_per_sec")]
-    shares = [g / peak if g is not None and peak else None for g in gflops]
+
+    def shares(of):
+        return " / ".join("n/a" if g is None or not of else f"{g / of:.1%}" for g in gflops)
+
     return [r["case"], f"{f['parameters']:,}", f"{f['forward_per_example'] / 1e6:.2f}",
             f"{f['training_per_example'] / 1e6:.2f}",
             f"{_num(r.get('no_xla_examples_per_sec'))} / {_num(r.get('xla_examples_per_sec'))}",
-            f"{_num(gflops[0])} / {_num(gflops[1])}",
-            " / ".join("n/a" if s is None else f"{s:.1%}" for s in shares)]
+            f"{_num(gflops[0])} / {_num(gflops[1])}", shares(peak),
+            f"{_num(r.get('peak_gflops'))}: {shares(r.get('peak_gflops'))}"]
 
 
 def _twins(title, entry, what):

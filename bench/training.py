@@ -51,14 +51,17 @@ class Case:
     example: str
     variant: str = ""
     count_flops: bool = False
-    #: why XLA is not measured (the app's config rules refuse it), or ""
-    no_xla_reason: str = ""
 
     def config(self):
         return importlib.import_module(f"configs.{self.app}").get_config(self.variant)
 
     def task_class(self):
         return getattr(importlib.import_module(f"apps.{self.app}.task"), self.task)
+
+    def no_xla_reason(self):
+        """Why XLA is not measured (the app's config rules refuse xla: true), or None."""
+        rule = self.task_class().rules.get("xla")
+        return None if rule is None or rule(True) else f"config.xla must be {rule.expected}"
 
 
 CASES = (
@@ -71,8 +74,7 @@ CASES = (
     Case("style_transfer", "style_transfer", "StyleTransferTask",
          "a 128x128 content crop (the fast stylizer, --mode=train_fast)"),
     Case("embeddings", "embeddings", "EmbeddingsTask",
-         "a chunk of the corpus (skip-gram pairs with negatives)",
-         no_xla_reason="the app's config rules keep xla false (sparse embedding updates)"),
+         "a chunk of the corpus (its skip-gram pairs with negatives)"),
     Case("translation", "translation", "TranslationTask",
          "a date pair (the attention model)"),
     Case("translation (transformer)", "translation", "TranslationTask",
@@ -144,10 +146,10 @@ class _Runner:
 def serve(case, xla):
     """The child's side: builds a `_Runner`, then answers the parent's commands.
 
-    Reads lines `run STEPS` and `run_one_per_call STEPS` (answer
-    examples/sec), `flops` (answers
-    bench.flops.training_flops as JSON) and `quit`; every answer is one line
-    of JSON after the _REPLY prefix, so that anything else a library prints is ignored.
+    Reads lines `run STEPS` and `run_one_per_call STEPS` (answer examples/sec),
+    `peak` (one round of bench.machine.matmul_peak: GFLOP/s), `flops`
+    (bench.flops.training_flops) and `quit`; every answer is one line of JSON
+    after the _REPLY prefix, so that anything else a library prints is ignored.
     """
     from absl import logging
 
@@ -163,6 +165,10 @@ def serve(case, xla):
                 from bench import flops
 
                 _reply(flops.training_flops(runner.trainer))
+            elif command == "peak":
+                from bench import machine
+
+                _reply(machine.matmul_peak(rounds=1)["best_gflops"])
             else:
                 return
 
@@ -241,9 +247,10 @@ def measure(case, rounds=5, round_seconds=1.0, warmup_steps=3, timeout=600):
     load_start = load_average()
     started = time.perf_counter()
     config = case.config()
-    modes = (False,) if case.no_xla_reason else (False, True)
+    no_xla_reason = case.no_xla_reason()
+    modes = (False,) if no_xla_reason else (False, True)
     row = {"case": case.name, "example": case.example, "variant": case.variant,
-           "batch": config.train.batch_size, "no_xla_reason": case.no_xla_reason or None}
+           "batch": config.train.batch_size, "no_xla_reason": no_xla_reason}
     children = {}
     try:
         for xla in modes:  # both build (and compile) at once
@@ -258,6 +265,8 @@ def measure(case, rounds=5, round_seconds=1.0, warmup_steps=3, timeout=600):
                  ("one_per_call", children[False], "run_one_per_call")]
         if True in children:
             sides.append(("xla", children[True], "run"))
+        if case.count_flops:  # the machine's peak in the same rounds, for the share of it
+            sides.append(("peak_gflops", children[False], "peak"))
         speeds = {key: [] for key, _, _ in sides}
         for r in range(rounds):
             for key, child, command in (sides if r % 2 == 0 else sides[::-1]):
@@ -273,7 +282,8 @@ def measure(case, rounds=5, round_seconds=1.0, warmup_steps=3, timeout=600):
                 "load_average_start": load_start, "load_average_end": load_average(),
                 "wall_seconds": time.perf_counter() - started})
     for key, values in speeds.items():
-        row[f"{key}_examples_per_sec"] = statistics.median(values)
+        name = key if key == "peak_gflops" else f"{key}_examples_per_sec"
+        row[name] = statistics.median(values)
         row[f"{key}_per_round"] = values
     for xla, child in children.items():
         row[f"{'xla' if xla else 'no_xla'}_first_step_seconds"] = child.ready["first_step_seconds"]

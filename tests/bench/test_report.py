@@ -25,7 +25,8 @@ def _results():
         "no_xla_examples_per_sec": 1500.0, "xla_examples_per_sec": 750.0, "xla_ratio": 0.5,
         "one_per_call_examples_per_sec": 1400.0, "steps_per_call_gain": 1500 / 1400,
         "load_average_start": [1.0, 1, 1], "load_average_end": [2.0, 1, 1],
-        "rounds": 5, "round_seconds": 1.0,
+        "rounds": 5, "round_seconds": 1.0, "peak_gflops": 60.0,
+        "peak_gflops_per_round": [50.0, 60.0, 120.0],
         "flops": {"parameters": 1000, "forward_per_example": 2e6,
                   "training_per_example": 6e6}}
     return {
@@ -50,11 +51,13 @@ def test_every_figure_and_failure_reaches_the_markdown(tmp_path):
     text = open(path).read()
     assert "Test CPU 9000" in text and "2.21.0" in text and "0.5 / 0.4 / 0.3" in text
     assert "GPU: not measured" in text
-    assert "**100.0 GFLOP/s**" in text  # the best peak of the run (start 90, end 100)
+    # the best peak of the run: start 90, end 100, within the training rounds 120
+    assert "**120.0 GFLOP/s**" in text
     assert "| classification | a digit | 64 | 1500.0 | 750.0 | 0.50 | 1400.0 | 1.07 | 1.0 → 2.0 |" \
         in text
-    # 6 MFLOP x 1500 examples/s = 9 GFLOP/s = 9% of 100; with XLA 4.5 GFLOP/s
-    assert "| 9.0 / 4.5 | 9.0% / 4.5% |" in text
+    # 6 MFLOP x 1500 examples/s = 9 GFLOP/s = 7.5% of 120 and 15% of the rounds'
+    # median 60; with XLA 4.5 GFLOP/s
+    assert "| 9.0 / 4.5 | 7.5% / 3.8% | 60.0: 15.0% / 7.5% |" in text
     assert "failed: `out of memory`" in text
     assert "**Layers against their Keras twins failed**: `ImportError: no module`" in text
     assert "| Adam / Adam | 2.000 | 1.000 | 2.00 | 1.000 | 1.000 | 1.00 |" in text
@@ -66,3 +69,4 @@ def test_every_figure_and_failure_reaches_the_markdown(tmp_path):
 
 def test_peak_is_none_without_a_machine_section():
     assert report.peak_gflops({"training": _entry({"rows": []})}) is None
+    assert report.peak_gflops({}) is None
