@@ -8,6 +8,7 @@ export or the new one at DIR/export, never a half-written folder.
 import contextlib
 import glob
 import os
+import re
 import shutil
 import tempfile
 
@@ -41,7 +42,9 @@ def staged_folder(path):
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     recover(path)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    # The writer's pid in the name lets `recover` tell a killed writer's
+    # leftovers from a live writer's folder (another process on the workdir).
+    tmp = tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=parent)
     try:
         staged = os.path.join(tmp, "staged")
         yield staged
@@ -61,12 +64,28 @@ def _swap_in(staged, path):
 
 def recover(path):
     """Puts back the previous export if a crash fell between the two renames,
-    and removes the staging folders of writers that were killed."""
-    for stale in glob.glob(os.path.join(os.path.dirname(os.path.abspath(path)), ".export-*")):
-        shutil.rmtree(stale, ignore_errors=True)
+    and removes the staging folders of writers that were killed (those whose
+    process no longer runs; a live writer's folder is left alone)."""
+    for staging in glob.glob(os.path.join(os.path.dirname(os.path.abspath(path)), ".export-*")):
+        if not _writer_alive(staging):
+            shutil.rmtree(staging, ignore_errors=True)
     old = path + ".old"
     if os.path.exists(old):
         if os.path.exists(path):
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(old, path)
+
+
+def _writer_alive(staging):
+    """Whether the process named in a `.export-<pid>-*` folder still runs here."""
+    found = re.match(r"\.export-(\d+)-", os.path.basename(staging))
+    if not found:
+        return False
+    try:
+        os.kill(int(found.group(1)), 0)  # signal 0: only asks whether it exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        return True
+    return True

@@ -82,3 +82,23 @@ def test_every_start_of_the_entrypoint_recovers_the_export(tmp_path):
     with pytest.raises(main.UserError, match="no checkpoint"):
         main.execute(ClassificationTask, get_config("tiny"), str(tmp_path), "eval")
     assert os.path.exists(os.path.join(path, "saved_model.pb"))
+
+
+def test_recover_leaves_a_live_writers_staging_folder_alone(tmp_path):
+    import subprocess
+    import sys
+
+    model = _model()
+    path = str(tmp_path / "export")
+    export_lib.write_saved_model(path, model, _endpoints(model))
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / f".export-{live.pid}-abc" / "staged").mkdir(parents=True)
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        (tmp_path / f".export-{dead.pid}-def" / "staged").mkdir(parents=True)
+        export_lib.recover(path)
+        assert sorted(os.listdir(tmp_path)) == [f".export-{live.pid}-abc", "export"]
+    finally:
+        live.kill()
+        live.wait()
