@@ -1,17 +1,31 @@
-"""Fault injection, so the suite can prove the NaN guard end to end.
+"""Fault injection, so the suite can prove the NaN guard and resume end to end.
 
-With the environment variable DLSUITE_FAULT_NAN_AT_STEP=N set, the training
-loss of step N (1-based, the step counter after it) is replaced by NaN inside
-the compiled step, so the gradients and then the weights become NaN exactly
-as in a real divergence. Unset (always, outside tests) the step is unchanged:
-the check happens once, when the step function is built.
+Both are driven by environment variables that are unset outside tests.
+
+- DLSUITE_FAULT_NAN_AT_STEP=N: the training loss of step N (1-based, the step
+  counter after it) is replaced by NaN inside the compiled step, so the
+  gradients and then the weights become NaN exactly as in a real divergence.
+  Unset, the step is unchanged: the check happens once, when the step
+  function is built.
+- DLSUITE_FAULT_KILL_AT_STEP=N+SECONDS: once a training call has brought the
+  step counter to N or past it, the process SIGKILLs itself SECONDS later,
+  from a timer thread, while training goes on (writing the checkpoint that
+  may be due, running the next call). The next call's end waits for the
+  kill, so it lands anywhere between the end of the call that reached
+  step N and the end of the next one (during a checkpoint write too), and
+  never after training has ended (its end waits too). A kill from outside
+  would race a fast run's end.
 """
 
 import os
+import signal
+import threading
+import time
 
 import tensorflow as tf
 
 NAN_AT_STEP = "DLSUITE_FAULT_NAN_AT_STEP"
+KILL_AT_STEP = "DLSUITE_FAULT_KILL_AT_STEP"
 
 
 def nan_at_step():
@@ -34,3 +48,50 @@ def poison_loss(loss, steps_done):
         return loss
     return tf.where(tf.equal(tf.cast(steps_done, tf.int64) + 1, at),
                     tf.constant(float("nan"), loss.dtype), loss)
+
+
+def _kill_at_step():
+    """(step, seconds) asked for by DLSUITE_FAULT_KILL_AT_STEP, or None."""
+    value = os.environ.get(KILL_AT_STEP, "").strip()
+    if not value:
+        return None
+    step, _, seconds = value.partition("+")
+    try:
+        step, seconds = int(step), float(seconds or 0)
+    except ValueError:
+        step = seconds = -1
+    if step < 1 or not seconds >= 0:
+        raise ValueError(f"{KILL_AT_STEP}={value!r}: expected STEP+SECONDS, "
+                         "a step >= 1 and seconds >= 0")
+    return step, seconds
+
+
+_kill_timer = []  # the armed timer, once there is one
+
+
+def after_train_call(step):
+    """Called by the training loops after each train call, with the step
+    counter after it; acts only under DLSUITE_FAULT_KILL_AT_STEP."""
+    kill = _kill_at_step()
+    if kill is None:
+        return
+    if _kill_timer:
+        _wait_for_kill()
+    at, seconds = kill
+    if step >= at:
+        timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGKILL))
+        timer.daemon = True
+        _kill_timer.append(timer)
+        timer.start()
+
+
+def before_finish():
+    """Called by the training loops after the last train call: an armed kill
+    lands before the run tests, exports and writes its metrics."""
+    if _kill_timer:
+        _wait_for_kill()
+
+
+def _wait_for_kill():
+    while True:  # the timer's SIGKILL ends this wait
+        time.sleep(1.0)

@@ -269,6 +269,7 @@ class Trainer:
                         f"{self.paths['export']} the last export (lower the learning rate "
                         "or set config.optimizer.clipnorm)")
                 progbar.update(in_epoch + done, [("loss", loss), ("examples/s", speed)])
+            faults.after_train_call(step)
             if self.chief and step % self.config.train.log_every == 0:
                 with writers["train"].as_default(step=step):
                     tf.summary.scalar("loss", loss)
@@ -287,6 +288,7 @@ class Trainer:
                 logging.info("step %d validation: %s", step, _fmt(val))
                 if self.chief:
                     self._write_eval(writers["eval"], step, val, images)
+        faults.before_finish()
         # The last step is an epoch end, so the last checkpoint is already written.
         return self.finish(examples_per_sec=examples / busy if busy else None)
 

@@ -205,6 +205,7 @@ class Optimization:
                                 f"without saving, so {self.paths['ckpt']} keeps the last good "
                                 "checkpoint (lower config.optimize.optimizer.learning_rate)")
             self.step.assign(step)
+            faults.after_train_call(step)
             speed = timed / busy if busy else 0.0
             progbar.update(step, [("J", terms["total"]), ("style", terms["style"]),
                                   ("content", terms["content"]), ("steps/s", speed)])
@@ -222,6 +223,7 @@ class Optimization:
                 self.seconds.assign(seconds_before + time.perf_counter() - started)
                 with _quiet():
                     self.manager.save(checkpoint_number=step)
+        faults.before_finish()
         train_writer.flush()
         previous = workdir_lib.read_metrics(self.workdir) or {}
         speed = timed / busy if busy else previous.get("steps_per_sec")

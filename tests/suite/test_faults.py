@@ -3,16 +3,18 @@
 For each app's tiny config (checkpoints every step or few steps):
 - an uninterrupted run gives the reference metrics;
 - a second run in a fresh workdir is killed with SIGKILL at two random
-  points drawn from a per-app seed (each some time after a random
-  checkpoint), restarted with the same command each time; every restart must
-  resume from the latest checkpoint on disk (so no more than one checkpoint
-  interval is lost), and the final metrics must equal the reference's;
+  points drawn from a per-app seed (the process kills itself, through
+  apps.core.faults, a random time after a random step: a kill sent from here
+  would race the end of a run this short), restarted with the same command
+  each time; every restart must resume from the latest checkpoint on disk
+  (so no more than one checkpoint interval is lost), and the final metrics
+  must equal the reference's;
 - `--mode=export` over a finished run is killed while it writes: the earlier
   export must still load (DIR/export, or DIR/export.old between the two
   renames, which the next start puts back), and the next export succeeds.
 
 These runs are slow (minutes in all), so they carry the `slow` marker: `make
-test-faults` runs them, and CI runs them after `make test`.
+test-slow` runs them, and CI runs them after `make test`.
 """
 
 import glob
@@ -20,23 +22,19 @@ import os
 import random
 import re
 import shutil
+import signal
 import time
 
 import pytest
 import tensorflow as tf
 
+from apps.core.faults import KILL_AT_STEP
 from apps.core.workdir import read_metrics
 from tests.apps import cli
 from tests.suite.runs import APPS, flags_of, is_timing
 
 pytestmark = pytest.mark.slow
 
-
-
-def _checkpoint_steps(workdir):
-    """Steps of the checkpoints now in DIR/ckpt (the chief's)."""
-    names = glob.glob(os.path.join(workdir, "ckpt", "ckpt-*.index"))
-    return sorted(int(re.search(r"ckpt-(\d+)\.index$", n).group(1)) for n in names)
 
 
 def _latest_step(workdir):
@@ -49,29 +47,26 @@ def _restored_step(stderr):
     return int(found[-1]) if found else 0
 
 
-def _kill_after_a_random_checkpoint(case, flags, workdir, rng, after_step, total_steps):
-    """Starts training, waits for a checkpoint at or past a random step
-    between `after_step` and halfway to the end, lets it run a random part of
-    the time between two checkpoints further (so the kill falls anywhere in
-    a checkpoint interval, before the next one), and SIGKILLs it. Returns the
-    step of the latest checkpoint on disk."""
-    process = cli.start_app(case.app, workdir, *flags)
+def _checkpoint_interval(flags):
+    return int(re.search(r"checkpoint_every=(\d+)", " ".join(flags)).group(1))
+
+
+def _killed_run(case, flags, workdir, rng, after_step, total_steps):
+    """Runs training until it SIGKILLs itself (apps.core.faults) at a random
+    point: a random delay of up to half a second after the train call that
+    reaches a random step between `after_step` and halfway to the end. The
+    checkpoint interval is short, so the kill falls anywhere in one: during
+    a train call, a checkpoint write or an evaluation. Returns the step of
+    the latest checkpoint on disk and the run's log."""
     target = rng.randint(after_step + 1, after_step + max(1, (total_steps - after_step) // 2))
-    state = {"seen": {}, "at": None}
-
-    def due():
-        now, steps = time.time(), _checkpoint_steps(workdir)
-        for step in steps:
-            state["seen"].setdefault(step, now)
-        if state["at"] is None and any(s >= target for s in steps):
-            times = sorted(state["seen"].values())
-            interval = times[-1] - times[-2] if len(times) > 1 else 0.2
-            state["at"] = now + rng.uniform(0.0, 0.9) * interval
-        return state["at"] is not None and now >= state["at"]
-
-    cli.kill_when(process, due)
-    assert read_metrics(workdir) is None, "the run finished before it was killed"
-    return _latest_step(workdir)
+    kill = f"{target}+{rng.uniform(0.0, 0.5):.3f}"
+    result = cli.run_app(case.app, workdir, *flags, check=False, env={KILL_AT_STEP: kill})
+    assert result.returncode == -signal.SIGKILL, (kill, result.stderr[-3000:])
+    assert read_metrics(workdir) is None
+    latest = _latest_step(workdir)
+    # At most one checkpoint interval is lost.
+    assert latest >= target - _checkpoint_interval(flags), (kill, latest)
+    return latest, result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(APPS))
@@ -85,12 +80,11 @@ def test_sigkill_at_random_steps_then_resume_gives_the_uninterrupted_result(
     workdir = str(tmp_path / "run")
     step = 0
     for _ in range(2):
-        killed_at = _kill_after_a_random_checkpoint(case, flags, workdir, rng, step,
-                                                    total_steps)
-        assert killed_at > step
+        killed_at, log = _killed_run(case, flags, workdir, rng, step, total_steps)
+        # Each restart resumed from the latest checkpoint, not an older one or step 0.
+        assert _restored_step(log) == step, log[-3000:]
         step = killed_at
     resumed = cli.run_app(case.app, workdir, *flags)
-    # It resumed from the latest checkpoint, not from an older one or step 0.
     assert _restored_step(resumed.stderr) == step, resumed.stderr[-3000:]
     metrics = read_metrics(workdir)
     for key, value in expected.items():
