@@ -20,6 +20,7 @@ import re
 import numpy as np
 
 from apps.core.errors import UserError
+from apps.core.text import utf8_lines
 
 _WORD = r"[^\W_]+(?:['’\-][^\W_]+)*"
 _WORDS_ONLY = re.compile(_WORD)
@@ -100,32 +101,10 @@ def text_files(path):
 
 
 def file_lines(files):
-    """The lines of the files, decoded as UTF-8.
-
-    A binary file (a NUL byte in its first 4 KiB: compressed, word2vec's
-    binary format, a PDF) or a line that is not UTF-8 is a UserError naming
-    the file (and line), so a corpus is never read as mojibake.
-    """
+    """The lines of the files, read strictly as UTF-8 (apps.core.text)."""
     for file in files:
-        try:
-            with open(file, "rb") as f:
-                if b"\0" in f.peek(4096)[:4096]:
-                    raise UserError(f"{file}: a binary file, not text (expected UTF-8 text; "
-                                    "decompress or convert it first)")
-                for number, raw in enumerate(f, 1):
-                    yield decode_line(raw, file, number)
-        except OSError as e:
-            raise UserError(f"{file}: cannot read ({e.strerror})") from None
-
-
-def decode_line(raw, file, number):
-    """`raw` bytes as UTF-8, or a UserError naming file:number and the first bad byte."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{file}:{number}: not UTF-8 text (byte {raw[e.start]:#04x} at column "
-                        f"{e.start + 1}); convert the file to UTF-8, e.g. with `iconv -f "
-                        "latin1 -t utf-8`") from None
+        for _, line in utf8_lines(file):
+            yield line
 
 
 def sentences(lines, keep_punctuation=False, max_sentence_words=10_000):

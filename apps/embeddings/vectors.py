@@ -25,7 +25,7 @@ import numpy as np
 from absl import logging
 
 from apps.core.errors import UserError
-from apps.embeddings.text import decode_line
+from apps.core.text import utf8_lines
 
 
 class OutOfVocabulary(UserError):
@@ -118,36 +118,32 @@ class WordVectors:
         if not os.path.isfile(path):
             raise UserError(f"{path}: no such vectors file")
         words, rows, dim, announced, repeats, seen = [], [], None, None, [], set()
-        with open(path, "rb") as f:
-            if b"\0" in f.peek(4096)[:4096]:
-                raise UserError(f"{path}: a binary file; expected GloVe or word2vec text format "
-                                "(save word2vec's binary vectors as text first, e.g. with "
-                                "gensim's save_word2vec_format(..., binary=False))")
-            for number, raw in enumerate(f, 1):
-                line = decode_line(raw, path, number)
-                parts = line.rstrip().split(" ")
-                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    announced, dim = int(parts[0]), int(parts[1])  # the word2vec header
-                    continue
-                if not line.strip():
-                    continue
-                if dim is None:
-                    dim = len(parts) - 1
-                    if dim < 1:
-                        raise UserError(f"{path}:{number}: expected a word and its vector's "
-                                        f"numbers, found only {parts[0]!r}")
-                if len(parts) != dim + 1:
-                    raise UserError(f"{path}:{number}: expected a word and {dim} numbers, "
-                                    f"found {len(parts) - 1}")
-                row = _numbers(parts, path, number)
-                if parts[0] in seen:
-                    repeats.append(number)
-                    continue
-                seen.add(parts[0])
-                rows.append(row)
-                words.append(parts[0])
-                if max_words and len(words) >= max_words:
-                    break
+        expected = ("GloVe or word2vec text format: save word2vec's binary vectors as text "
+                    "first, e.g. with gensim's save_word2vec_format(..., binary=False)")
+        for number, line in utf8_lines(path, expected):
+            parts = line.rstrip().split(" ")
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                announced, dim = int(parts[0]), int(parts[1])  # the word2vec header
+                continue
+            if not line.strip():
+                continue
+            if dim is None:
+                dim = len(parts) - 1
+                if dim < 1:
+                    raise UserError(f"{path}:{number}: expected a word and its vector's "
+                                    f"numbers, found only {parts[0]!r}")
+            if len(parts) != dim + 1:
+                raise UserError(f"{path}:{number}: expected a word and {dim} numbers, "
+                                f"found {len(parts) - 1}")
+            row = _numbers(parts, path, number)
+            if parts[0] in seen:
+                repeats.append(number)
+                continue
+            seen.add(parts[0])
+            rows.append(row)
+            words.append(parts[0])
+            if max_words and len(words) >= max_words:
+                break
         if not words:
             raise UserError(f"{path}: no vectors found (expected GloVe or word2vec text "
                             "format: a word and its numbers per line)")

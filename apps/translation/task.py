@@ -43,6 +43,7 @@ from apps.core.config import (
 )
 from apps.core.errors import UserError
 from apps.core.task import Task
+from apps.core.text import utf8_lines
 from apps.translation import bleu as bleu_lib
 from apps.translation import data as data_lib
 from apps.translation import decode as decode_lib
@@ -415,16 +416,8 @@ def read_sentences(value):
             raise UserError(f"--input={value}: no such file (expected a sentence to translate "
                             "or a text file, one sentence per line)")
         return [value]
-    lines = []
-    with open(value, "rb") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise UserError(f"--input={value}:{number}: not UTF-8 text; expected one "
-                                "sentence per line in UTF-8") from None
-            if line.strip():
-                lines.append(line)
+    lines = [line.rstrip("\r\n") for _, line in utf8_lines(value, "one sentence per line")
+             if line.strip()]
     if not lines:
         raise UserError(f"--input={value}: no sentences in the file (expected one per line)")
     return lines

@@ -240,7 +240,8 @@ CASES = [
     case("vectors-header-count-wrong", pretrained("3 2\nking 1 2\nqueen 3 4\n"),
          "vectors.txt: the header announces 3 words but the file holds 2"),
     case("vectors-word2vec-binary", pretrained(_word2vec_binary(), name="vectors.bin"),
-         "vectors.bin: a binary file; expected GloVe or word2vec text format", "binary=False"),
+         "vectors.bin: a binary file, not text (expected GloVe or word2vec text format",
+         "binary=False"),
     case("vectors-not-utf8", pretrained(b"king 1 2\nreine\xe9 3 4\n"),
          "vectors.txt:2: not UTF-8 text"),
     # ------------------------------------------------------------------ queries
