@@ -14,6 +14,8 @@ import tempfile
 
 import keras
 
+from apps.core import faults
+
 
 def write_saved_model(path, model, endpoints, variable_collections=None):
     """Writes `model` with `endpoints` ({name: (fn, input_signature)}) to `path`.
@@ -45,12 +47,14 @@ def staged_folder(path):
     # The writer's pid in the name lets `recover` tell a killed writer's
     # leftovers from a live writer's folder (another process on the workdir).
     tmp = tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=parent)
+    faults.export_started()
     try:
         staged = os.path.join(tmp, "staged")
         yield staged
         _swap_in(staged, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    faults.export_ended()
 
 
 def _swap_in(staged, path):

@@ -15,6 +15,10 @@ Both are driven by environment variables that are unset outside tests.
   step N and the end of the next one (during a checkpoint write too), and
   never after training has ended (its end waits too). A kill from outside
   would race a fast run's end.
+- DLSUITE_FAULT_KILL_IN_EXPORT=SECONDS: the first export the process starts
+  (apps.core.export.staged_folder) SIGKILLs it SECONDS after its staging
+  folder is made; the export's end waits for the kill, so it lands anywhere
+  in the writing, the renames or the cleanup.
 """
 
 import os
@@ -26,6 +30,7 @@ import tensorflow as tf
 
 NAN_AT_STEP = "DLSUITE_FAULT_NAN_AT_STEP"
 KILL_AT_STEP = "DLSUITE_FAULT_KILL_AT_STEP"
+KILL_IN_EXPORT = "DLSUITE_FAULT_KILL_IN_EXPORT"
 
 
 def nan_at_step():
@@ -69,29 +74,50 @@ def _kill_at_step():
 _kill_timer = []  # the armed timer, once there is one
 
 
+def _arm_kill(seconds):
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGKILL))
+    timer.daemon = True
+    _kill_timer.append(timer)
+    timer.start()
+
+
+def _wait_for_an_armed_kill():
+    while _kill_timer:  # the timer's SIGKILL ends this wait
+        time.sleep(1.0)
+
+
 def after_train_call(step):
     """Called by the training loops after each train call, with the step
     counter after it; acts only under DLSUITE_FAULT_KILL_AT_STEP."""
     kill = _kill_at_step()
     if kill is None:
         return
-    if _kill_timer:
-        _wait_for_kill()
+    _wait_for_an_armed_kill()
     at, seconds = kill
     if step >= at:
-        timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGKILL))
-        timer.daemon = True
-        _kill_timer.append(timer)
-        timer.start()
+        _arm_kill(seconds)
 
 
 def before_finish():
     """Called by the training loops after the last train call: an armed kill
     lands before the run tests, exports and writes its metrics."""
-    if _kill_timer:
-        _wait_for_kill()
+    _wait_for_an_armed_kill()
 
 
-def _wait_for_kill():
-    while True:  # the timer's SIGKILL ends this wait
-        time.sleep(1.0)
+def export_started():
+    """Called by apps.core.export once its staging folder exists."""
+    value = os.environ.get(KILL_IN_EXPORT, "").strip()
+    if not value or _kill_timer:
+        return
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ValueError(f"{KILL_IN_EXPORT}={value!r}: expected seconds >= 0")
+    _arm_kill(seconds)
+
+
+def export_ended():
+    """Called by apps.core.export as it returns: an armed kill lands first."""
+    _wait_for_an_armed_kill()

@@ -2,16 +2,16 @@
 
 `run_app` runs `python -m apps.<app> --config=configs/<app>.py:<variant>` in a
 subprocess from the repository root; `start_app` starts one without waiting
-(to kill it); `run_isolated` runs a script in a Python that cannot import the
-project, as a serving process would (a SavedModel must stand on its own).
+(the workers of a cluster); `run_isolated` runs a script in a Python that
+cannot import the project, as a serving process would (a SavedModel must
+stand on its own). Tests that kill a run have it kill itself at a chosen
+point (apps.core.faults), which a kill from outside would race.
 """
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -44,20 +44,6 @@ def start_app(app, workdir, *flags, variant="tiny", env=None, log=None):
     return subprocess.Popen(app_command(app, workdir, *flags, variant=variant), cwd=ROOT,
                             stdout=out, stderr=subprocess.STDOUT if log else out,
                             env=_environment(env))
-
-
-def kill_when(process, condition, timeout=300):
-    """SIGKILLs `process` as soon as `condition()` holds; fails if it ends first."""
-    try:
-        deadline = time.time() + timeout
-        while not condition():
-            assert process.poll() is None, "the run ended before it could be killed"
-            assert time.time() < deadline, "the kill condition never came true"
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    finally:
-        process.kill()
 
 
 def run_isolated(script, *args, cwd=None, timeout=180):

@@ -9,7 +9,8 @@ For each app's tiny config (checkpoints every step or few steps):
   each time; every restart must resume from the latest checkpoint on disk
   (so no more than one checkpoint interval is lost), and the final metrics
   must equal the reference's;
-- `--mode=export` over a finished run is killed while it writes: the earlier
+- `--mode=export` over a finished run is killed while it writes (again by
+  itself, a random time after its staging folder appears): the earlier
   export must still load (DIR/export, or DIR/export.old between the two
   renames, which the next start puts back), and the next export succeeds.
 
@@ -23,12 +24,11 @@ import random
 import re
 import shutil
 import signal
-import time
 
 import pytest
 import tensorflow as tf
 
-from apps.core.faults import KILL_AT_STEP
+from apps.core.faults import KILL_AT_STEP, KILL_IN_EXPORT
 from apps.core.workdir import read_metrics
 from tests.apps import cli
 from tests.suite.runs import APPS, flags_of, is_timing
@@ -112,15 +112,12 @@ def test_a_kill_while_exporting_never_leaves_a_half_written_export(
     outputs = _serving_outputs(export)
     rng = random.Random(f"export-{name}")
     for _ in range(2):
-        process = cli.start_app(case.app, workdir, *flags, "--mode=export")
-        state = {}
-
-        def writing(state=state):
-            if "since" not in state and glob.glob(os.path.join(workdir, ".export-*")):
-                state["since"], state["delay"] = time.time(), rng.uniform(0.0, 1.0)
-            return "since" in state and time.time() - state["since"] >= state["delay"]
-
-        cli.kill_when(process, writing)
+        # The run SIGKILLs itself (apps.core.faults) a random time after its
+        # staging folder appears, before the export returns.
+        kill = f"{rng.uniform(0.0, 1.0):.3f}"
+        result = cli.run_app(case.app, workdir, *flags, "--mode=export", check=False,
+                             env={KILL_IN_EXPORT: kill})
+        assert result.returncode == -signal.SIGKILL, (kill, result.stderr[-3000:])
         # Either the earlier export is in place, or (killed between the two
         # renames) it waits complete in export.old for the next start.
         intact = export if os.path.exists(export) else export + ".old"

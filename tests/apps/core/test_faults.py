@@ -60,3 +60,30 @@ def test_a_step_never_reached_lets_the_run_finish():
     result = _run("9+0", 2, 4)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["ran", "2", "ran", "4", "finished"]
+
+
+EXPORT_SCRIPT = """
+import os
+import sys
+from apps.core import export
+with export.staged_folder(sys.argv[1]) as staged:
+    os.makedirs(staged)
+    print("wrote", flush=True)
+print("returned", flush=True)
+"""
+
+
+def test_an_export_kills_itself_before_it_returns(tmp_path):
+    target = str(tmp_path / "export")
+    result = subprocess.run([sys.executable, "-c", EXPORT_SCRIPT, target], cwd=ROOT,
+                            env={"PATH": "/usr/bin:/bin", faults.KILL_IN_EXPORT: "0.2",
+                                 "TF_CPP_MIN_LOG_LEVEL": "3"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    assert "returned" not in result.stdout
+
+
+def test_a_malformed_export_delay_names_the_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv(faults.KILL_IN_EXPORT, "soon")
+    with pytest.raises(ValueError, match=faults.KILL_IN_EXPORT):
+        faults.export_started()
