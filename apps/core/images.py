@@ -123,7 +123,10 @@ def prepare_image(image, size, channels):
     (grey <-> RGB converted). Works on one image (H, W, C) or a batch.
     """
     image = _with_channels(tf.cast(tf.convert_to_tensor(image), tf.float32), channels)
-    image = tf.image.resize(image, (size, size), antialias=True)
+    # An image whose shape says it is already size x size is left alone: the
+    # resize would be the identity (exactly), at a cost in every training step.
+    if tuple(image.shape[-3:-1]) != (size, size):
+        image = tf.image.resize(image, (size, size), antialias=True)
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 
 

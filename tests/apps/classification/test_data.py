@@ -107,6 +107,18 @@ def test_prepare_image_handles_any_size_and_channels():
     assert dynamic(grey[None]).shape == (1, 8, 8, 1)
 
 
+def test_an_image_already_at_size_is_not_resized_and_the_same_as_resized():
+    images = np.random.RandomState(0).randint(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+    static = tf.function(lambda x: images_lib.prepare_image(x, 8, 3))
+    ops = {op.type for op in static.get_concrete_function(
+        tf.TensorSpec([2, 8, 8, 3], tf.uint8)).graph.get_operations()}
+    assert not ops & {"ScaleAndTranslate", "ResizeBilinear"}
+    dynamic = tf.function(lambda x: images_lib.prepare_image(x, 8, 3),
+                          input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    np.testing.assert_array_equal(static(images).numpy(), dynamic(images).numpy())
+    np.testing.assert_allclose(static(images).numpy(), images / 255.0, rtol=1e-6)
+
+
 def test_augmentation_is_a_function_of_the_seed():
     image = tf.random.stateless_uniform((16, 16, 1), (1, 2))
     seed = tf.constant([3, 4], tf.int64)
