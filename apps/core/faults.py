@@ -1,6 +1,6 @@
 """Fault injection, so the suite can prove the NaN guard and resume end to end.
 
-Both are driven by environment variables that are unset outside tests.
+Each is driven by an environment variable that is unset outside tests.
 
 - DLSUITE_FAULT_NAN_AT_STEP=N: the training loss of step N (1-based, the step
   counter after it) is replaced by NaN inside the compiled step, so the
