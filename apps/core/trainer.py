@@ -119,7 +119,7 @@ class Trainer:
         return True
 
     def save(self):
-        with _quiet():
+        with quiet():
             self.manager.save(checkpoint_number=int(self.step.numpy()))
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
@@ -321,7 +321,7 @@ class Trainer:
         """Writes DIR/export atomically (see apps.core.export), and with
         config.export.tflite DIR/export_tflite (see apps.core.tflite)."""
         endpoints = self.task.export_endpoints(self.model)
-        with _quiet():
+        with quiet():
             path = export_lib.write_saved_model(
                 self.paths["export"], self.model, endpoints,
                 variable_collections={"model_variables": self.model.variables})
@@ -333,7 +333,7 @@ class Trainer:
             model = tflite.float32_copy(self.model) if self.config.mixed_precision else self.model
             serving = (endpoints if model is self.model
                        else self.task.export_endpoints(model))["serving_default"]
-            with _quiet():
+            with quiet():
                 sizes = tflite.write_tflite(folder, model, *serving)
             logging.info("Exported TensorFlow Lite models to %s (%s)", folder, ", ".join(
                 f"{name} {size / 1024:.1f} KiB" for name, size in sizes.items()))
@@ -426,11 +426,8 @@ def _clip_global_norm(grads, clipnorm, replicas):
     return [g / replicas for g in grads] if replicas > 1 else grads
 
 
-
-
-
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """Silences TensorFlow's INFO chatter while saving (one line per shard)."""
     level = logging.get_verbosity()
     logging.set_verbosity(max(level, logging.WARNING))

@@ -17,7 +17,6 @@ finished run is not redone), images/step_NNNNNN.png, and at the end
 generated.png, side_by_side.png and metrics.json.
 """
 
-import contextlib
 import json
 import math
 import os
@@ -33,6 +32,7 @@ from apps.core import faults
 from apps.core import workdir as workdir_lib
 from apps.core.errors import UserError
 from apps.core.optim import make_optimizer
+from apps.core.trainer import quiet
 from apps.style_transfer import costs as costs_lib
 from apps.style_transfer import extractor as extractor_lib
 from apps.style_transfer import images as images_lib
@@ -221,7 +221,7 @@ class Optimization:
                                  _fmt(terms), speed)
             if step == self.steps or (checkpoint_every and step % checkpoint_every == 0):
                 self.seconds.assign(seconds_before + time.perf_counter() - started)
-                with _quiet():
+                with quiet():
                     self.manager.save(checkpoint_number=step)
         faults.before_finish()
         train_writer.flush()
@@ -277,17 +277,6 @@ class Optimization:
         return {"content_cost": terms["content"], "style_cost": terms["style"],
                 "total_variation": terms["tv"], "total_cost": terms["total"],
                 "steps": int(self.step.numpy())}
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silences TensorFlow's INFO chatter while saving a checkpoint."""
-    level = logging.get_verbosity()
-    logging.set_verbosity(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
 
 
 def _fmt(terms):
