@@ -3,10 +3,10 @@
 For each app's tiny config (checkpoints every step or few steps):
 - an uninterrupted run gives the reference metrics;
 - a second run in a fresh workdir is killed with SIGKILL at two random
-  points drawn from a per-app seed (the process kills itself, through
-  apps.core.faults, a random time after a random step: a kill sent from here
-  would race the end of a run this short), restarted with the same command
-  each time; every restart must resume from the latest checkpoint on disk
+  points drawn from a seed, two seeds per app (the process kills itself,
+  through apps.core.faults, a random time after a random step: a kill sent
+  from here would race the end of a run this short), restarted with the
+  same command each time; every restart must resume from the latest checkpoint on disk
   (so no more than one checkpoint interval is lost), and the final metrics
   must equal the reference's;
 - `--mode=export` over a finished run is killed while it writes (again by
@@ -34,6 +34,9 @@ from tests.apps import cli
 from tests.suite.runs import APPS, flags_of, is_timing
 
 pytestmark = pytest.mark.slow
+
+# Each seed draws two kill points (steps and delays) for every app.
+KILL_SEEDS = (1, 2)
 
 
 
@@ -69,14 +72,15 @@ def _killed_run(case, flags, workdir, rng, after_step, total_steps):
     return latest, result.stderr
 
 
+@pytest.mark.parametrize("kill_seed", KILL_SEEDS)
 @pytest.mark.parametrize("name", sorted(APPS))
 def test_sigkill_at_random_steps_then_resume_gives_the_uninterrupted_result(
-        name, reference, trigger_word_cache, tmp_path):
+        name, kill_seed, reference, trigger_word_cache, tmp_path):
     case = APPS[name]
     flags = flags_of(case, trigger_word_cache)
     expected = read_metrics(reference(name))
     total_steps = _latest_step(reference(name))
-    rng = random.Random(f"faults-{name}")
+    rng = random.Random(f"faults-{name}-{kill_seed}")
     workdir = str(tmp_path / "run")
     step = 0
     for _ in range(2):
