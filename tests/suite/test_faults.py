@@ -39,7 +39,6 @@ pytestmark = pytest.mark.slow
 KILL_SEEDS = (1, 2)
 
 
-
 def _latest_step(workdir):
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))
     return int(re.search(r"ckpt-(\d+)$", latest).group(1)) if latest else 0
