@@ -8,8 +8,10 @@ An app's __main__.py is two lines: `from apps.core.main import run` and
 of range, missing file) ends the run with one line on stderr and exit status 2.
 """
 
+import ast
 import json
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -42,11 +44,32 @@ def _parse_flags(argv):
     except flags.Error as e:
         _fail(str(e).splitlines()[0])
     except (AttributeError, KeyError, TypeError, ValueError) as e:
-        # ml_collections raises these for an unknown field of a locked config.
-        text = str(e).strip("'\"").replace("\\n", " ").replace('\\"', '"')
-        field = next((a for a in argv if a.startswith("--config.")), "--config")
-        _fail(f"{field.split('=')[0]}: unknown or invalid config field ({text})")
+        # ml_collections raises these for an unknown field of a locked config,
+        # with a message that may be the repr of a message (of a KeyError's).
+        text = str(e.args[0] if e.args else e)
+        for _ in range(3):
+            try:
+                unquoted = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                break
+            if not isinstance(unquoted, str):
+                break
+            text = unquoted
+        text = " ".join(text.split())
+        _fail(f"{_bad_config_flag(argv, text)}: unknown or invalid config field ({text})")
     return rest
+
+
+def _bad_config_flag(argv, message):
+    """The --config.a.b flag whose path holds the field named first in `message`
+    (as ml_collections names it: 'widht' Did you mean ...), or "--config"."""
+    named = re.match(r"""\W*([\w-]+)""", message)
+    for arg in argv:
+        if arg.startswith("--config."):
+            path = arg.split("=")[0]
+            if named and named.group(1) in path[len("--config."):].split("."):
+                return path
+    return "--config"
 
 
 def flag_value(holder):

@@ -1,5 +1,7 @@
-"""Paths inside a workdir, and metrics.json."""
+"""Paths inside a workdir, metrics.json, the kept vocabulary and the names of
+predict outputs."""
 
+import collections
 import json
 import math
 import os
@@ -73,3 +75,32 @@ def _sizes(vocabulary):
     if isinstance(vocabulary, dict):
         return "/".join(f"{len(tokens)} {name}" for name, tokens in vocabulary.items())
     return str(len(vocabulary))
+
+
+def output_names(files, input_path, keep_folders=False):
+    """{file: a distinct name for its outputs} for the input files of a predict run.
+
+    The name is the file's path under `input_path` (a folder, or the file
+    itself) without its extension, folders joined by "_" (a/x.png -> a_x)
+    unless `keep_folders` (a/x.png -> a/x). Inputs that would share a name
+    keep their extension in it (x.jpg, x.png -> x_jpg, x_png), and a name
+    still taken gets a number (_2, _3, ...), so no output overwrites another.
+    """
+    root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
+    stems = {}
+    for file in files:
+        stem = os.path.splitext(os.path.relpath(file, root or "."))[0]
+        stems[file] = stem if keep_folders else stem.replace(os.sep, "_")
+    counts = collections.Counter(stems.values())
+    names, taken = {}, set()
+    for file in files:
+        name = stems[file]
+        if counts[name] > 1:
+            name += "_" + os.path.splitext(file)[1].lstrip(".")
+        base, number = name, 1
+        while name in taken:
+            number += 1
+            name = f"{base}_{number}"
+        taken.add(name)
+        names[file] = name
+    return names

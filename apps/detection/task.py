@@ -313,7 +313,7 @@ class DetectionTask(Task):
         out_dir = os.path.join(workdir, "predict")
         os.makedirs(out_dir, exist_ok=True)
         results = []
-        root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
+        names_of = workdir_lib.output_names(files, input_path)
         for file in files:
             image, (width, height) = data_lib.read_image(file, channels=3)
             out = serving(images=tf.constant(image[None]))
@@ -326,8 +326,7 @@ class DetectionTask(Task):
                      for b, s, c in zip(boxes, scores, classes, strict=True)]
             picture = draw_lib.draw(image, boxes, classes, names, scores=scores,
                                     scale=max(1, 256 // max(width, height)))
-            stem = os.path.splitext(os.path.relpath(file, root or "."))[0].replace(os.sep, "_")
-            picture_path = os.path.join(out_dir, f"{stem}.png")
+            picture_path = os.path.join(out_dir, f"{names_of[file]}.png")
             Image.fromarray(picture).save(picture_path)
             results.append({"file": file, "width": width, "height": height,
                             "annotated": picture_path, "detections": found})

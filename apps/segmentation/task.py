@@ -20,6 +20,7 @@ from PIL import Image
 
 from apps.core import data as core_data
 from apps.core import images as images_lib
+from apps.core import workdir as workdir_lib
 from apps.core.config import (
     Rule,
     boolean,
@@ -215,20 +216,21 @@ class SegmentationTask(Task):
         if not os.path.exists(os.path.join(export, "saved_model.pb")):
             raise UserError(f"no SavedModel in {export}; train or --mode=export first")
         serving = tf.saved_model.load(export).signatures["serving_default"]
-        self.predict_files(serving, files, output)
+        self.predict_files(serving, files, output, input_path)
         return None
 
-    def predict_files(self, serving, files, output):
-        """Writes NAME_mask.png and NAME_overlay.png of each image file to `output`."""
+    def predict_files(self, serving, files, output, input_path):
+        """Writes NAME_mask.png and NAME_overlay.png of each image file to `output`,
+        NAME from its path under `input_path` (apps.core.workdir.output_names)."""
         os.makedirs(output, exist_ok=True)
+        names_of = workdir_lib.output_names(files, input_path)
         for file in files:
             image = images_lib.read_image(file)
             out = serving(images=tf.constant(image[None]))
             class_map = out["class_map"][0].numpy()
             names = [n.decode() for n in out["class_names"].numpy()]
-            stem = os.path.splitext(os.path.basename(file))[0]
-            mask_path = os.path.join(output, f"{stem}_mask.png")
-            overlay_path = os.path.join(output, f"{stem}_overlay.png")
+            mask_path = os.path.join(output, f"{names_of[file]}_mask.png")
+            overlay_path = os.path.join(output, f"{names_of[file]}_overlay.png")
             colours = out["mask_rgb"][0].numpy()
             Image.fromarray(colours).save(mask_path)
             blended = ((1 - OVERLAY_ALPHA) * image + OVERLAY_ALPHA * colours + 0.5)

@@ -23,6 +23,7 @@ import tensorflow as tf
 from absl import flags, logging
 
 from apps.core import trainer as trainer_lib
+from apps.core import workdir as workdir_lib
 from apps.core.config import (
     Rule,
     boolean,
@@ -276,16 +277,17 @@ class StyleTransferTask(Task):
         out_dir = os.path.join(workdir, "predictions")
         one_file = os.path.isfile(input_path)
         if one_file:
-            files = {input_path: os.path.basename(input_path)}
+            files = [input_path]
         else:
-            files = {f: os.path.relpath(f, input_path) for f in sorted(
-                os.path.join(top, name) for top, _, names in os.walk(input_path)
-                for name in names if name.lower().endswith(images_lib.IMAGE_EXTENSIONS))}
+            files = sorted(os.path.join(top, name) for top, _, names in os.walk(input_path)
+                           for name in names
+                           if name.lower().endswith(images_lib.IMAGE_EXTENSIONS))
             if not files:
                 raise UserError(f"--input={input_path}: no image files "
                                 f"({', '.join(images_lib.IMAGE_EXTENSIONS)})")
+        names_of = workdir_lib.output_names(files, input_path, keep_folders=True)
         serving, skipped = None, []
-        for file, relative in files.items():
+        for file in files:
             try:
                 image = images_lib.read_image(file, "--input")
             except UserError as e:
@@ -297,7 +299,7 @@ class StyleTransferTask(Task):
             if serving is None:  # loaded once an input has proved readable
                 serving = tf.saved_model.load(export).signatures["serving_default"]
             stylized = serving(images=tf.constant(image[None]))["images"][0].numpy()
-            out = os.path.join(out_dir, os.path.splitext(relative)[0] + "_stylized.png")
+            out = os.path.join(out_dir, names_of[file] + "_stylized.png")
             print(f"{file} -> {images_lib.save_png(stylized, out)}")
         if len(skipped) == len(files):
             raise UserError(f"--input={input_path}: none of its {len(files)} image files is "

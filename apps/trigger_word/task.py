@@ -27,6 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from apps.core import images as images_lib
+from apps.core import workdir as workdir_lib
 from apps.core.config import (
     Rule,
     fractions_summing_to_one,
@@ -277,6 +278,7 @@ class TriggerWordTask(Task):
         c, g = self.config, self.geometry
         sr = c.data.sample_rate
         skipped = 0
+        names_of = workdir_lib.output_names(files, input_path)
         for file in files:
             try:
                 wave = audio.read_wav(file, sr)
@@ -291,10 +293,7 @@ class TriggerWordTask(Task):
             # This run's detect settings (the SavedModel's own are those it was exported with).
             times = detect.detect(p, c.detect.threshold, c.detect.refractory_steps) * g.step_seconds
             n = len(times)
-            if os.path.isdir(input_path):  # named by the path inside: a/x.wav, b/x.wav differ
-                name = os.path.relpath(file, input_path).replace(os.sep, "_")[:-len(".wav")]
-            else:
-                name = os.path.splitext(os.path.basename(file))[0]
+            name = names_of[file]  # by the path inside a folder: a/x.wav, b/x.wav differ
             chimed = os.path.join(out_dir, f"{name}_chime.wav")
             audio.write_wav(chimed, audio.chime_on_activate(wave, times, sr), sr)
             plot = os.path.join(out_dir, f"{name}_detections.png")

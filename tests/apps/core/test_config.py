@@ -76,21 +76,25 @@ def _run_cli(*args, cwd=ROOT):
 
 
 @pytest.mark.parametrize("override, words", [
-    ("--config.train.batch_sie=3", ["--config.train.batch_sie", "batch_size"]),
+    ("--config.train.batch_sie=3", ["--config.train.batch_sie:", "'batch_sie' Did you mean",
+                                    "batch_size"]),
+    ("--config.model.widht=2", ["--config.model.widht:", "width"]),
     ("--config.train.batch_size=abc", ["--config.train.batch_size", "abc"]),
     ("--config.train.batch_size=-4", ["config.train.batch_size = -4", "integer > 0"]),
     ("--config.model.name=lenet", ["config.model.name = 'lenet'", "resnet"]),
     ("--config.data.split=(0.5,0.2,0.2)", ["config.data.split", "sum to 1"]),
 ])
 def test_cli_reports_a_bad_override_in_one_line(tmp_path, override, words):
+    # A good override first: the error must name the bad one, not the first.
     result = _run_cli("--config=configs/classification.py:tiny", f"--workdir={tmp_path}",
-                      override)
+                      "--config.train.epochs=2", override)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ")
     for word in words:
         assert word in last
+    assert "\\" not in last and "epochs" not in last, last  # no escaped quotes, not the good one
     assert not os.listdir(tmp_path)  # nothing written for a bad config
 
 

@@ -123,15 +123,22 @@ def test_saved_model_segments_in_a_process_without_the_project(finished, test_sp
 def test_predict_writes_colour_coded_masks_and_overlays(finished, test_split, tmp_path):
     test, _ = test_split
     inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    for i in range(2):
-        Image.fromarray(test.inputs[i]).resize((50, 40)).save(inputs / f"scene{i}.png")
+    (inputs / "more").mkdir(parents=True)
+    # Four inputs, two pairs of which would share a name: each keeps its own
+    # outputs (apps.core.workdir.output_names), told apart here by their sizes.
+    sizes = {"scene0.png": (50, 40), "scene1.png": (52, 41), "scene1.jpg": (54, 42),
+             os.path.join("more", "scene0.png"): (56, 43)}
+    for i, (name, size) in enumerate(sizes.items()):
+        Image.fromarray(test.inputs[i]).resize(size).save(inputs / name)
     output = tmp_path / "predicted"
     result = run_app("segmentation", finished, "--mode=predict", f"--input={inputs}",
                      f"--output={output}")
     lines = [line for line in result.stdout.splitlines() if line.startswith(str(inputs))]
-    assert len(lines) == 2 and "background" in lines[0]
-    for i in range(2):
-        mask = np.asarray(Image.open(output / f"scene{i}_mask.png"))
-        overlaid = np.asarray(Image.open(output / f"scene{i}_overlay.png"))
-        assert mask.shape == overlaid.shape == (40, 50, 3)
+    assert len(lines) == 4 and "background" in lines[0]
+    names = {"scene0.png": "scene0", "scene1.png": "scene1_png", "scene1.jpg": "scene1_jpg",
+             os.path.join("more", "scene0.png"): "more_scene0"}
+    for name, (width, height) in sizes.items():
+        mask = np.asarray(Image.open(output / f"{names[name]}_mask.png"))
+        overlaid = np.asarray(Image.open(output / f"{names[name]}_overlay.png"))
+        assert mask.shape == overlaid.shape == (height, width, 3), name
+    assert len(os.listdir(output)) == 8
