@@ -19,7 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# Every app under SIGKILL, NaN, two workers and TFLite (about 16 minutes on 2 cores).
+# Every app under SIGKILL, NaN, two workers and TFLite (about 13 minutes on 2 cores).
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 

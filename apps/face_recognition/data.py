@@ -20,7 +20,7 @@ from absl import logging
 
 from apps.core.data import Split, load_tfds
 from apps.core.errors import UserError
-from apps.core.images import image_folder
+from apps.core.images import image_folder, prepare_image
 from apps.core.task import Data
 from apps.face_recognition import synth
 
@@ -113,12 +113,8 @@ def _tfds(config):
         image = example[d.image_key]
         if d.crop < 1.0:
             image = tf.image.central_crop(image, d.crop)
-        image = tf.image.resize(image, (d.image_size, d.image_size), antialias=True)
-        if d.channels == 1 and image.shape[-1] == 3:
-            image = tf.image.rgb_to_grayscale(image)
-        elif d.channels == 3 and image.shape[-1] == 1:
-            image = tf.image.grayscale_to_rgb(image)
-        return tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8), example[d.label_key]
+        image = prepare_image(image, d.image_size, d.channels) * 255.0  # resized, channels
+        return tf.cast(tf.round(image), tf.uint8), example[d.label_key]
 
     images, raw = [], []
     for image, label in ds.map(prepare).batch(512).as_numpy_iterator():
