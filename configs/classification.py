@@ -11,14 +11,51 @@ a minute on a 2-core CPU), "tiny" (seconds; what the tests use), "mnist" and
 
 import ml_collections
 
-from apps.core.config import common_config
+from apps.classification.model import MIN_IMAGE_SIZE, NAMES
+from apps.core.config import (
+    Rule,
+    augment_config,
+    boolean,
+    common_config,
+    fractions_summing_to_one,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    positive_int,
+)
+from apps.core.errors import UserError
 from apps.core.optim import optimizer_config
+
+# What each field must hold (apps.core.config.check); the image augmentation's
+# rules are apps.core.config.AUGMENT_RULES.
+RULES = {
+    "data.source": one_of("digits", "tfds", "folder"),
+    "data.split": fractions_summing_to_one,
+    "data.image_size": Rule(lambda v: isinstance(v, int) and 8 <= v <= 1024,
+                            "an integer in [8, 1024]"),
+    "data.channels": one_of(1, 3),
+    "data.max_examples": non_negative_int,
+    "model.name": one_of(*NAMES),
+    "model.width": Rule(lambda v: 0 < v <= 16, "a number in (0, 16]"),
+    "model.dropout": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "model.label_smoothing": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "eval.top_k": positive_int,
+    "transfer.freeze_layers": non_negative_int,
+    "transfer.keep_head": boolean,
+    "optimizer.learning_rate": non_negative_float,
+}
+
+
+def check(config):
+    """The checks across fields."""
+    name, size = config.model.name, config.data.image_size
+    if size < MIN_IMAGE_SIZE.get(name, 0):
+        raise UserError(f"config.data.image_size = {size}: model {name} needs images of "
+                        f"at least {MIN_IMAGE_SIZE[name]} pixels a side")
 
 
 def get_config(variant=""):
     config = common_config("classification")
-    config.seed = 0
-    config.deterministic = True
 
     config.data = ml_collections.ConfigDict()
     config.data.source = "digits"  # digits | tfds | folder
@@ -29,11 +66,8 @@ def get_config(variant=""):
     config.data.image_size = 16
     config.data.channels = 1
     config.data.max_examples = 0  # per TFDS split; 0 = all
-    config.data.augment = ml_collections.ConfigDict()
-    config.data.augment.flip = False  # digits are not mirror-symmetric
-    config.data.augment.shift = 0.1
-    config.data.augment.rotation = 10.0
-    config.data.augment.color = 0.0
+    # Digits are not mirror-symmetric: no flip.
+    config.data.augment = augment_config(shift=0.1, rotation=10.0)
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "resnet"  # lenet5 | alexnet | vgg | nin | googlenet | resnet | densenet

@@ -18,8 +18,6 @@ from apps.core.optim import optimizer_config
 
 def get_config(variant=""):
     config = common_config("detection")
-    config.seed = 0
-    config.deterministic = True
 
     config.data = ml_collections.ConfigDict()
     config.data.source = "digits"  # digits | tfds | coco_json

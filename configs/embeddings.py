@@ -24,8 +24,6 @@ from apps.embeddings import debias
 
 def get_config(variant=""):
     config = common_config("embeddings")
-    config.seed = 0
-    config.deterministic = True
     config.method = "skipgram"  # skipgram | cbow | glove
 
     config.data = ml_collections.ConfigDict()

@@ -23,8 +23,6 @@ from apps.core.optim import optimizer_config
 
 def get_config(variant=""):
     config = common_config("face_recognition")
-    config.seed = 0
-    config.deterministic = True
 
     config.data = ml_collections.ConfigDict()
     config.data.source = "synthetic"  # synthetic | tfds | folder

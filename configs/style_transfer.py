@@ -28,8 +28,6 @@ STYLE_LAYERS = (("block1_conv1", 0.2), ("block2_conv1", 0.2), ("block3_conv1", 0
 
 def get_config(variant=""):
     config = common_config("style_transfer")
-    config.seed = 0
-    config.deterministic = True
 
     # Images: a file path or an embedded name (apps/style_transfer/images.py);
     # --content / --style override content / style.

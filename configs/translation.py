@@ -26,8 +26,6 @@ from apps.core.optim import optimizer_config
 
 def get_config(variant=""):
     config = common_config("translation")
-    config.seed = 0
-    config.deterministic = True
 
     config.data = ml_collections.ConfigDict()
     config.data.source = "dates"  # dates | tsv | tfds

@@ -25,8 +25,6 @@ from apps.trigger_word.synth import NEGATIVE_WORDS
 
 def get_config(variant=""):
     config = common_config("trigger_word")
-    config.seed = 0
-    config.deterministic = True
 
     config.data = ml_collections.ConfigDict()
     config.data.source = "synthetic"  # synthetic | folder | tfds

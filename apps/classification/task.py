@@ -9,51 +9,19 @@ from apps.classification import data as data_lib
 from apps.classification import model as model_lib
 from apps.core import images as images_lib
 from apps.core import metrics as metrics_lib
-from apps.core.config import (
-    Rule,
-    boolean,
-    fractions_summing_to_one,
-    non_negative_float,
-    non_negative_int,
-    one_of,
-    positive_int,
-)
 from apps.core.errors import UserError
 from apps.core.image_task import ImageTask
-from apps.core.trainer import predict_outputs
+from apps.core.inference import predict_outputs
+from configs import classification as config_lib
 
 EVAL_BATCH = 256
 MISCLASSIFIED_SHOWN = 24
 
 
 class ClassificationTask(ImageTask):
-    rules = {
-        "data.source": one_of("digits", "tfds", "folder"),
-        "data.split": fractions_summing_to_one,
-        "data.image_size": Rule(lambda v: isinstance(v, int) and 8 <= v <= 1024,
-                                "an integer in [8, 1024]"),
-        "data.channels": one_of(1, 3),
-        "data.max_examples": non_negative_int,
-        "data.augment.flip": boolean,
-        "data.augment.shift": Rule(lambda v: 0 <= v < 0.5, "a fraction in [0, 0.5)"),
-        "data.augment.rotation": Rule(lambda v: 0 <= v <= 180, "degrees in [0, 180]"),
-        "data.augment.color": Rule(lambda v: 0 <= v <= 1, "a strength in [0, 1]"),
-        "model.name": one_of(*model_lib.NAMES),
-        "model.width": Rule(lambda v: 0 < v <= 16, "a number in (0, 16]"),
-        "model.dropout": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        "model.label_smoothing": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        "eval.top_k": positive_int,
-        "transfer.freeze_layers": non_negative_int,
-        "transfer.keep_head": boolean,
-        "optimizer.learning_rate": non_negative_float,
-    }
-
-    def __init__(self, config):
-        super().__init__(config)
-        name, size = config.model.name, config.data.image_size
-        if size < model_lib.MIN_IMAGE_SIZE.get(name, 0):
-            raise UserError(f"config.data.image_size = {size}: model {name} needs images of "
-                            f"at least {model_lib.MIN_IMAGE_SIZE[name]} pixels a side")
+    rules = config_lib.RULES
+    check_config = staticmethod(config_lib.check)
+    headline_metrics = ("accuracy", "macro_f1")
 
     def load_data(self):
         data, self.class_names = data_lib.load(self.config)
@@ -133,34 +101,19 @@ class ClassificationTask(ImageTask):
 
     # --------------------------------------------------------------- predict
 
-    def predict(self, serving, path):
-        """Prints the top-k classes of each image at `path` (a file or a folder).
+    def read_item(self, file):
+        return images_lib.read_image(file, channels=self.config.data.channels)
 
-        In a folder, an unreadable image is skipped with a warning and counted.
-        """
-        files = images_lib.image_files(path)
-        skipped = 0
-        for file in files:
-            try:
-                image = images_lib.read_image(file, channels=self.config.data.channels)
-            except UserError as e:
-                if len(files) == 1:
-                    raise
-                logging.warning("skipped %s", e)
-                skipped += 1
-                continue
-            out = serving(images=tf.constant(image[None]))
-            ranked = ", ".join(
-                f"{n.decode()} {p:.3f}" for n, p in zip(out["top_k_names"][0].numpy(),
-                                                         out["top_k_probabilities"][0].numpy(),
-                                                         strict=True))
-            print(f"{file}: {ranked}")
-        if skipped:
-            print(f"skipped {skipped} of {len(files)} image files (not readable; see the "
-                  "warnings above)")
-            if skipped == len(files):
-                raise UserError(f"--input={path}: none of its {len(files)} image files is "
-                                "readable")
+    def predict_item(self, saved_model, file, image, output):
+        """Prints the top-k classes of the image; its record for predictions.json."""
+        out = saved_model.signatures["serving_default"](images=tf.constant(image[None]))
+        names = [n.decode() for n in out["top_k_names"][0].numpy()]
+        probabilities = out["top_k_probabilities"][0].numpy().tolist()
+        print(f"{file}: " + ", ".join(f"{n} {p:.3f}" for n, p in zip(names, probabilities,
+                                                                     strict=True)))
+        return {"file": file, "class_name": names[0], "probability": probabilities[0],
+                "top_k": [{"class_name": n, "probability": p}
+                          for n, p in zip(names, probabilities, strict=True)]}
 
 
 def _upscale(images, size=48):

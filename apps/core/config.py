@@ -97,6 +97,7 @@ def check(config, rules):
 # Fields every app's config has, and what they must hold.
 COMMON_RULES = {
     "seed": non_negative_int,
+    "deterministic": boolean,
     "strategy": one_of("default", "one_device", "mirrored", "multi_worker", "tpu"),
     "xla": boolean,
     "mixed_precision": boolean,
@@ -114,6 +115,8 @@ def common_config(app):
     config = ml_collections.ConfigDict()
     config.app = app
     config.seed = 0
+    # Deterministic kernels (without XLA), so a run and its resume agree exactly.
+    config.deterministic = True
     config.strategy = "default"
     config.tpu = ""  # TPU address for strategy=tpu ('' = local / from the environment).
     config.xla = False
@@ -129,6 +132,21 @@ def common_config(app):
     # models, apps/core/tflite.py); only the vision apps can.
     config.export.tflite = False
     return config
+
+
+# The image augmentation every image app shares (apps.core.images.augment_image).
+AUGMENT_RULES = {
+    "data.augment.flip": boolean,
+    "data.augment.shift": Rule(lambda v: 0 <= v < 0.5, "a fraction in [0, 0.5)"),
+    "data.augment.rotation": Rule(lambda v: 0 <= v <= 180, "degrees in [0, 180]"),
+    "data.augment.color": Rule(lambda v: 0 <= v <= 1, "a strength in [0, 1]"),
+}
+
+
+def augment_config(flip=False, shift=0.0, rotation=0.0, color=0.0):
+    """config.data.augment of an image app (checked by AUGMENT_RULES)."""
+    return ml_collections.ConfigDict(
+        {"flip": flip, "shift": shift, "rotation": rotation, "color": color})
 
 
 def to_json(config):

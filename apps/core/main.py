@@ -1,35 +1,50 @@
 """The absl entrypoint every app shares.
 
     python -m apps.<app> --config=configs/<app>.py[:variant] --workdir=DIR \\
-        [--mode=train|eval|predict|export] [--input=PATH] [--config.a.b=value ...]
+        [--mode=train|eval|predict|export|config] [--input=PATH] [--output=DIR] \\
+        [--config.a.b=value ...] [-v]
 
 An app's __main__.py is two lines: `from apps.core.main import run` and
-`run(MyTask)`. A user's mistake (unknown or mistyped config field, value out
-of range, missing file) ends the run with one line on stderr and exit status 2.
+`run(MyTask)`. The core runs the standard modes (apps.core.modes) and the
+app's own (Task.extra_modes); `--mode=config` prints the resolved config, every
+field with its value, which `--config.a.b=value` may override. A user's
+mistake (unknown or mistyped config field, value out of range, a flag the
+mode does not read, missing file) ends the run with one line on stderr and
+exit status 2.
 """
 
-import ast
-import json
-import os
-import re
-import sys
+from apps.core import console
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+console.start()  # before anything imports TensorFlow
 
-from apps.core import config as config_lib
-from apps.core import export as export_lib
-from apps.core import optim
-from apps.core.errors import UserError
+import ast  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
 
-MODES = ("train", "eval", "predict", "export")
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from apps.core import config as config_lib  # noqa: E402
+from apps.core import export as export_lib  # noqa: E402
+from apps.core import modes as modes_lib  # noqa: E402
+from apps.core import optim  # noqa: E402
+from apps.core.errors import UserError  # noqa: E402
+from apps.core.task import Run  # noqa: E402
+
+MODES = {"train": modes_lib.train, "eval": modes_lib.evaluate,
+         "predict": modes_lib.predict, "export": modes_lib.export}
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to configs/<app>.py (optionally :variant).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, TensorBoard, export.")
-_MODE = flags.DEFINE_string("mode", "train", "train | eval | predict | export, or an "
-                            "app's own mode (e.g. face_recognition's enroll).")
-_INPUT = flags.DEFINE_string("input", None, "--mode=predict: an input file or folder.")
+_MODE = flags.DEFINE_string("mode", "train", "train | eval | predict | export | config (print "
+                            "the resolved config and exit), or an app's own mode (e.g. "
+                            "face_recognition's enroll).")
+_INPUT = flags.DEFINE_string("input", None, "--mode=predict (and the app's own modes that "
+                             "read inputs): an input file or folder.")
+_OUTPUT = flags.DEFINE_string("output", None, "--mode=predict: the folder for the "
+                              "predictions (default WORKDIR/predictions).")
 
 
 def _fail(message):
@@ -72,31 +87,28 @@ def _bad_config_flag(argv, message):
     return "--config"
 
 
-def flag_value(holder):
-    """An app's own flag (e.g. face_recognition's --gallery) as given on the
-    command line; None when the flags were never parsed (library use) and
-    this one was not set on its own."""
-    if flags.FLAGS.is_parsed() or flags.FLAGS[holder.name].present:
-        return holder.value
-    return None
-
-
 def run(task_cls):
     """Runs the app whose task class is `task_cls` (call from __main__)."""
+    for name, (used_by, help_text) in task_cls.flags.items():
+        if name not in flags.FLAGS:
+            flags.DEFINE_string(name, None, f"{help_text} (--mode={'/'.join(used_by)})")
     app.run(lambda argv: _main(task_cls, argv), flags_parser=_parse_flags)
 
 
 def _main(task_cls, argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    options = {name: flags.FLAGS[name].value for name in task_cls.flags
+               if flags.FLAGS[name].present}
     try:
         config = load_config(_CONFIG.value, flags.FLAGS["config"].config_filename)
-        result = execute(task_cls, config, _WORKDIR.value, _MODE.value, _INPUT.value)
+        if _MODE.value == "config":
+            print(config_lib.to_json(config))
+            return
+        execute(task_cls, config, _WORKDIR.value, _MODE.value, _INPUT.value,
+                output=_OUTPUT.value, **options)
     except UserError as e:
         _fail(str(e))
-    if result is not None:  # the headline; per-class figures are in metrics.json
-        headline = {k: v for k, v in result.items() if not k.startswith("test_class_")}
-        print(json.dumps(headline, indent=2, sort_keys=True))
 
 
 def load_config(config, path=None):
@@ -110,76 +122,77 @@ def load_config(config, path=None):
         try:
             config.app  # noqa: B018 - raises the deferred error
         except Exception as e:  # noqa: BLE001 - whatever the config file raised
-            raise UserError(f"--config={path}: {str(e).splitlines()[0]}") from None
+            raise UserError(f"--config={path}: {_root_cause(e)}") from None
     return config
 
 
-def execute(task_cls, config, workdir, mode="train", input_path=None):
-    """Runs one mode; returns metrics (train, eval) or None. Raises UserError."""
+def _root_cause(error):
+    """The message of the error at the bottom of `error`'s chain (config_flags
+    wraps the config file's own error in "Error whilst parsing config file")."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(error).__name__
+
+
+def app_name(task_cls):
+    """The app a task class belongs to: apps.<app>.task -> <app>."""
+    parts = task_cls.__module__.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "apps" else None
+
+
+def execute(task_cls, config, workdir, mode="train", input_path=None, output=None, **options):
+    """Runs one mode; returns metrics (train, eval, some extra modes) or None.
+
+    `options` are the app's own flags (Task.flags) that were given. Raises UserError.
+    """
     config = load_config(config)
     if not workdir:
         raise UserError("--workdir is required (the run's folder)")
-    modes = MODES + tuple(m for m in task_cls.extra_modes if m not in MODES)
+    modes = {**MODES, **task_cls.extra_modes}
     if mode not in modes:
-        raise UserError(f"--mode={mode}: expected one of {', '.join(modes)}")
-    config_lib.check(config, {**config_lib.COMMON_RULES, **optim.RULES, **task_cls.rules})
+        raise UserError(f"--mode={mode}: expected one of {', '.join(modes)}, or config")
+    _check_flags(task_cls, mode, input_path, output, options)
+    expected = app_name(task_cls)
+    if expected and config.get("app") != expected:
+        raise UserError(f"--config: a config of the {config.get('app')!r} app, not "
+                        f"{expected!r}; use configs/{expected}.py")
+    rules = {**config_lib.COMMON_RULES, **optim.RULES}
+    for cls in reversed(task_cls.__mro__):  # a base class's rules, then the app's
+        rules.update(vars(cls).get("rules", {}))
+    config_lib.check(config, rules)
+    task_cls.check_config(config)
     config_lib.check_workdir_owner(config, workdir, task_cls.workdir_fields)
     # A run killed while exporting may have left the previous export aside.
     export_lib.recover(os.path.join(workdir, "export"))
     export_lib.recover(os.path.join(workdir, "export_tflite"))
-    if config.get("deterministic", True) and not config.xla:
+    if config.deterministic and not config.xla:
         # TensorFlow has no deterministic XLA kernel for some gradients (max
         # pooling), so op determinism is only asked for without XLA.
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    if config.strategy in ("multi_worker", "tpu") and mode in ("train", "train_fast", "eval", "export"):
+    if config.strategy in ("multi_worker", "tpu") and mode != "predict":
         # Collective ops must be configured before the task's first TensorFlow
         # op (data synthesis, say); the Trainer later gets this same strategy.
         from apps.core import strategy as strategy_lib
 
         strategy_lib.make_strategy(config.strategy, config.tpu)
     task = task_cls(config)
-    if mode in task_cls.extra_modes:
-        return task.run_mode(mode, workdir, input_path)
-    if mode == "predict":
-        return _predict(task, workdir, input_path)
-
-    from apps.core.trainer import Trainer
-
-    trainer = Trainer(task, workdir)
-    if mode == "train":
-        metrics = trainer.train()
-        paths = trainer.paths
-        if trainer.chief:
-            print(f"TensorBoard: tensorboard --logdir {os.path.dirname(paths['tb_train'])}")
-            print(f"Metrics:     {paths['metrics']}")
-            print(f"SavedModel:  {paths['export']}")
-        return metrics
-    if mode == "eval":
-        return trainer.evaluate()
-    trainer.restore(required=True)
-    path = trainer.export()
-    print(f"SavedModel: {path}")
-    return None
+    run_ = Run(workdir=workdir, mode=mode, input=input_path, output=output, options=options)
+    return modes[mode](task, run_)
 
 
-def _predict(task, workdir, input_path):
-    import tensorflow as tf
-
-    if not input_path:
-        raise UserError("--mode=predict needs --input=PATH (a file or a folder)")
-    if not os.path.exists(input_path):
-        raise UserError(f"--input={input_path}: no such file or folder")
-    export = os.path.join(workdir, "export")
-    if not os.path.exists(os.path.join(export, "saved_model.pb")):
-        raise UserError(f"no SavedModel in {export}; train or --mode=export first")
-    try:
-        serving = tf.saved_model.load(export).signatures["serving_default"]
-    except (OSError, ValueError, KeyError, tf.errors.OpError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{export}: not a loadable SavedModel ({reason}); "
-                        "re-export it with --mode=export") from None
-    task.predict(serving, input_path)
-    logging.info("predicted %s", input_path)
-    return None
+def _check_flags(task_cls, mode, input_path, output, options):
+    """A flag the mode will not read is a mistake, not something to ignore."""
+    reads_input = mode == "predict" or mode in task_cls.input_modes
+    if input_path is not None and not reads_input:
+        raise UserError(f"--input={input_path} is not read by --mode={mode} (it is for "
+                        "--mode=predict); for training data set config.data")
+    if output is not None and mode != "predict":
+        raise UserError(f"--output={output} is for --mode=predict, not --mode={mode}")
+    for name, value in options.items():
+        used_by = task_cls.flags[name][0]
+        if value is not None and mode not in used_by:
+            raise UserError(f"--{name}={value} is for --mode={'/'.join(used_by)}, not "
+                            f"--mode={mode}")

@@ -1,8 +1,12 @@
-"""What an app supplies to the shared trainer.
+"""What an app supplies to the core: narrow hooks, no modes of its own.
 
-The trainer (apps/core/trainer.py) owns the loop, distribution, checkpoints,
-TensorBoard and export; an app subclasses `Task` and says what is particular
-to it: its data, model, loss, metrics and the SavedModel's signatures.
+The core (apps/core/modes.py and the trainer) runs train, eval, export and
+predict for every app: the workdir and SavedModel checks, the input checks,
+the prints and metrics.json. An app subclasses `Task` and answers questions
+about what is particular to it: its data, model, loss and metrics, the
+SavedModel's signatures, how to read one of a user's inputs and how to write
+one prediction. Modes that are the app's own (enroll, query, ...) live in the
+app's modes.py and are named in `extra_modes`.
 """
 
 import dataclasses
@@ -18,13 +22,45 @@ class Data:
     test: Split
 
 
+@dataclasses.dataclass
+class Run:
+    """What one command asked for: its mode, workdir, --input, --output and the
+    app's own flags (`options`, {name: value or None}, see Task.flags)."""
+
+    workdir: str
+    mode: str = "train"
+    input: str | None = None
+    output: str | None = None
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def option(self, name):
+        return self.options.get(name)
+
+
 class Task:
     """Base class of an app's task. `config` is the app's resolved ConfigDict."""
 
     #: the config rules (apps.core.config.check) this app adds to the common ones
+    #: (a base class's rules hold too); keep them beside the defaults, in configs/<app>.py
     rules = {}
-    #: modes beyond train/eval/predict/export, run by `run_mode` (e.g. "enroll")
-    extra_modes = ()
+    #: the app's own modes: {mode: function(task, run) -> metrics or None}
+    extra_modes = {}
+    #: the app's own modes that read --input (predict always does)
+    input_modes = ()
+    #: the app's own command-line flags: {name: (modes that read it, help)}; a
+    #: flag given to any other mode is an error naming it
+    flags = {}
+    #: what --mode=predict takes as --input, in the words of its error messages
+    input_kind = "an image file or a folder of them"
+    #: what predict's inputs are, counted ("skipped 1 of 3 image files")
+    input_unit = "image files"
+    #: whether predict's inputs are files (their outputs are then named after them)
+    input_is_files = True
+    #: the validation metrics printed after each epoch (all go to TensorBoard)
+    headline_metrics = ()
+    #: evaluate() keys that describe the model rather than the split evaluated
+    #: (e.g. a threshold chosen on validation): metrics.json keeps them unprefixed
+    unprefixed_metrics = ()
     #: whether config.export.tflite may be on: serving_default takes uint8 images
     #: and the model one fixed-size image batch (apps.core.tflite)
     tflite = False
@@ -32,17 +68,29 @@ class Task:
     #: workdir must have the same values (apps.core.config.check_workdir_owner)
     workdir_fields = ("model",)
 
+    @staticmethod
+    def check_config(config):
+        """Checks across fields that `rules` cannot express (configs/<app>.py's
+        `check`); raises UserError. Runs before the task is made."""
+
     def __init__(self, config):
         self.config = config
         if config.get("export", {}).get("tflite") and not self.tflite:
             raise UserError(
                 f"config.export.tflite = True: the {config.get('app')} app has no TensorFlow "
-                "Lite export (only classification, detection, segmentation and "
-                "face_recognition); set it to false")
+                "Lite export; set it to false")
+
+    # ------------------------------------------------------------ training
 
     def load_data(self):
-        """Returns `Data`, the three splits as in-memory arrays."""
+        """Returns `Data`, the three splits."""
         raise NotImplementedError
+
+    def vocabulary(self):
+        """The tokens the model's ids stand for (JSON: a list, or {name: list}), or
+        None. Set, a workdir keeps them in vocab.json and refuses other ones
+        (apps.core.workdir.keep_vocabulary). Called after load_data()."""
+        return None
 
     def build_model(self):
         """Returns the Keras model (called inside the strategy's scope)."""
@@ -56,6 +104,17 @@ class Task:
         from apps.core.optim import make_optimizer
 
         return make_optimizer(self.config.optimizer, steps_per_epoch, total_steps, clip=clip)
+
+    def make_trainer(self, workdir):
+        """What trains, evaluates and exports in `workdir`: the shared Trainer.
+
+        An app whose training is no network (style transfer's optimisation
+        method) returns an object with the same train / evaluate / export /
+        outputs / chief.
+        """
+        from apps.core.trainer import Trainer
+
+        return Trainer(self, workdir)
 
     def initialize(self, model):
         """Sets initial weights of a fresh run (e.g. from a pretrained run)."""
@@ -81,26 +140,56 @@ class Task:
         TensorBoard as loss_<name>)."""
         raise NotImplementedError
 
+    # ---------------------------------------------------------- evaluation
+
     def evaluate(self, model, split):
         """Returns (metrics {name: float}, images {name: uint8 [k, h, w, c]})."""
-        raise NotImplementedError
-
-    def export_endpoints(self, model):
-        """{name: (fn, input_signature)}; the first is `serving_default`."""
-        raise NotImplementedError
-
-    def predict(self, serving, path):
-        """Runs the exported `serving` signature on the file(s) at `path`, prints results."""
         raise NotImplementedError
 
     def write_summaries(self, prefix):
         """Writes summaries beyond scalars and images (audio, text, ...) for the last evaluate().
 
         Called inside the eval writer's default context, at the evaluation's step,
-        with the name prefix ("val_" after each epoch, "" for the test split);
+        with the name prefix ("val_" after each epoch, "test_" for the test split);
         the default writes nothing.
         """
 
-    def run_mode(self, mode, workdir, input_path):
-        """Runs one of `extra_modes`; the app reads its own absl flags. Returns metrics or None."""
-        raise NotImplementedError(mode)
+    def run_metrics(self, metrics):
+        """Facts of the run for metrics.json beside the test metrics (e.g. the
+        vocabulary size); `metrics` holds what is already there (examples_per_sec)."""
+        return {}
+
+    # -------------------------------------------------------------- export
+
+    def export_endpoints(self, model):
+        """{name: (fn, input_signature)}; the first is `serving_default`."""
+        raise NotImplementedError
+
+    def write_beside_export(self, model, workdir):
+        """Writes what a user wants beside the SavedModel (word vectors, the
+        embedding projector); returns {label: path} for the run's summary."""
+        return {}
+
+    # ------------------------------------------------------------- predict
+
+    def predict_items(self, path):
+        """The inputs at --input=`path` (checked to exist), before any is read:
+        by default the image files of a file or folder."""
+        from apps.core import images as images_lib
+
+        return images_lib.image_files(path)
+
+    def read_item(self, item):
+        """One input, read and checked; a UserError if it cannot be used (in a
+        folder it is then skipped, named and counted)."""
+        raise NotImplementedError
+
+    def predict_item(self, saved_model, item, value, output):
+        """Predicts on one input read by read_item and prints one line.
+
+        `saved_model` is the loaded export; `output` the path stem its files
+        go to (predictions/NAME, NAME from the input's path), None when the
+        inputs are no files. Returns a JSON-able record for predictions.json, or None.
+        """
+        raise NotImplementedError
+

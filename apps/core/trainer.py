@@ -24,17 +24,15 @@ import os
 import shutil
 import sys
 import time
-import weakref
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from apps.core import config as config_lib
 from apps.core import data as data_lib
 from apps.core import export as export_lib
-from apps.core import faults
+from apps.core import faults, modes
 from apps.core import strategy as strategy_lib
 from apps.core import workdir as workdir_lib
 from apps.core.errors import UserError
@@ -53,12 +51,16 @@ class Trainer:
         self.config = config = task.config
         self.workdir = workdir
         self.paths = workdir_lib.paths(workdir)
+        self._beside_export = {}
         self.strategy = strategy or strategy_lib.make_strategy(config.strategy, config.tpu)
         self.chief = strategy_lib.is_chief(self.strategy)
         scale_loss = strategy_lib.set_precision(config.mixed_precision)
         keras.utils.set_random_seed(config.seed)
 
         self.data = task.load_data()
+        self.vocabulary = task.vocabulary()
+        if self.vocabulary is not None:
+            workdir_lib.keep_vocabulary(workdir, self.vocabulary)
         self.global_batch = config.train.batch_size
         replicas = self.strategy.num_replicas_in_sync
         if self.global_batch % replicas:
@@ -147,6 +149,8 @@ class Trainer:
         clipnorm = 0.0 if scale else self.config.optimizer.clipnorm
         replicas = self.strategy.num_replicas_in_sync
         step_counter = self.step
+        # The NaN fault (tests only) adds its op to the graph only when asked for.
+        poison = faults.poison_loss if faults.nan_at_step() else None
 
         def replica_step(inputs, targets):
             with tf.GradientTape() as tape:
@@ -155,7 +159,8 @@ class Trainer:
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-                loss = faults.poison_loss(loss, step_counter)
+                if poison:
+                    loss = poison(loss, step_counter)
                 scaled = optimizer.scale_loss(loss) if scale else loss
             grads = tape.gradient(scaled, model.trainable_variables)
             if clipnorm:
@@ -233,6 +238,8 @@ class Trainer:
         os.makedirs(self.workdir, exist_ok=True)
         if self.chief:
             config_lib.save(self.config, self.workdir)
+            if self.vocabulary is not None:
+                workdir_lib.keep_vocabulary(self.workdir, self.vocabulary, save=True)
         writers = self._writers()
         if step == 0 and self.chief:
             self._write_hparams(writers["train"])
@@ -285,7 +292,9 @@ class Trainer:
             if end_of_epoch:
                 progbar = None
                 val, images = self.task.evaluate(self.model, self.data.val)
-                logging.info("step %d validation: %s", step, _fmt(val))
+                if self.chief:
+                    print(modes.headline_line(f"epoch {epoch + 1} validation", val,
+                                              self.task.headline_metrics), flush=True)
                 if self.chief:
                     self._write_eval(writers["eval"], step, val, images)
         faults.before_finish()
@@ -293,21 +302,34 @@ class Trainer:
         return self.finish(examples_per_sec=examples / busy if busy else None)
 
     def finish(self, examples_per_sec=None):
-        """Tests, exports and writes metrics.json (chief only)."""
+        """Tests, exports and writes metrics.json (chief only), once."""
         test, images = self.task.evaluate(self.model, self.data.test)
-        metrics = {f"test_{k}": v for k, v in test.items()}
+        metrics = self.named(test)
         previous = workdir_lib.read_metrics(self.workdir) or {}
         metrics["examples_per_sec"] = (examples_per_sec if examples_per_sec is not None
                                        else previous.get("examples_per_sec"))
         metrics["train_seconds"] = float(self.seconds.numpy())
         metrics["steps"] = int(self.step.numpy())
+        metrics.update(self.task.run_metrics(metrics))
         if self.chief:
-            self._write_eval(self._writers()["eval"], int(self.step.numpy()),
-                             metrics, images, prefix="")
+            step = int(self.step.numpy())
+            self._write_eval(self._writers()["eval"], step, test, images, prefix="test_")
+            self._write_hparams_metrics(metrics, step)
             self.export()
             workdir_lib.write_metrics(self.workdir, metrics)
-            logging.info("Test metrics: %s", _fmt(metrics))
         return metrics
+
+    def named(self, metrics):
+        """metrics.json's names for the test split's metrics: test_<name>, but the
+        model's own facts (Task.unprefixed_metrics) as they are."""
+        keep = self.task.unprefixed_metrics
+        return {(k if k in keep else f"test_{k}"): v for k, v in metrics.items()}
+
+    def outputs(self):
+        """{label: where} of a finished run, for its summary."""
+        return {"TensorBoard": f"tensorboard --logdir {os.path.dirname(self.paths['tb_train'])}",
+                "Metrics": self.paths["metrics"], "SavedModel": self.paths["export"],
+                **self._beside_export}
 
     # ---------------------------------------------------------- eval, export
 
@@ -315,11 +337,15 @@ class Trainer:
         """--mode=eval: the latest checkpoint on the test split."""
         self.restore(required=True)
         metrics, _ = self.task.evaluate(self.model, self.data.test)
-        return {f"test_{k}": v for k, v in metrics.items()}
+        return self.named(metrics)
 
-    def export(self):
-        """Writes DIR/export atomically (see apps.core.export), and with
-        config.export.tflite DIR/export_tflite (see apps.core.tflite)."""
+    def export(self, restore=False):
+        """Writes DIR/export atomically (see apps.core.export), with
+        config.export.tflite DIR/export_tflite (see apps.core.tflite), and
+        what the task writes beside them. Returns {label: path} of what it wrote.
+        `restore` first restores the latest checkpoint (--mode=export)."""
+        if restore:
+            self.restore(required=True)
         endpoints = self.task.export_endpoints(self.model)
         with quiet():
             path = export_lib.write_saved_model(
@@ -337,7 +363,11 @@ class Trainer:
                 sizes = tflite.write_tflite(folder, model, *serving)
             logging.info("Exported TensorFlow Lite models to %s (%s)", folder, ", ".join(
                 f"{name} {size / 1024:.1f} KiB" for name, size in sizes.items()))
-        return path
+        written = {"SavedModel": path}
+        if self.chief:
+            self._beside_export = self.task.write_beside_export(self.model, self.workdir)
+            written.update(self._beside_export)
+        return written
 
     # ------------------------------------------------------------ summaries
 
@@ -366,6 +396,14 @@ class Trainer:
             self.task.write_summaries(prefix)
         writer.flush()
 
+    def _write_hparams_metrics(self, metrics, step):
+        """The final figures under the names the HParams dashboard compares runs by."""
+        with self._writers()["train"].as_default(step=step):
+            for name, value in metrics.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    tf.summary.scalar(f"final/{name}", value)
+        self._writers()["train"].flush()
+
     def _write_hparams(self, writer):
         from tensorboard.plugins.hparams import api as hp
 
@@ -374,6 +412,12 @@ class Trainer:
             flat[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
         with writer.as_default():
             hp.hparams(flat)
+        # The final figures (_write_hparams_metrics) as the dashboard's metrics.
+        names = self.task.headline_metrics or ()
+        hp.hparams_config(
+            hparams=[hp.HParam(key) for key in flat],
+            metrics=[hp.Metric(f"final/{name}", display_name=name) for name in
+                     ["test_" + n for n in names] + ["examples_per_sec", "train_seconds"]])
 
 
 def _synchronize_batch_norm(model):
@@ -445,24 +489,3 @@ def _flatten(tree, prefix=""):
         else:
             out[prefix + key] = value
     return out
-
-
-def _fmt(metrics):
-    return ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in sorted(metrics.items()))
-
-
-_INFERENCE = weakref.WeakKeyDictionary()
-
-
-def predict_outputs(model, split, batch_size, example_fn):
-    """Runs `model` over `split` in order; returns its outputs as NumPy arrays.
-
-    `example_fn(inputs, targets)` prepares each example as in evaluation.
-    """
-    if model not in _INFERENCE:
-        _INFERENCE[model] = tf.function(lambda x: model(x, training=False))
-    infer = _INFERENCE[model]
-    outputs = [tf.nest.map_structure(np.asarray, infer(x))
-               for x, _ in data_lib.eval_batches(split, batch_size, example_fn)]
-    return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs)

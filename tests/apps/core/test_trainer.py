@@ -10,9 +10,10 @@ import tensorflow as tf
 from apps.core import data as data_lib
 from apps.core.config import common_config
 from apps.core.errors import UserError
+from apps.core.inference import predict_outputs
 from apps.core.optim import optimizer_config
 from apps.core.task import Data, Task
-from apps.core.trainer import Trainer, predict_outputs
+from apps.core.trainer import Trainer
 
 
 class Regression(Task):

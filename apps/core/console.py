@@ -1,0 +1,51 @@
+"""A quiet console: TensorFlow's start-up and internal lines only when asked for.
+
+A run's console shows what a Keras user expects (a progress bar per epoch, a
+validation line, a summary). TensorFlow's C++ start-up lines (oneDNN, "could
+not find cuda drivers", a cuInit error on every machine without a GPU) and its
+Python INFO lines (savers, signature renames) are hidden unless the command
+line asks for more with -v / --verbosity (absl's flags), which shows them all.
+"""
+
+import logging
+import os
+import sys
+import tempfile
+
+
+def verbose(argv):
+    """Whether `argv` asks for TensorFlow's own lines (-v, --v=N, --verbosity=N > 0)."""
+    for arg in argv[1:]:
+        name, _, value = arg.partition("=")
+        if name in ("-v", "--v", "--verbosity"):
+            if not value or value.lstrip("-").isdigit() and int(value) > 0:
+                return True
+    return False
+
+
+def start(argv=None):
+    """Imports TensorFlow quietly unless `argv` (default sys.argv) asks for its lines.
+
+    Call before anything imports TensorFlow. Its C++ logging before absl is
+    set up ignores TF_CPP_MIN_LOG_LEVEL, so stderr is caught while it loads
+    and shown only if the import fails.
+    """
+    argv = sys.argv if argv is None else argv
+    if verbose(argv) or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            sys.stderr.write(caught.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
