@@ -12,8 +12,96 @@ digits on a textured 96x96 canvas; a ResNet backbone with a 12x12 YOLO head),
 
 import ml_collections
 
-from apps.core.config import common_config
+from apps.core.config import (
+    AUGMENT_RULES,
+    Rule,
+    common_config,
+    fractions_summing_to_one,
+    int_in,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    positive_float,
+    positive_int,
+)
+from apps.core.errors import UserError
 from apps.core.optim import optimizer_config
+from apps.detection.loss import BOX_LOSSES
+from apps.detection.model import stride
+
+# Fractions, from the core's number rules (the core has no such rule yet).
+fraction = Rule(lambda v: non_negative_float(v) and v <= 1, "a number in [0, 1]")
+positive_fraction = Rule(lambda v: positive_float(v) and v <= 1, "a number in (0, 1]")
+
+
+def _ints(low, high, length=None):
+    return Rule(lambda v: isinstance(v, tuple) and (length is None or len(v) == length)
+                and len(v) >= 1 and all(isinstance(x, int) and low <= x <= high for x in v),
+                f"a tuple of {length or 'one or more'} integers in [{low}, {high}]")
+
+
+# What each field must hold (apps.core.config.check). The augmentation's flip
+# and colour jitter are the image apps' (apps.core.config.AUGMENT_RULES); its
+# zoom and shift move the boxes too (apps.detection.data.augment).
+RULES = {
+    "data.source": one_of("digits", "tfds", "coco_json"),
+    "data.split": fractions_summing_to_one,
+    "data.tfds_splits": Rule(lambda v: isinstance(v, tuple) and len(v) == 3
+                             and all(isinstance(s, str) and s for s in v),
+                             "three TFDS split names (train, val, test)"),
+    "data.image_size": int_in(32, 1024),
+    "data.channels": one_of(1, 3),
+    "data.max_boxes": int_in(1, 1000),
+    "data.max_examples": non_negative_int,
+    "data.invalid_boxes": one_of("error", "skip"),
+    "data.digits.scenes": _ints(1, 10**6, length=3),
+    "data.digits.max_digits": int_in(1, 50),
+    "data.digits.min_size": int_in(4, 1024),
+    "data.digits.max_size": int_in(4, 1024),
+    "data.digits.max_overlap": fraction,
+    "data.augment.flip": AUGMENT_RULES["data.augment.flip"],
+    "data.augment.scale": fraction,
+    "data.augment.translate": Rule(lambda v: 0 <= v < 0.5, "a fraction in [0, 0.5)"),
+    "data.augment.color": AUGMENT_RULES["data.augment.color"],
+    "model.stages": _ints(1, 16),
+    "model.width": int_in(1, 1024),
+    "model.head_width": int_in(1, 4096),
+    "model.num_anchors": int_in(1, 16),
+    "model.anchors": Rule(
+        lambda v: isinstance(v, tuple) and all(
+            isinstance(a, tuple) and len(a) == 2
+            and all(isinstance(x, (int, float)) and 0 < x <= 1 for x in a) for a in v),
+        "() for k-means anchors, or a tuple of (width, height) pairs in (0, 1]"),
+    "loss.box": one_of(*BOX_LOSSES),
+    "loss.obj_scale": non_negative_float,
+    "loss.noobj_scale": non_negative_float,
+    "loss.coord_scale": non_negative_float,
+    "loss.class_scale": non_negative_float,
+    "loss.ignore_iou": non_negative_float,
+    "decode.score_threshold": fraction,
+    "decode.iou_threshold": positive_fraction,
+    "decode.max_per_class": positive_int,
+    "decode.max_detections": positive_int,
+    "decode.pre_nms_top_k": positive_int,
+    "eval.score_threshold": fraction,
+    "eval.images": non_negative_int,
+}
+
+
+def check(config):
+    """The checks across fields: the image fits the model's grid, the anchors
+    their count, and the digits' sizes their range."""
+    c = config
+    s = stride(c.model.stages)
+    if c.data.image_size % s:
+        raise UserError(f"config.data.image_size = {c.data.image_size}: expected a multiple "
+                        f"of {s}, the stride of config.model.stages = {c.model.stages}")
+    if c.model.anchors and len(c.model.anchors) != c.model.num_anchors:
+        raise UserError(f"config.model.anchors has {len(c.model.anchors)} anchors: expected "
+                        f"config.model.num_anchors = {c.model.num_anchors} (or () for k-means)")
+    if c.data.digits.min_size > c.data.digits.max_size:
+        raise UserError(f"config.data.digits.min_size = {c.data.digits.min_size}: expected "
+                        f"<= config.data.digits.max_size = {c.data.digits.max_size}")
 
 
 def get_config(variant=""):
@@ -49,8 +137,9 @@ def get_config(variant=""):
     config.model.width = 32  # filters of the first stage (doubling per stage)
     config.model.head_width = 128
     config.model.num_anchors = 3  # B
-    config.model.anchors = ()  # (w, h) pairs, normalized; () = k-means on the training boxes
-    config.anchors = ()  # written by the run: the anchors used (k-means or model.anchors)
+    # (w, h) pairs, normalized; () = k-means on the training boxes (the anchors
+    # used are logged and kept in the export's `metadata` signature)
+    config.model.anchors = ()
 
     config.loss = ml_collections.ConfigDict()
     config.loss.box = "squared"  # squared | iou | giou

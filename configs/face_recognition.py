@@ -17,8 +17,60 @@ sub-folder per person, the LFW layout).
 
 import ml_collections
 
-from apps.core.config import common_config
+from apps.core.config import (
+    Rule,
+    augment_config,
+    common_config,
+    fractions_summing_to_one,
+    int_in,
+    non_negative_int,
+    one_of,
+    positive_int,
+    probability,
+)
+from apps.core.errors import UserError
 from apps.core.optim import optimizer_config
+from apps.face_recognition.model import BACKBONES
+from layers.losses import MINING_MODES
+
+# What each field must hold (apps.core.config.check); the image augmentation's
+# rules are apps.core.config.AUGMENT_RULES.
+RULES = {
+    "data.source": one_of("synthetic", "tfds", "folder"),
+    "data.split": fractions_summing_to_one,
+    "data.image_size": int_in(8, 512),
+    "data.channels": one_of(1, 3),
+    "data.crop": Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "data.min_images": int_in(2, 1_000_000),
+    "data.max_examples": non_negative_int,
+    "data.synthetic.num_identities": int_in(6, 1_000_000),
+    "data.synthetic.images_per_identity": int_in(2, 10_000),
+    "data.synthetic.seed": non_negative_int,
+    "data.synthetic.variation": Rule(lambda v: 0 <= v <= 2, "a number in [0, 2]"),
+    "model.backbone": one_of(*BACKBONES),
+    "model.width": int_in(2, 512),
+    "model.blocks": Rule(lambda v: len(v) >= 1 and all(isinstance(b, int) and b >= 1 for b in v),
+                         "a tuple of block counts >= 1, one per stage"),
+    "model.embedding_dim": int_in(2, 4096),
+    "model.dropout": probability,
+    "loss.margin": Rule(lambda v: 0 <= v <= 4, "a number in [0, 4]"),
+    "loss.mining": one_of(*MINING_MODES),
+    "loss.distance": one_of("squared_l2", "l2"),
+    "train.images_per_identity": int_in(2, 1024),
+    "eval.pairs": positive_int,
+    "eval.initial_threshold": Rule(lambda v: 0 < v <= 2, "a number in (0, 2]"),
+    "eval.far": Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "eval.batch_size": positive_int,
+    "eval.projector_images": non_negative_int,
+}
+
+
+def check(config):
+    """The checks across fields: a batch is P people x K images."""
+    batch, k = config.train.batch_size, config.train.images_per_identity
+    if batch % k:
+        raise UserError(f"config.train.batch_size = {batch} must be a multiple of "
+                        f"config.train.images_per_identity = {k} (P people x K images)")
 
 
 def get_config(variant=""):
@@ -42,11 +94,7 @@ def get_config(variant=""):
     config.data.synthetic.images_per_identity = 10
     config.data.synthetic.seed = 1234  # the data set is fixed, whatever config.seed is
     config.data.synthetic.variation = 1.0  # pose, expression, lighting, noise (0 = none)
-    config.data.augment = ml_collections.ConfigDict()
-    config.data.augment.flip = True
-    config.data.augment.shift = 0.05
-    config.data.augment.rotation = 5.0
-    config.data.augment.color = 0.2
+    config.data.augment = augment_config(flip=True, shift=0.05, rotation=5.0, color=0.2)
 
     config.model = ml_collections.ConfigDict()
     config.model.backbone = "resnet"  # resnet | inception (apps.core.backbones)

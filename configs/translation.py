@@ -20,8 +20,64 @@ manythings.org's fra.txt; WordPiece subwords), "tfds" (set
 
 import ml_collections
 
-from apps.core.config import common_config
+from apps.core.config import (
+    Rule,
+    boolean,
+    common_config,
+    fractions_summing_to_one,
+    int_in,
+    non_negative_int,
+    one_of,
+    positive_int,
+    probability,
+)
+from apps.core.errors import UserError
 from apps.core.optim import optimizer_config
+from apps.translation.bleu import TOKENIZERS
+from apps.translation.model import NAMES
+
+# What each field must hold (apps.core.config.check).
+RULES = {
+    "data.source": one_of("dates", "tsv", "tfds"),
+    "data.reverse": boolean,
+    "data.split": fractions_summing_to_one,
+    "data.max_examples": non_negative_int,
+    "data.tokenizer": one_of("char", "wordpiece"),
+    "data.vocab_size": int_in(8, 1_000_000),
+    "data.lowercase": boolean,
+    "data.max_source_length": int_in(1, 4096),
+    "data.max_target_length": int_in(2, 4096),
+    "data.dates.train": positive_int,
+    "data.dates.val": positive_int,
+    "data.dates.test": positive_int,
+    "model.name": one_of(*NAMES),
+    "model.dropout": probability,
+    "model.label_smoothing": probability,
+    "model.rnn": one_of("lstm", "gru"),
+    "model.embedding_dim": int_in(1, 8192),
+    "model.encoder_units": int_in(1, 8192),
+    "model.decoder_units": int_in(1, 8192),
+    "model.attention_units": int_in(1, 8192),
+    "model.d_model": int_in(2, 8192),
+    "model.num_heads": int_in(1, 256),
+    "model.ff_dim": int_in(1, 65536),
+    "model.num_layers": int_in(1, 64),
+    "decode.beam_size": int_in(1, 64),
+    "decode.alpha": Rule(lambda v: 0 <= v <= 2, "a number in [0, 2]"),
+    "decode.max_length": int_in(0, 4096),
+    "eval.batch_size": positive_int,
+    "eval.bleu_tokenize": one_of(*TOKENIZERS),
+    "eval.attention_maps": int_in(0, 32),
+    "eval.shown_errors": non_negative_int,
+}
+
+
+def check(config):
+    """The check across fields: the Transformer splits d_model among its heads."""
+    m = config.model
+    if m.name == "transformer" and m.d_model % m.num_heads:
+        raise UserError(f"config.model.d_model = {m.d_model} must be a multiple of "
+                        f"config.model.num_heads = {m.num_heads}")
 
 
 def get_config(variant=""):

@@ -62,10 +62,13 @@ class ClassificationTask(ImageTask):
             metrics[f"class_{name}_f1"] = float(f)
         images = {"confusion_matrix": images_lib.figure_to_image(
             metrics_lib.confusion_matrix_figure(report["confusion_matrix"], self.class_names))}
-        wrong = np.flatnonzero(np.argmax(logits, -1) != split.targets)[:MISCLASSIFIED_SHOWN]
+        predicted = np.argmax(logits, -1)
+        wrong = np.flatnonzero(predicted != split.targets)[:MISCLASSIFIED_SHOWN]
         if len(wrong):
-            shown = self.prepare(split.inputs[wrong]).numpy()
-            images["misclassified"] = images_lib.grid(images_lib.to_uint8(_upscale(shown)))
+            shown = images_lib.to_uint8(self.prepare(split.inputs[wrong]).numpy())
+            captions = [f"true {self.class_names[split.targets[i]]}\n"
+                        f"predicted {self.class_names[predicted[i]]}" for i in wrong]
+            images["misclassified"] = images_lib.grid(images_lib.captioned(shown, captions))
         return metrics, images
 
     # ---------------------------------------------------------------- export
@@ -115,8 +118,3 @@ class ClassificationTask(ImageTask):
                 "top_k": [{"class_name": n, "probability": p}
                           for n, p in zip(names, probabilities, strict=True)]}
 
-
-def _upscale(images, size=48):
-    """Nearest-neighbour upscaling so small digits are visible in TensorBoard."""
-    factor = max(1, size // images.shape[1])
-    return images.repeat(factor, axis=1).repeat(factor, axis=2)

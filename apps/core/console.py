@@ -49,3 +49,41 @@ def start(argv=None):
             os.dup2(saved, 2)
             os.close(saved)
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: the project's packages (a virtual environment may lie in the same folder)
+PACKAGES = tuple(os.path.join(_ROOT, name) + os.sep
+                 for name in ("apps", "layers", "optimizers", "configs", "bench"))
+
+
+class _OnlyOurInfo(logging.Filter):
+    """Drops INFO lines logged from outside the project (TensorFlow's savers,
+    signature renames, fingerprints), which go through absl's handler too."""
+
+    def filter(self, record):
+        return record.levelno >= logging.WARNING or record.pathname.startswith(PACKAGES)
+
+
+class _Plain(logging.Formatter):
+    """'message' for INFO, 'warning: message' above: a console, not a server log."""
+
+    def format(self, record):
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {text}"
+        return text
+
+
+def configure_logging(argv=None):
+    """absl's handler for a console: plain lines, and only the project's INFO
+    unless `argv` asks for more (-v keeps absl's full format and everything)."""
+    from absl import logging as absl_logging
+
+    if verbose(sys.argv if argv is None else argv):
+        return
+    handler = absl_logging.get_absl_handler()
+    handler.addFilter(_OnlyOurInfo())
+    handler.setFormatter(_Plain())

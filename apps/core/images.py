@@ -199,6 +199,35 @@ def to_uint8(images):
     return (np.clip(np.asarray(images), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def upscale(images, size=48):
+    """Nearest-neighbour upscaling of uint8 images (N, h, w, c) to about `size`
+    pixels a side, so that small images are visible in TensorBoard."""
+    factor = max(1, size // images.shape[1])
+    return images.repeat(factor, axis=1).repeat(factor, axis=2)
+
+
+def captioned(images, captions, size=64):
+    """uint8 images (N, h, w, c) upscaled to about `size` pixels, each with its
+    caption (e.g. "true 3 / predicted 5") in a strip beneath, as RGB (N, H, W, 3)."""
+    from PIL import Image, ImageDraw
+
+    images = upscale(np.asarray(images), size)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    n, h, w, _ = images.shape
+    strip = 12  # PIL's default bitmap font: 11 pixels a line, about 6 a character
+    longest = max(len(line) for c in captions for line in c.split("\n"))
+    out = np.zeros((n, h + 2 * strip, max(w, 6 * longest + 4), 3), np.uint8)
+    for i, (image, caption) in enumerate(zip(images, captions, strict=True)):
+        canvas = Image.new("RGB", (out.shape[2], out.shape[1]))
+        canvas.paste(Image.fromarray(image), (0, 0))
+        draw = ImageDraw.Draw(canvas)
+        for row, text in enumerate(caption.split("\n")[:2]):
+            draw.text((1, h + row * strip), text, fill=(255, 255, 255))
+        out[i] = np.asarray(canvas)
+    return out
+
+
 def grid(images, columns=8):
     """Tiles uint8 images (N, H, W, C) into one image (1, rows*H, columns*W, C)."""
     images = np.asarray(images)

@@ -57,7 +57,15 @@ def _parse_flags(argv):
     try:
         rest = flags.FLAGS(argv)
     except flags.Error as e:
-        _fail(str(e).splitlines()[0])
+        text = str(e)
+        if "Error whilst parsing config file" in text:
+            # config_flags puts the config file's own error, the last line of
+            # the traceback it quotes, after a line that says nothing.
+            last = [line for line in text.splitlines() if line.strip()][-1].strip()
+            flag = re.match(r"flag (--\S+?): Error", text)
+            _fail(f"{flag.group(1) if flag else '--config'}: "
+                  f"{last.split(': ', 1)[-1] if 'Error: ' in last else last}")
+        _fail(text.splitlines()[0])
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         # ml_collections raises these for an unknown field of a locked config,
         # with a message that may be the repr of a message (of a KeyError's).
@@ -98,6 +106,7 @@ def run(task_cls):
 def _main(task_cls, argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    console.configure_logging()
     options = {name: flags.FLAGS[name].value for name in task_cls.flags
                if flags.FLAGS[name].present}
     try:
@@ -153,10 +162,12 @@ def execute(task_cls, config, workdir, mode="train", input_path=None, output=Non
     if mode not in modes:
         raise UserError(f"--mode={mode}: expected one of {', '.join(modes)}, or config")
     _check_flags(task_cls, mode, input_path, output, options)
+    run_ = Run(workdir=workdir, mode=mode, input=input_path, output=output, options=options)
     expected = app_name(task_cls)
     if expected and config.get("app") != expected:
         raise UserError(f"--config: a config of the {config.get('app')!r} app, not "
                         f"{expected!r}; use configs/{expected}.py")
+    config = task_cls.apply_options(config, run_)
     rules = {**config_lib.COMMON_RULES, **optim.RULES}
     for cls in reversed(task_cls.__mro__):  # a base class's rules, then the app's
         rules.update(vars(cls).get("rules", {}))
@@ -178,9 +189,7 @@ def execute(task_cls, config, workdir, mode="train", input_path=None, output=Non
         from apps.core import strategy as strategy_lib
 
         strategy_lib.make_strategy(config.strategy, config.tpu)
-    task = task_cls(config)
-    run_ = Run(workdir=workdir, mode=mode, input=input_path, output=output, options=options)
-    return modes[mode](task, run_)
+    return modes[mode](task_cls(config), run_)
 
 
 def _check_flags(task_cls, mode, input_path, output, options):

@@ -68,6 +68,13 @@ class Task:
     #: workdir must have the same values (apps.core.config.check_workdir_owner)
     workdir_fields = ("model",)
 
+    @classmethod
+    def apply_options(cls, config, run):
+        """The config this run uses, given the app's own flags that stand for
+        config fields (style transfer's --style); the core checks and saves what
+        it returns. The default is `config` itself."""
+        return config
+
     @staticmethod
     def check_config(config):
         """Checks across fields that `rules` cannot express (configs/<app>.py's

@@ -253,7 +253,8 @@ class Trainer:
         while step < self.total_steps:
             epoch, in_epoch = divmod(step, self.steps_per_epoch)
             if progbar is None:
-                logging.info("Epoch %d/%d", epoch + 1, self.config.train.epochs)
+                if self.chief:
+                    print(f"Epoch {epoch + 1}/{self.config.train.epochs}", flush=True)
                 progbar = keras.utils.Progbar(self.steps_per_epoch, unit_name="step",
                                               verbose=1 if sys.stdout.isatty() else 2)
             # The first call of a process also traces and compiles: one step,

@@ -1,28 +1,14 @@
 """Object detection (YOLO-style): the task the shared trainer runs."""
 
-import json
-import os
-import weakref
-
 import numpy as np
 import tensorflow as tf
 from absl import logging
 from PIL import Image
 
 from apps.core import images as images_lib
-from apps.core import workdir as workdir_lib
-from apps.core.config import (
-    Rule,
-    boolean,
-    fractions_summing_to_one,
-    int_in,
-    non_negative_float,
-    non_negative_int,
-    one_of,
-    positive_int,
-)
 from apps.core.data import eval_batches
 from apps.core.errors import UserError
+from apps.core.inference import compiled
 from apps.core.task import Task
 from apps.detection import anchors as anchors_lib
 from apps.detection import data as data_lib
@@ -30,89 +16,21 @@ from apps.detection import draw as draw_lib
 from apps.detection import encoding, evaluation, nms
 from apps.detection import loss as loss_lib
 from apps.detection import model as model_lib
+from configs import detection as config_lib
 
 EVAL_BATCH = 64
 
 
-def _fraction(low_open=False, high_open=False):
-    def test(v):
-        return (isinstance(v, (int, float)) and not isinstance(v, bool)
-                and (0 < v if low_open else 0 <= v) and (v < 1 if high_open else v <= 1))
-    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-    return Rule(test, f"a number in {lo}0, 1{hi}")
-
-
-def _ints(low, high, length=None):
-    return Rule(lambda v: isinstance(v, tuple) and (length is None or len(v) == length)
-                and len(v) >= 1 and all(isinstance(x, int) and low <= x <= high for x in v),
-                f"a tuple of {length or 'one or more'} integers in [{low}, {high}]")
-
-
-_anchor_list = Rule(
-    lambda v: isinstance(v, tuple) and all(
-        isinstance(a, tuple) and len(a) == 2 and all(isinstance(x, (int, float)) and 0 < x <= 1
-                                                     for x in a) for a in v),
-    "() for k-means anchors, or a tuple of (width, height) pairs in (0, 1]")
-
-
 class DetectionTask(Task):
     tflite = True  # a TensorFlow Lite export at the model's input size (apps.core.tflite)
-    rules = {
-        "data.source": one_of("digits", "tfds", "coco_json"),
-        "data.split": fractions_summing_to_one,
-        "data.tfds_splits": Rule(lambda v: isinstance(v, tuple) and len(v) == 3
-                                 and all(isinstance(s, str) and s for s in v),
-                                 "three TFDS split names (train, val, test)"),
-        "data.image_size": int_in(32, 1024),
-        "data.channels": one_of(1, 3),
-        "data.max_boxes": int_in(1, 1000),
-        "data.max_examples": non_negative_int,
-        "data.invalid_boxes": one_of("error", "skip"),
-        "data.digits.scenes": _ints(1, 10**6, length=3),
-        "data.digits.max_digits": int_in(1, 50),
-        "data.digits.min_size": int_in(4, 1024),
-        "data.digits.max_size": int_in(4, 1024),
-        "data.digits.max_overlap": _fraction(),
-        "data.augment.flip": boolean,
-        "data.augment.scale": _fraction(),
-        "data.augment.translate": Rule(lambda v: 0 <= v < 0.5, "a fraction in [0, 0.5)"),
-        "data.augment.color": _fraction(),
-        "model.stages": _ints(1, 16),
-        "model.width": int_in(1, 1024),
-        "model.head_width": int_in(1, 4096),
-        "model.num_anchors": int_in(1, 16),
-        "model.anchors": _anchor_list,
-        "loss.box": one_of(*loss_lib.BOX_LOSSES),
-        "loss.obj_scale": non_negative_float,
-        "loss.noobj_scale": non_negative_float,
-        "loss.coord_scale": non_negative_float,
-        "loss.class_scale": non_negative_float,
-        "loss.ignore_iou": non_negative_float,
-        "decode.score_threshold": _fraction(),
-        "decode.iou_threshold": _fraction(low_open=True),
-        "decode.max_per_class": positive_int,
-        "decode.max_detections": positive_int,
-        "decode.pre_nms_top_k": positive_int,
-        "eval.score_threshold": _fraction(),
-        "eval.images": non_negative_int,
-    }
-    extra_modes = ("predict",)
+    rules = config_lib.RULES
+    check_config = staticmethod(config_lib.check)
+    headline_metrics = ("map50", "map")
 
     def __init__(self, config):
         super().__init__(config)
-        c = config
-        s = model_lib.stride(c.model.stages)
-        if c.data.image_size % s:
-            raise UserError(f"config.data.image_size = {c.data.image_size}: expected a multiple "
-                            f"of {s}, the stride of config.model.stages = {c.model.stages}")
-        if c.model.anchors and len(c.model.anchors) != c.model.num_anchors:
-            raise UserError(f"config.model.anchors has {len(c.model.anchors)} anchors: expected "
-                            f"config.model.num_anchors = {c.model.num_anchors} (or () for k-means)")
-        if c.data.digits.min_size > c.data.digits.max_size:
-            raise UserError(f"config.data.digits.min_size = {c.data.digits.min_size}: expected "
-                            f"<= config.data.digits.max_size = {c.data.digits.max_size}")
-        self.grid_size = c.data.image_size // s
-        self._eval_fns = weakref.WeakKeyDictionary()
+        self.grid_size = config.data.image_size // model_lib.stride(config.model.stages)
+        self.export_class_names = None  # predict: the SavedModel's, read at its first image
 
     # ------------------------------------------------------------------ data
 
@@ -127,6 +45,12 @@ class DetectionTask(Task):
         return data
 
     def _choose_anchors(self, train):
+        """config.model.anchors, or k-means on the training boxes (seeded by config.seed).
+
+        Every run in a workdir (a resume, --mode=eval or export) computes them
+        again from the same boxes, so they are the same anchors; the export
+        keeps them (its `metadata` signature).
+        """
         c = self.config
         if c.model.anchors:
             anchors = np.asarray(c.model.anchors, np.float32)
@@ -140,9 +64,8 @@ class DetectionTask(Task):
             anchors, mean_iou = anchors_lib.kmeans(wh, c.model.num_anchors, seed=c.seed)
             anchors = anchors.astype(np.float32)
             logging.info("k-means anchors: mean IoU %.3f with the training boxes", mean_iou)
-        # Stored in the resolved config (config.json) and in the export.
-        c.anchors = tuple(tuple(round(float(v), 6) for v in a) for a in anchors)
-        return np.asarray(c.anchors, np.float32)
+        # Rounded to 6 decimals, as the runs of earlier versions did theirs.
+        return np.asarray([[round(float(v), 6) for v in a] for a in anchors], np.float32)
 
     def build_model(self):
         m = self.config.model
@@ -152,7 +75,8 @@ class DetectionTask(Task):
 
     # ------------------------------------------------------------- examples
 
-    def _prepare(self, image):
+    def prepare(self, image):
+        """uint8 image(s) of any size and 1 or 3 channels -> the model's float input."""
         return images_lib.prepare_image(image, self.config.data.image_size,
                                         self.config.data.channels)
 
@@ -162,13 +86,13 @@ class DetectionTask(Task):
                 "classes": tf.cast(classes, tf.int32)}
 
     def eval_example(self, image, targets):
-        return self._prepare(image), self._targets(targets["boxes"], targets["classes"])
+        return self.prepare(image), self._targets(targets["boxes"], targets["classes"])
 
     def train_example(self, image, targets, seed):
         a = self.config.data.augment
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
         image, boxes, classes = data_lib.augment(
-            self._prepare(image), targets["boxes"], targets["classes"], seeds[0],
+            self.prepare(image), targets["boxes"], targets["classes"], seeds[0],
             flip=a.flip, scale=a.scale, translate=a.translate)
         if a.color:
             image = images_lib.augment_image(image, seeds[1], color=a.color)
@@ -200,24 +124,22 @@ class DetectionTask(Task):
                                iou_threshold=d.iou_threshold, score_threshold=score_threshold,
                                pre_nms_top_k=d.pre_nms_top_k)
 
-    def _eval_fn(self, model):
-        if model not in self._eval_fns:
-            low = self.config.eval.score_threshold
-            high = self.config.decode.score_threshold
+    def _eval_step(self, model):
+        """(loss terms, detections for mAP, confident detections) of a batch, compiled once."""
+        low = self.config.eval.score_threshold
+        high = self.config.decode.score_threshold
 
-            @tf.function
-            def step(images, targets):
-                outputs = model(images, training=False)
-                return (self.loss_terms(targets, outputs), self.detect(outputs, low),
-                        self.detect(outputs, high))
+        def step(images, targets):
+            outputs = model(images, training=False)
+            return (self.loss_terms(targets, outputs), self.detect(outputs, low),
+                    self.detect(outputs, high))
 
-            self._eval_fns[model] = step
-        return self._eval_fns[model]
+        return compiled(model, "detection_eval", lambda: tf.function(step))
 
     # ------------------------------------------------------------ evaluation
 
     def evaluate(self, model, split):
-        step = self._eval_fn(model)
+        step = self._eval_step(model)
         terms = {name: 0.0 for name in loss_lib.TERMS}
         detections, shown = [], []
         for images, targets in eval_batches(split, EVAL_BATCH, self.eval_example):
@@ -257,7 +179,7 @@ class DetectionTask(Task):
         scale = max(1, 192 // size)
         tiles = []
         for i, (boxes, scores, classes, count) in enumerate(shown):
-            image = images_lib.to_uint8(self._prepare(split.inputs[i]).numpy())
+            image = images_lib.to_uint8(self.prepare(split.inputs[i]).numpy())
             truth = draw_lib.draw(image, split.targets["boxes"][i] * size,
                                   split.targets["classes"][i], self.class_names, scale=scale)
             found = draw_lib.draw(image, boxes[:count] * size, classes[:count],
@@ -276,7 +198,7 @@ class DetectionTask(Task):
             """uint8 images (batch, height, width, 1 or 3) of any size."""
             shape = tf.shape(images)
             h, w = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-            outputs = model(self._prepare(images), training=False)
+            outputs = model(self.prepare(images), training=False)
             boxes, scores, classes, count = self.detect(outputs, threshold)
             return {
                 "boxes": boxes * tf.stack([w, h, w, h]),  # (x1, y1, x2, y2) in input pixels
@@ -297,45 +219,27 @@ class DetectionTask(Task):
 
     # --------------------------------------------------------------- predict
 
-    def run_mode(self, mode, workdir, input_path):
-        """--mode=predict: annotated images and detections.json under WORKDIR/predict/."""
-        if not input_path:
-            raise UserError("--mode=predict needs --input=PATH (a file or a folder)")
-        if not os.path.exists(input_path):
-            raise UserError(f"--input={input_path}: no such file or folder")
-        files = images_lib.image_files(input_path)  # before the slow load of the model
-        export = workdir_lib.paths(workdir)["export"]
-        if not os.path.exists(os.path.join(export, "saved_model.pb")):
-            raise UserError(f"no SavedModel in {export}; train or --mode=export first")
-        loaded = tf.saved_model.load(export)
-        serving = loaded.signatures["serving_default"]
-        names = [n.decode() for n in loaded.signatures["metadata"]()["class_names"].numpy()]
-        out_dir = os.path.join(workdir, "predict")
-        os.makedirs(out_dir, exist_ok=True)
-        results = []
-        names_of = workdir_lib.output_names(files, input_path)
-        for file in files:
-            image, (width, height) = data_lib.read_image(file, channels=3)
-            out = serving(images=tf.constant(image[None]))
-            n = int(out["num_detections"][0])
-            boxes = out["boxes"][0, :n].numpy()
-            scores = out["scores"][0, :n].numpy()
-            classes = out["classes"][0, :n].numpy()
-            found = [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 4),
-                      "class_id": int(c), "class_name": names[int(c)]}
-                     for b, s, c in zip(boxes, scores, classes, strict=True)]
-            picture = draw_lib.draw(image, boxes, classes, names, scores=scores,
-                                    scale=max(1, 256 // max(width, height)))
-            picture_path = os.path.join(out_dir, f"{names_of[file]}.png")
-            Image.fromarray(picture).save(picture_path)
-            results.append({"file": file, "width": width, "height": height,
-                            "annotated": picture_path, "detections": found})
-            summary = ", ".join(f"{d['class_name']} {d['score']:.2f}" for d in found)
-            print(f"{file}: {n} detection(s){': ' + summary if summary else ''}")
-        path = os.path.join(out_dir, "detections.json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(path + ".tmp", path)
-        print(f"Detections: {path}")
-        return None
+    def read_item(self, file):
+        return images_lib.read_image(file, channels=3)
 
+    def predict_item(self, saved_model, file, image, output):
+        """Detects in one image: writes OUTPUT.png (the boxes drawn with class and
+        score), prints the detections; its record holds them in the file's pixels."""
+        if self.export_class_names is None:  # the ids of the export, not of this config's data
+            self.export_class_names = [n.decode() for n in saved_model.signatures["metadata"]()[
+                "class_names"].numpy()]
+        names = self.export_class_names
+        out = saved_model.signatures["serving_default"](images=tf.constant(image[None]))
+        n = int(out["num_detections"][0])
+        boxes, scores, classes = (out[k][0, :n].numpy() for k in ("boxes", "scores", "classes"))
+        found = [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 4),
+                  "class_id": int(c), "class_name": names[int(c)]}
+                 for b, s, c in zip(boxes, scores, classes, strict=True)]
+        height, width = image.shape[:2]
+        picture = draw_lib.draw(image, boxes, classes, names, scores=scores,
+                                scale=max(1, 256 // max(width, height)))
+        Image.fromarray(picture).save(output + ".png")
+        summary = ", ".join(f"{d['class_name']} {d['score']:.2f}" for d in found)
+        print(f"{file}: {n} detection(s){': ' + summary if summary else ''}")
+        return {"file": file, "width": width, "height": height, "annotated": output + ".png",
+                "detections": found}

@@ -33,6 +33,7 @@ from absl import logging
 from apps.core.data import MissingSplit, Split, load_tfds
 from apps.core.errors import UserError
 from apps.core.task import Data
+from apps.core.text import utf8_lines
 from apps.translation import dates as dates_lib
 from apps.translation import vocab as vocab_lib
 from apps.translation.vocab import BOS, EOS, PAD
@@ -239,3 +240,31 @@ def _log_report(report, d):
                 s, r["kept"], _fmt_counts(r), d.max_source_length, d.max_target_length)
         else:
             logging.info("%s split: %d pairs", s, r["kept"])
+
+
+#: --input values ending so are file names, never sentences
+TEXT_SUFFIXES = (".txt", ".text", ".tsv", ".csv")
+
+
+def read_sentences(value):
+    """--mode=predict's --input: a UTF-8 text file (one sentence per line) or
+    the sentence itself.
+
+    A value that names a folder, or looks like a file name (a text-file
+    suffix, or a path whose folder exists: "runs/dates.txt", not "3/5/79")
+    but is no file, is a UserError rather than a sentence to translate.
+    """
+    if os.path.isdir(value):
+        raise UserError(f"--input={value}: a folder; expected a sentence or a text file "
+                        "(one sentence per line)")
+    if not os.path.isfile(value):
+        folder = os.path.dirname(value)
+        if value.lower().endswith(TEXT_SUFFIXES) or (folder and os.path.isdir(folder)):
+            raise UserError(f"--input={value}: no such file (expected a sentence to translate "
+                            "or a text file, one sentence per line)")
+        return [value]
+    lines = [line.rstrip("\r\n") for _, line in utf8_lines(value, "one sentence per line")
+             if line.strip()]
+    if not lines:
+        raise UserError(f"--input={value}: no sentences in the file (expected one per line)")
+    return lines

@@ -28,6 +28,7 @@ are then ranked by the length-normalised objective (a hypothesis cut off at
 plain sum, alpha = 1 the average). With B = 1 this is exactly greedy decoding.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from apps.translation.vocab import BOS, EOS, PAD
@@ -183,3 +184,29 @@ def score_targets(logits, targets):
     length = tf.reduce_sum(tf.cast(real, tf.int32), axis=-1)
     hit = tf.logical_and(real, tf.equal(tf.argmax(log_probs, -1, output_type=tf.int32), targets))
     return log_prob, length, tf.reduce_sum(tf.cast(hit, tf.int32), axis=-1)
+
+
+def translate_ids(model, source_ids, beam_size, max_length, alpha):
+    """Encodes a batch of source ids and beam-searches (B = 1: greedily) in-graph."""
+    memory = model.encode(source_ids, training=False)
+    batch = tf.shape(source_ids)[0]
+    if beam_size == 1:
+        out = greedy(model_step_fn(model, memory), model.initial_state(memory), batch,
+                     max_length, alpha)
+        return tf.nest.map_structure(lambda x: x[:, None], out)
+    memory = tile_beams(memory, beam_size)
+    return beam_search(model_step_fn(model, memory), model.initial_state(memory), batch,
+                       beam_size, max_length, alpha)
+
+
+def blame(hyps, refs, hyp_scores, ref_scores):
+    """The course's beam-search error analysis, per example.
+
+    A translation is wrong when it differs from its reference. A wrong one is
+    the search's fault when the model scores the reference higher than what
+    the search returned, score(y*) > score(y_hat) (the search missed a better
+    sequence), and the model's fault otherwise (score(y*) <= score(y_hat): the
+    model prefers the wrong translation). Returns (wrong, search_error) masks.
+    """
+    wrong = np.array([h != r for h, r in zip(hyps, refs, strict=True)], bool)
+    return wrong, wrong & (np.asarray(ref_scores) > np.asarray(hyp_scores))

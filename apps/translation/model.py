@@ -251,3 +251,19 @@ def build(config, source_vocab, target_vocab):
                                    name="transformer")
     model.build()
     return model
+
+
+def sequence_loss(targets, logits, label_smoothing=0.0):
+    """Per-example mean cross-entropy over the real (non-padding) target tokens,
+    with the targets optionally label-smoothed (see apps/translation/task.py)."""
+    logits = tf.cast(logits, tf.float32)
+    targets = tf.cast(targets, tf.int32)
+    real = tf.cast(tf.not_equal(targets, 0), tf.float32)
+    if label_smoothing:
+        vocab = tf.shape(logits)[-1]
+        q = tf.one_hot(targets, vocab) * (1 - label_smoothing) + label_smoothing / tf.cast(
+            vocab, tf.float32)
+        ce = tf.nn.softmax_cross_entropy_with_logits(q, logits)
+    else:
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+    return tf.reduce_sum(ce * real, -1) / tf.maximum(tf.reduce_sum(real, -1), 1.0)

@@ -130,7 +130,13 @@ class WordPieceVocab(_Vocab):
 
     def ragged_ids(self, strings):
         ids = self.tokenizer(strings)
-        if not isinstance(ids, tf.RaggedTensor):
+        if isinstance(ids, list):
+            # Run eagerly (a split encoded in Python), keras-hub returns its
+            # ragged output as Python lists, one per string, of any lengths.
+            lengths = [len(row) for row in ids]
+            flat = np.fromiter((i for row in ids for i in row), np.int32, sum(lengths))
+            return tf.RaggedTensor.from_row_lengths(flat, tf.constant(lengths, tf.int64))
+        if not isinstance(ids, tf.RaggedTensor):  # in a graph: dense when lengths agree
             ids = tf.RaggedTensor.from_tensor(ids)
         return ids
 

@@ -48,8 +48,9 @@ def test_training_writes_the_workdir_and_resumes(workdir):
     assert 0 <= metrics["test_map"] <= metrics["test_map50"] <= 1
     assert metrics["test_loss_class"] > 0 and metrics["train_seconds"] > 0
     with open(os.path.join(workdir, "config.json")) as f:
-        anchors = json.load(f)["anchors"]
-    assert len(anchors) == 2 and all(0 < v <= 1 for a in anchors for v in a)  # k-means, stored
+        saved = json.load(f)
+    # The config as given: the run's k-means anchors are the export's (metadata), not the config's.
+    assert "anchors" not in saved and saved["model"]["anchors"] == []
 
     # The same run again is not retrained (in this process, to spare a start-up).
     stamp = os.path.getmtime(os.path.join(workdir, "metrics.json"))
@@ -122,6 +123,9 @@ def test_saved_model_detects_in_a_process_without_the_project(workdir, tmp_path)
     np.savez(tmp_path / "test.npz", images=images)
     out = run_isolated(ISOLATED, os.path.join(workdir, "export"), tmp_path / "test.npz")
     assert out["names"] == [str(i) for i in range(10)]
+    # k-means anchors; a fresh task computes the same ones from the training boxes
+    # (as the resumed run did), so they are the export's.
+    assert len(out["anchors"]) == 2 and all(0 < v <= 1 for a in out["anchors"] for v in a)
     np.testing.assert_allclose(out["anchors"], task.anchors, atol=1e-6)
 
     # The training side's own decoding of the same checkpoint, in input pixels.
@@ -130,7 +134,7 @@ def test_saved_model_detects_in_a_process_without_the_project(workdir, tmp_path)
     checkpoint.restore(tf.train.latest_checkpoint(os.path.join(workdir, "ckpt"))).expect_partial()
     big = np.kron(images, np.ones((1, 2, 2, 1), np.uint8))  # 64 x 64
     for name, batch, side in (("small", images, 32), ("big", big, 64)):
-        raw = model(task._prepare(batch), training=False)
+        raw = model(task.prepare(batch), training=False)
         boxes, scores, classes, count = (t.numpy() for t in task.detect(raw, 0.0))
         got = out[name]
         assert got["num_detections"] == count.tolist() and min(count) > 0
@@ -147,14 +151,17 @@ def test_saved_model_detects_in_a_process_without_the_project(workdir, tmp_path)
     np.testing.assert_allclose(out["rgb"]["scores"], out["small"]["scores"], atol=1e-4)
 
 
-def test_predict_writes_annotated_images_and_json(workdir, tmp_path, capsys):
+def test_predict_writes_annotated_images_and_json(workdir, tmp_path, capsys, caplog):
     data = DetectionTask(get_config("tiny")).load_data()
     for i in range(2):
         Image.fromarray(data.test.inputs[i, ..., 0]).save(tmp_path / f"scene{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # skipped, counted
     # --mode=predict, through the same entry the CLI uses (in this process).
     execute(DetectionTask, _config(), workdir, "predict", str(tmp_path))
-    assert capsys.readouterr().out.count("detection(s)") == 2
-    with open(os.path.join(workdir, "predict", "detections.json")) as f:
+    printed = capsys.readouterr().out
+    assert printed.count("detection(s)") == 2 and "skipped 1 of 3 image files" in printed
+    assert "broken.png: not a readable image" in caplog.text
+    with open(os.path.join(workdir, "predictions", "predictions.json")) as f:
         found = json.load(f)
     assert [os.path.basename(entry["file"]) for entry in found] == ["scene0.png", "scene1.png"]
     for entry in found:
@@ -162,6 +169,8 @@ def test_predict_writes_annotated_images_and_json(workdir, tmp_path, capsys):
         first = entry["detections"][0]
         assert first["class_name"] == str(first["class_id"]) and 0 <= first["score"] <= 1
         assert all(0 <= v <= 32 for v in first["box"])  # input pixels, clipped to the image
+        assert entry["annotated"] == os.path.join(workdir, "predictions",
+                                                  os.path.basename(entry["file"]))
         with Image.open(entry["annotated"]) as picture:
             assert picture.size == (256, 256) and picture.mode == "RGB"
 

@@ -1,16 +1,17 @@
 """End to end, as a user runs it: train (the real command line), run again (not
 retrained), reload the SavedModel in a process that cannot import the project,
-then enroll a gallery (the real command line), identify and verify.
+then predict (embeddings), enroll a gallery (the real command line), identify,
+predict (identities) and verify.
 """
 
 import glob
+import json
 import os
 import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl.testing import flagsaver
 from PIL import Image
 
 from apps.core.main import execute
@@ -52,7 +53,7 @@ def test_train_writes_metrics_tensorboard_and_projector(trained_faces):
             tags |= {(v.tag, v.metadata.plugin_data.plugin_name) for v in event.summary.value}
     assert {("val_active_triplets", "scalars"), ("val_roc_curve", "images"),
             ("val_distance_histograms", "images"), ("val_same_person_distance", "histograms"),
-            ("different_person_distance", "histograms"),
+            ("test_different_person_distance", "histograms"),
             ("test_rank1", "scalars")} <= tags
 
 
@@ -125,24 +126,33 @@ def test_enroll_identify_and_verify(trained_faces, test_split, tmp_path, capsys)
     firsts = [int(np.flatnonzero(test.targets == p)[0]) for p in np.unique(test.targets)[:3]]
     for i in firsts:
         Image.fromarray(test.inputs[i]).save(people / f"{names[test.targets[i]]}.png")
+    # Nobody enrolled yet: predict prints each face's embedding, and records it.
+    execute(FaceRecognitionTask, get_config("tiny"), str(workdir), "predict", str(people))
+    assert re.search(r"\.png: embedding \[[-\d., ]+, \.\.\.\] \(16-d\)", capsys.readouterr().out)
+    with open(workdir / "predictions" / "predictions.json") as f:
+        records = json.load(f)
+    assert len(records) == 3 and all(len(r["embedding"]) == 16 for r in records)
     result = run_app("face_recognition", workdir, "--mode=enroll", f"--gallery={people}")
     assert "enrolled 3 people (3 images)" in result.stdout
     assert "skipped 1 image file(s), unreadable or too small" in result.stdout
     assert "face.jpg" in result.stderr  # the unreadable file is named and skipped
     assert len(gallery_lib.Gallery.load(str(workdir / "gallery.npz"))) == 3
 
-    # identify and verify in this process, the flags as the command line gives them.
+    # identify, verify and predict in this process, the flags as the entrypoint passes them.
     config = get_config("tiny")
     query = people / f"{names[test.targets[firsts[1]]]}.png"
     who = names[test.targets[firsts[1]]]
     execute(FaceRecognitionTask, config, str(workdir), "identify", str(query))
     assert f"{query}: {who} (distance 0.000" in capsys.readouterr().out
-    with flagsaver.as_parsed(identity=who):
-        execute(FaceRecognitionTask, config, str(workdir), "verify", str(query))
+    execute(FaceRecognitionTask, config, str(workdir), "predict", str(query))
+    assert f"{query}: {who} (distance 0.000" in capsys.readouterr().out
+    with open(workdir / "predictions" / "predictions.json") as f:
+        (record,) = json.load(f)
+    assert record["identity"] == record["closest"] == who and record["distance"] < 1e-3
+    execute(FaceRecognitionTask, config, str(workdir), "verify", str(query), identity=who)
     assert f"distance 0.000 to {who} (threshold" in capsys.readouterr().out
     stranger = names[test.targets[firsts[0]]]
-    with flagsaver.as_parsed(identity=stranger):
-        execute(FaceRecognitionTask, config, str(workdir), "verify", str(query))
+    execute(FaceRecognitionTask, config, str(workdir), "verify", str(query), identity=stranger)
     line = capsys.readouterr().out
     distance, threshold, verdict = re.search(
         rf"distance ([\d.]+) to {stranger} \(threshold ([\d.]+)\): (\w+)", line).groups()

@@ -1,12 +1,16 @@
 """The gallery: enroll, enroll again (update), verify and identify (who_is_it)."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
 from apps.core.errors import UserError
+from apps.core.task import Run
 from apps.face_recognition import gallery as gallery_lib
+from apps.face_recognition import modes
 from apps.face_recognition.task import FaceRecognitionTask
 from configs.face_recognition import get_config
 
@@ -66,14 +70,21 @@ def test_gallery_folder_takes_sub_folders_and_loose_images(tmp_path):
         gallery_lib.gallery_files(str(tmp_path / "missing"))
 
 
-def _colour_serving(images):
-    """A stand-in for the SavedModel: the normalised mean colour is the embedding."""
-    mean = tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2]) - 120.0
-    embeddings = tf.math.l2_normalize(mean, axis=-1)
-    return {"embeddings": embeddings, "threshold": tf.fill(tf.shape(mean)[:1], 0.5)}
+class _ColourModel(tf.Module):
+    """A stand-in for the exported model: the normalised mean colour is the embedding."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8)])
+    def serve(self, images):
+        mean = tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2]) - 120.0
+        embeddings = tf.math.l2_normalize(mean, axis=-1)
+        return {"embeddings": embeddings, "threshold": tf.fill(tf.shape(mean)[:1], 0.5)}
 
 
-def test_task_enrolls_a_folder_skipping_unreadable_images(tmp_path, capsys, caplog):
+def test_enroll_skips_unreadable_images_and_identify_finds_who(tmp_path, capsys, caplog):
+    workdir = str(tmp_path / "run")
+    model = _ColourModel()
+    tf.saved_model.save(model, os.path.join(workdir, "export"),
+                        signatures={"serving_default": model.serve})
     people = tmp_path / "people"
     (people / "ada").mkdir(parents=True)
     Image.new("RGB", (40, 30), RED).save(people / "ada" / "1.png")
@@ -82,8 +93,7 @@ def test_task_enrolls_a_folder_skipping_unreadable_images(tmp_path, capsys, capl
     config = get_config("tiny")
     config.model.embedding_dim = 3  # the stand-in's embedding: a colour
     task = FaceRecognitionTask(config)
-    path = str(tmp_path / gallery_lib.FILENAME)
-    task.enroll(_colour_serving, str(people), path)
+    modes.enroll(task, Run(workdir, "enroll", options={"gallery": str(people)}))
     assert "2.png" in caplog.text
     out = capsys.readouterr().out
     assert "enrolled 2 people (2 images)" in out and "skipped 1 image file(s)" in out
@@ -91,10 +101,14 @@ def test_task_enrolls_a_folder_skipping_unreadable_images(tmp_path, capsys, capl
     more = tmp_path / "more"
     more.mkdir()
     Image.new("RGB", (12, 12), BLUE).save(more / "cy.png")
-    task.enroll(_colour_serving, str(more), path)
-    gallery = gallery_lib.Gallery.load(path)
+    modes.enroll(task, Run(workdir, "enroll", options={"gallery": str(more)}))
+    gallery = gallery_lib.Gallery.load(os.path.join(workdir, gallery_lib.FILENAME))
     assert gallery.people == ["ada", "bob", "cy"]
-    faces = np.stack([np.full((16, 16, 3), colour, np.uint8) for colour in (BLUE, GREY)])
-    (query, stranger), (threshold, _) = task._embed(_colour_serving, faces)
-    assert threshold == 0.5 and gallery.identify(query, threshold)[0] == "cy"
-    assert gallery.identify(stranger, threshold)[0] is None
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    for name, colour in (("query", BLUE), ("stranger", GREY)):
+        Image.new("RGB", (16, 16), colour).save(queries / f"{name}.png")
+    modes.identify(task, Run(workdir, "identify", input=str(queries)))
+    out = capsys.readouterr().out
+    assert f"{queries / 'query.png'}: cy (distance 0.000, threshold 0.500)" in out
+    assert f"{queries / 'stranger.png'}: not in the database" in out

@@ -6,7 +6,8 @@ import tensorflow as tf
 from sklearn import metrics as sk
 
 from apps.face_recognition import metrics as m
-from apps.face_recognition.task import FaceRecognitionTask, pk_order
+from apps.face_recognition.batches import pk_order
+from apps.face_recognition.task import FaceRecognitionTask
 from configs.face_recognition import get_config
 from layers.losses import TripletLoss
 

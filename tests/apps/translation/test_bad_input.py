@@ -60,8 +60,7 @@ def _workdir_of_other_vocabularies(tmp):
     run = str(earlier_run(tmp, other))
     task = TranslationTask(other)
     Trainer(task, run).save()
-    keep_vocabulary(run, {"source": list(task.source_vocab.tokens),
-                          "target": list(task.target_vocab.tokens)}, save=True)
+    keep_vocabulary(run, task.vocabulary(), save=True)
     return {"config": tiny()}
 
 
@@ -169,7 +168,8 @@ CASES = [
     # -------------------------------------------------------- modes and --input
     case("mode-unknown", lambda t: {"config": tiny(), "mode": "serve"},
          "--mode=serve: expected one of train, eval, predict, export, error_analysis"),
-    case("predict-without-input", predict(None), '--mode=predict needs --input="a sentence"'),
+    case("predict-without-input", predict(None),
+         "--mode=predict needs --input=PATH (a sentence or a text file"),
     case("predict-missing-file", predict(lambda t: t / "dates.txt"),
          "dates.txt: no such file", "expected a sentence to translate or a text file"),
     case("predict-missing-path-without-suffix", predict(lambda t: t / "dates"),

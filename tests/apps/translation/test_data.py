@@ -73,6 +73,24 @@ def test_wordpiece_vocab_round_trip():
     assert vocab.decode(vocab.encode(["the cat, mat"])[0]) == "the cat [UNK] mat"  # no ","
 
 
+def test_wordpiece_vocab_encodes_a_batch_of_sentences_of_different_lengths():
+    """A split is encoded in one call, its sentences of any token counts (run
+    eagerly, keras-hub 0.32's tokenizer returns them as Python lists of
+    different lengths); each row is what the sentence alone encodes to, and
+    the in-graph encoding of the SavedModel pads the same ids."""
+    texts = ["the cat sat on the mat.", "the dog sat", "a cat and a dog"] * 5
+    vocab = vocab_lib.WordPieceVocab.fit(texts, vocabulary_size=60)
+    batch = ["the cat sat on the mat.", "a dog", "", "the cats, and the dogs sat on a mat"]
+    ids = vocab.encode(batch)
+    assert [list(map(int, row)) for row in ids] == [
+        list(map(int, vocab.encode([t])[0])) if t else [] for t in batch]
+    assert len({len(row) for row in ids}) == len(batch)  # all lengths differ
+    assert vocab.decode(ids[0]) == "the cat sat on the mat ."
+    padded = vocab.tf_encode(tf.constant(batch), max_length=8).numpy()
+    for row, encoded in zip(padded, ids, strict=True):
+        assert row.tolist() == [*encoded[:8], *[0] * (8 - len(encoded[:8]))]
+
+
 def _write(tmp_path, text, name="pairs.tsv"):
     path = tmp_path / name
     path.write_bytes(text)

@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from apps.translation import decode as decode_lib
-from apps.translation.task import blame
 from apps.translation.vocab import BOS, EOS, PAD
 
 A, B = 4, 5  # the toy vocabulary: 0 pad, 1 unk, 2 start, 3 end, 4 "a", 5 "b"
@@ -149,8 +148,8 @@ def test_score_targets_and_error_analysis_blame():
     assert length.numpy().tolist() == [2, 3]
     assert correct.numpy().tolist() == [1, 2]  # argmax: a (not b), end | a, end (not a), end
     ref_score = decode_lib.length_normalized(log_prob, length, 0.7).numpy()
-    wrong, search = blame(["a", "a"], ["b", "aa"], greedy["score"].numpy(), ref_score)
+    wrong, search = decode_lib.blame(["a", "a"], ["b", "aa"], greedy["score"].numpy(), ref_score)
     assert wrong.tolist() == [True, True]
     assert search.tolist() == [True, False]
-    wrong, search = blame(["b", "x"], ["b", "y"], [0.0, -1.0], [0.0, -2.0])
+    wrong, search = decode_lib.blame(["b", "x"], ["b", "y"], [0.0, -1.0], [0.0, -2.0])
     assert wrong.tolist() == [False, True] and search.tolist() == [False, False]

@@ -138,3 +138,55 @@ def test_saved_model_translates_strings_in_a_process_without_the_project(finishe
         if len(t) + 1 < config.data.max_target_length:  # finished with [END]
             assert score == pytest.approx(log_prob / (len(t) + 1) ** alpha, rel=1e-5)
     assert len(out["greedy"]) == 5
+
+
+# The README's command on real data, `configs/translation.py:tsv` (WordPiece,
+# the Transformer), made small enough for a test: its model sizes and epochs.
+TSV_CHANGES = {"model.d_model": 16, "model.num_heads": 2, "model.ff_dim": 32,
+               "model.num_layers": 1, "data.vocab_size": 200, "train.batch_size": 8,
+               "train.epochs": 1, "train.checkpoint_every": 0, "eval.attention_maps": 1}
+
+
+def _pairs_file(path):
+    """A manythings.org-shaped pair file (source<TAB>target<TAB>attribution)
+    whose sentences have many different token counts."""
+    subjects = [("I", "je"), ("The old man", "le vieil homme"), ("We", "nous")]
+    verbs = [("see", "vois"), ("would like to buy", "voudrais acheter")]
+    objects = [("a car.", "une voiture."), ("the small red house by the sea!", "la petite "
+                "maison rouge au bord de la mer !"), ("it?", "ça ?"), ("bread and wine, "
+                "please.", "du pain et du vin, s'il vous plaît.")]
+    lines = [f"{s} {v} {o}\t{ts} {tv} {to}\tCC-BY 2.0 (France) Attribution: tatoeba.org #{i}"
+             for i, ((s, ts), (v, tv), (o, to)) in enumerate(
+                 (s, v, o) for s in subjects for v in verbs for o in objects)]
+    path.write_text("\n".join(lines * 3) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_readme_tsv_command_trains_and_translates_sentences_of_different_lengths(tmp_path):
+    """configs/translation.py:tsv end to end on a few lines of a pair file: the
+    training run encodes whole splits of sentences of different lengths, and a
+    new process (as the README's predict command) loads the WordPiece export."""
+    config = get_config("tsv")
+    config.data.path = _pairs_file(tmp_path / "fra.txt")
+    for dotted, value in TSV_CHANGES.items():
+        section, field = dotted.split(".")
+        config[section][field] = value
+    workdir = str(tmp_path / "en_fr")
+    metrics = execute(TranslationTask, config, workdir, "train")
+    assert metrics["steps"] == 7  # 58 of the 72 pairs train, 8 a step
+    assert 0 <= metrics["test_exact_match"] <= 1 and 0 <= metrics["search_error_share"] <= 1
+    with open(os.path.join(workdir, "vocab.json"), encoding="utf-8") as f:
+        vocab = json.load(f)
+    assert {"maison", "voiture"} <= set(vocab["target"])  # WordPiece words of the file
+
+    (tmp_path / "sentences.txt").write_text("I see a car.\nWe would like to buy bread.\n")
+    result = run_app("translation", workdir, "--mode=predict",
+                     f"--input={tmp_path / 'sentences.txt'}",
+                     f"--config.data.path={config.data.path}",
+                     *[f"--config.{k}={v}" for k, v in TSV_CHANGES.items()], variant="tsv")
+    lines = [x.split("\t") for x in result.stdout.splitlines() if "\t->\t" in x]
+    assert [x[0] for x in lines] == ["I see a car.", "We would like to buy bread."]
+    with open(os.path.join(workdir, "predictions", "predictions.json"), encoding="utf-8") as f:
+        records = json.load(f)
+    assert [r["translation"] for r in records] == [x[2] for x in lines]
+    assert all(r["beams"][0] == r["translation"] for r in records)
