@@ -36,7 +36,9 @@ MODES = {"train": modes_lib.train, "eval": modes_lib.evaluate,
          "predict": modes_lib.predict, "export": modes_lib.export}
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to configs/<app>.py (optionally :variant).", lock_config=True)
+    "config", None, "Path to configs/<app>.py (optionally :variant); override any field "
+    "with --config.section.field=value (--mode=config lists them all). -v shows "
+    "TensorFlow's own log lines.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, TensorBoard, export.")
 _MODE = flags.DEFINE_string("mode", "train", "train | eval | predict | export | config (print "
                             "the resolved config and exit), or an app's own mode (e.g. "
@@ -100,6 +102,10 @@ def run(task_cls):
     for name, (used_by, help_text) in task_cls.flags.items():
         if name not in flags.FLAGS:
             flags.DEFINE_string(name, None, f"{help_text} (--mode={'/'.join(used_by)})")
+    # --help lists the main module's key flags: these, rather than one line.
+    main_module = sys.argv[0]
+    for name in ("config", "workdir", "mode", "input", "output", *task_cls.flags):
+        flags.FLAGS.register_key_flag_for_module(main_module, flags.FLAGS[name])
     app.run(lambda argv: _main(task_cls, argv), flags_parser=_parse_flags)
 
 
