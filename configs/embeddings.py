@@ -17,9 +17,66 @@ over its pairs.
 
 import ml_collections
 
-from apps.core.config import common_config
+from apps.core.config import (
+    Rule,
+    boolean,
+    common_config,
+    int_in,
+    non_negative_int,
+    one_of,
+    positive_float,
+    positive_int,
+    probability,
+)
+from apps.core.errors import UserError
 from apps.core.optim import optimizer_config
 from apps.embeddings import debias
+from apps.embeddings.model import METHODS
+
+
+def _pairs(field):
+    """The rule of a field of 'word:word' pairs, as debias.parse_pairs reads them."""
+    def test(text):
+        try:
+            return bool(debias.parse_pairs(text, field))
+        except (UserError, AttributeError):
+            return False
+
+    return Rule(test, "comma-separated pairs 'word:word' (at least one)")
+
+
+# What each field must hold (apps.core.config.check).
+RULES = {
+    "method": one_of(*METHODS),
+    "xla": Rule(lambda v: v is False, "false (the sparse embedding steps run as they "
+                "are; the speed is in the input pipeline)"),
+    "mixed_precision": Rule(lambda v: v is False, "false (embeddings train in float32)"),
+    "data.source": one_of("embedded", "text", "tfds"),
+    "data.min_count": positive_int,
+    "data.max_vocab": non_negative_int,
+    "data.keep_punctuation": boolean,
+    "data.max_sentence_words": positive_int,
+    "data.max_words": non_negative_int,
+    "model.dim": positive_int,
+    "word2vec.window": int_in(1, 50),
+    "word2vec.negatives": int_in(1, 100),
+    "word2vec.sample": probability,
+    "word2vec.chunk_words": positive_int,
+    "word2vec.share_negatives": boolean,
+    "glove.window": int_in(1, 100),
+    "glove.x_max": positive_float,
+    "glove.alpha": positive_float,
+    "glove.chunk_pairs": positive_int,
+    "glove.block_tokens": positive_int,
+    "glove.buffer_pairs": positive_int,
+    "glove.max_pairs": positive_int,
+    "eval.each_epoch_analogies": boolean,
+    "export.top_k": int_in(1, 1000),
+    "export.projector_words": non_negative_int,
+    "debias.method": one_of("pca", "difference"),
+    "debias.definitional": _pairs("config.debias.definitional"),
+    "debias.equalize": _pairs("config.debias.equalize"),
+}
 
 
 def get_config(variant=""):

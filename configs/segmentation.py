@@ -14,8 +14,57 @@ own image/mask pairs; set --config.data.path and --config.data.num_classes).
 
 import ml_collections
 
-from apps.core.config import common_config
+from apps.core.config import (
+    AUGMENT_RULES,
+    Rule,
+    boolean,
+    common_config,
+    fractions_summing_to_one,
+    int_in,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    positive_int,
+)
 from apps.core.optim import optimizer_config
+
+
+def _image_size(v):
+    return (len(v) == 2 and all(isinstance(s, int) and not isinstance(s, bool) for s in v)
+            and all(8 <= s <= 4096 for s in v))
+
+
+# What each field must hold (apps.core.config.check). The augmentation's flip,
+# shift and colour jitter (apps.segmentation.task.augment_pair, which moves the
+# mask with the image; no rotation) have the image apps' rules (AUGMENT_RULES).
+RULES = {
+    "data.source": one_of("synthetic", "tfds", "folder"),
+    "data.split": fractions_summing_to_one,
+    "data.image_size": Rule(_image_size, "(height, width), integers in [8, 4096]"),
+    "data.num_classes": int_in(0, 256),
+    "data.class_names": Rule(
+        lambda v: isinstance(v, tuple) and all(isinstance(n, str) and n for n in v)
+        and len(set(v)) == len(v), "() or a tuple of distinct, non-empty class names"),
+    "data.image_dir": Rule(lambda v: isinstance(v, str) and v, "a folder name"),
+    "data.mask_dir": Rule(lambda v: isinstance(v, str) and v, "a folder name"),
+    "data.mask_offset": non_negative_int,
+    "data.max_examples": non_negative_int,
+    "data.synthetic.train_scenes": positive_int,
+    "data.synthetic.val_scenes": positive_int,
+    "data.synthetic.test_scenes": positive_int,
+    "data.synthetic.max_objects": int_in(1, 8),
+    "data.synthetic.object_size": Rule(lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1,
+                                       "(smallest, largest) fractions in (0, 1]"),
+    **{f"data.augment.{name}": AUGMENT_RULES[f"data.augment.{name}"]
+       for name in ("flip", "shift", "color")},
+    "model.n_filters": int_in(1, 512),
+    "model.depth": int_in(1, 6),
+    "model.batch_norm": boolean,
+    "model.dropout": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "model.dropout_blocks": non_negative_int,
+    "loss.class_weights": one_of("none", "balanced"),
+    "loss.dice_weight": non_negative_float,
+}
 
 
 def get_config(variant=""):

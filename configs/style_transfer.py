@@ -19,18 +19,85 @@ reachable, or --config.extractor.weights=FILE).
 
 import ml_collections
 
-from apps.core.config import common_config
+from apps.core import optim
+from apps.core.config import (
+    Rule,
+    boolean,
+    common_config,
+    fractions_summing_to_one,
+    int_in,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    positive_int,
+)
 from apps.core.optim import optimizer_config
+from apps.style_transfer.images import EMBEDDED
 
 STYLE_LAYERS = (("block1_conv1", 0.2), ("block2_conv1", 0.2), ("block3_conv1", 0.2),
                 ("block4_conv1", 0.2), ("block5_conv1", 0.2))
+
+
+
+def _style_layers(value):
+    return len(value) > 0 and all(
+        len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], (int, float))
+        and item[1] >= 0 for item in value)
+
+
+def _widths(value):
+    return len(value) == 5 and all(isinstance(v, int) and v > 0 for v in value)
+
+
+_AN_IMAGE = Rule(lambda v: isinstance(v, str) and v,
+                 f"an image file or an embedded name ({', '.join(sorted(EMBEDDED))})")
+
+# What each field must hold (apps.core.config.check). config.optimize.optimizer
+# is an optimizer config like config.optimizer, under the same rules.
+RULES = {
+    "data.content": _AN_IMAGE,
+    "data.style": _AN_IMAGE,
+    "data.image_size": int_in(32, 4096),
+    "data.keep_aspect": boolean,
+    "data.content_dir": Rule(lambda v: isinstance(v, str), "a folder path or ''"),
+    "data.crop_size": Rule(lambda v: isinstance(v, int) and v >= 16 and v % 4 == 0,
+                           "an integer >= 16 and a multiple of 4"),
+    "data.crops_per_image": positive_int,
+    "data.eval_crops_per_image": positive_int,
+    "data.split": fractions_summing_to_one,
+    "data.max_images": non_negative_int,
+    "extractor.weights": Rule(lambda v: isinstance(v, str) and v,
+                              "'imagenet', 'random' or a VGG19 weights file"),
+    "extractor.download": boolean,
+    "extractor.fallback": boolean,
+    "extractor.preprocess": one_of("none", "caffe"),
+    "extractor.random_widths": Rule(_widths, "five channel counts > 0, one per block"),
+    "extractor.seed": non_negative_int,
+    "cost.alpha": non_negative_float,
+    "cost.beta": non_negative_float,
+    "cost.content_layer": Rule(lambda v: isinstance(v, str) and v,
+                               "a layer name, e.g. 'block4_conv2'"),
+    "cost.style_layers": Rule(_style_layers, "(layer name, weight >= 0) pairs, e.g. "
+                              "(('block1_conv1', 0.2), ...)"),
+    "cost.tv_weight": non_negative_float,
+    "cost.tv_kind": one_of("absolute", "squared"),
+    "optimize.steps": positive_int,
+    "optimize.noise": Rule(lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
+                           "a number in [0, 1]"),
+    "optimize.image_every": positive_int,
+    **{f"optimize.{field}": rule for field, rule in optim.RULES.items()},
+    "model.width": Rule(lambda v: isinstance(v, (int, float)) and 0 < v <= 4,
+                        "a number in (0, 4]"),
+    "model.residual_blocks": non_negative_int,
+}
 
 
 def get_config(variant=""):
     config = common_config("style_transfer")
 
     # Images: a file path or an embedded name (apps/style_transfer/images.py);
-    # --content / --style override content / style.
+    # --content / --style override content / style (--content: content_dir with
+    # --mode=train_fast); eval, export and predict use the run's (its config.json).
     config.data = ml_collections.ConfigDict()
     config.data.content = "chelsea"  # scikit-image's cat
     config.data.style = "flower"  # scikit-learn's dahlia: orange petals on dark green

@@ -18,9 +18,94 @@ steps, refractory period 75 steps, Dropout(0.8)), "folder" (set
 
 import ml_collections
 
-from apps.core.config import common_config
+from apps.core.config import (
+    Rule,
+    common_config,
+    fractions_summing_to_one,
+    int_in,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    positive_float,
+    positive_int,
+    probability,
+)
+from apps.core.errors import UserError
 from apps.core.optim import optimizer_config
+from apps.trigger_word import features as features_lib
 from apps.trigger_word.synth import NEGATIVE_WORDS
+
+# What each field must hold (apps.core.config.check).
+RULES = {
+    "data.source": one_of("synthetic", "folder", "tfds"),
+    "data.split": fractions_summing_to_one,
+    "data.max_examples": non_negative_int,
+    "data.trigger_word": Rule(lambda v: isinstance(v, str) and v.strip(), "a word"),
+    "data.negative_words": Rule(lambda v: isinstance(v, (list, tuple)) and len(v) >= 1
+                                and all(isinstance(w, str) and w.strip() for w in v),
+                                "a non-empty list of words"),
+    "data.synthetic.trigger_utterances": positive_int,
+    "data.synthetic.negative_utterances": positive_int,
+    "data.synthetic.babble_utterances": positive_int,
+    "data.synthetic.eval_fraction": Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "data.sample_rate": int_in(4000, 192000),
+    "data.clip_seconds": Rule(lambda v: 0.5 <= v <= 60, "seconds in [0.5, 60]"),
+    "data.num_clips": Rule(lambda v: len(v) == 3 and all(isinstance(n, int) and n > 0
+                                                         for n in v),
+                           "three clip counts > 0 (train, val, test)"),
+    "data.max_triggers": int_in(1, 20),
+    "data.max_negatives": int_in(0, 20),
+    "data.label_steps": positive_int,
+    "data.ty": non_negative_int,
+    "data.trim_db": non_negative_float,
+    "features.kind": one_of("spectrogram", "log_mel"),
+    "features.nfft": int_in(16, 8192),
+    "features.overlap": non_negative_int,
+    "features.num_mel_bins": int_in(4, 512),
+    "model.filters": positive_int,
+    "model.kernel_size": positive_int,
+    "model.stride": positive_int,
+    "model.units": positive_int,
+    "model.dropout": probability,
+    "augment.gain_db": non_negative_float,
+    "detect.threshold": Rule(lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "detect.refractory_steps": positive_int,
+    "detect.context_steps": non_negative_int,
+    "eval.tolerance_steps": non_negative_int,
+    "eval.batch_size": positive_int,
+    "eval.clips_shown": non_negative_int,
+    "optimizer.learning_rate": positive_float,
+}
+
+
+def check(config):
+    """The checks across fields: the clip, its spectrogram frames, the network's
+    output steps (Ty) and the labels and detection windows measured in them fit
+    together (apps.trigger_word.features.geometry)."""
+    f, d = config.features, config.data
+    if f.overlap >= f.nfft:
+        raise UserError(f"config.features.overlap = {f.overlap}: expected fewer than "
+                        f"config.features.nfft = {f.nfft} samples")
+    g = features_lib.geometry(config)
+    if g.clip_samples < f.nfft or g.tx < g.kernel:
+        raise UserError(f"config.data.clip_seconds = {d.clip_seconds}: too short for "
+                        f"config.model.kernel_size = {g.kernel} frames")
+    if d.ty and d.ty != g.ty:
+        raise UserError(f"config.data.ty = {d.ty}: the network gives {g.ty} output steps for "
+                        f"these clips (set 0 or {g.ty})")
+    if d.label_steps >= g.ty - 1:
+        raise UserError(f"config.data.label_steps = {d.label_steps}: expected fewer than "
+                        f"Ty - 1 = {g.ty - 1}")
+    empty = features_lib.empty_mel_filters(g) if f.kind == "log_mel" else 0
+    if empty:
+        raise UserError(
+            f"config.features.num_mel_bins = {f.num_mel_bins}: {empty} mel filters fall "
+            "between the frequencies "
+            f"of config.features.nfft = {f.nfft} ({d.sample_rate / f.nfft:g} Hz apart); "
+            "expected fewer mel bins or a larger nfft")
+    if config.detect.context_steps >= g.ty:
+        raise UserError(f"config.detect.context_steps = {config.detect.context_steps}: "
+                        f"expected fewer than Ty = {g.ty}")
 
 
 def get_config(variant=""):

@@ -69,7 +69,7 @@ def predict(task, run):
             skipped.append(str(e))
             continue
         if saved_model is None:  # loaded once an input has proved readable
-            saved_model = load_saved_model(run.workdir)
+            saved_model = task.load_export(run.workdir)
         if not started:
             _fresh_output_folder(folder)
             started = True

@@ -186,6 +186,15 @@ class Task:
 
         return images_lib.image_files(path)
 
+    def load_export(self, workdir):
+        """What predict_item gets as `saved_model`: by default the workdir's
+        SavedModel (apps.core.modes.load_saved_model); an app may add what else
+        predicting needs (face recognition: its gallery). Loaded once an input
+        has proved readable."""
+        from apps.core.modes import load_saved_model
+
+        return load_saved_model(workdir)
+
     def read_item(self, item):
         """One input, read and checked; a UserError if it cannot be used (in a
         folder it is then skipped, named and counted)."""
@@ -194,7 +203,7 @@ class Task:
     def predict_item(self, saved_model, item, value, output):
         """Predicts on one input read by read_item and prints one line.
 
-        `saved_model` is the loaded export; `output` the path stem its files
+        `saved_model` is what load_export returned; `output` the path stem its files
         go to (predictions/NAME, NAME from the input's path), None when the
         inputs are no files. Returns a JSON-able record for predictions.json, or None.
         """

@@ -27,6 +27,17 @@ from apps.embeddings.text import file_lines
 
 ANALOGY_BATCH = 256
 
+#: the word-similarity sets, each reported as <set>_spearman and <set>_coverage
+SIMILARITY_SETS = ("ws353", "simlex999")
+#: every figure the evaluation reports (EmbeddingsTask.evaluate), by name; they
+#: rate the vectors themselves (no split is held out), so metrics.json keeps
+#: them unprefixed
+METRICS = (*(f"{name}_{figure}" for name in SIMILARITY_SETS
+             for figure in ("spearman", "coverage")),
+           *(f"{prefix}_{figure}" for prefix in ("analogy", "analogy_semantic",
+                                                 "analogy_syntactic")
+             for figure in ("accuracy", "coverage", "questions")))
+
 
 @dataclasses.dataclass
 class WordPairs:

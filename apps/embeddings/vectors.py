@@ -158,6 +158,28 @@ class WordVectors:
         return cls(words, np.stack(rows))
 
 
+def write_projector(vectors, logdir, max_words, counts=None):
+    """vectors.tsv, metadata.tsv and projector_config.pbtxt in `logdir` (the
+    `max_words` first words, the most frequent of a trained vocabulary; 0 = all),
+    for TensorBoard's embedding projector."""
+    from tensorboard.plugins import projector
+
+    os.makedirs(logdir, exist_ok=True)
+    n = min(len(vectors), max_words) if max_words else len(vectors)
+    np.savetxt(os.path.join(logdir, "vectors.tsv"), vectors.matrix[:n], delimiter="\t",
+               fmt="%.5g")
+    with open(os.path.join(logdir, "metadata.tsv"), "w", encoding="utf-8") as f:
+        f.write("word\tcount\n")
+        for i in range(n):
+            f.write(f"{vectors.words[i]}\t{int(counts[i]) if counts is not None else ''}\n")
+    config = projector.ProjectorConfig()
+    embedding = config.embeddings.add()
+    embedding.tensor_name = "word_vectors"
+    embedding.tensor_path = "vectors.tsv"
+    embedding.metadata_path = "metadata.tsv"
+    projector.visualize_embeddings(logdir, config)
+
+
 def _numbers(parts, path, number):
     """The vector of one line (parts = [word, x1, ..., xD]) as float32, all finite."""
     try:

@@ -77,17 +77,6 @@ def identify(task, run):
         identified(file, gallery, embedding, threshold)
 
 
-def predict(task, run):
-    """The core's predict (apps.core.modes.predict), told where the gallery is.
-
-    A stopgap until the core hands the workdir to Task.predict_item: predict
-    identifies faces when WORKDIR/gallery.npz holds people, else prints their
-    embeddings (FaceRecognitionTask.predict_item).
-    """
-    task.gallery_file = gallery_path(run.workdir)
-    return core_modes.predict(task, run)
-
-
 def identified(file, gallery, embedding, threshold):
     """Prints who the face of `file` is (or that nobody enrolled is); returns its record."""
     name, distance, closest = gallery.identify(embedding, threshold)

@@ -44,8 +44,7 @@ THUMBNAILS_SHOWN = 16
 class FaceRecognitionTask(ImageTask):
     rules = config_lib.RULES
     check_config = staticmethod(config_lib.check)
-    extra_modes = {"enroll": modes.enroll, "verify": modes.verify, "identify": modes.identify,
-                   "predict": modes.predict}  # predict: a stopgap, see modes.predict
+    extra_modes = {"enroll": modes.enroll, "verify": modes.verify, "identify": modes.identify}
     input_modes = ("verify", "identify")
     flags = {"gallery": (("enroll",), "a folder with one sub-folder (or one image) per person"),
              "identity": (("verify",), "the enrolled person's name")}
@@ -61,8 +60,6 @@ class FaceRecognitionTask(ImageTask):
         self.data = None
         self._cache = {}
         #: where predict finds the enrolled people (set by modes.predict)
-        self.gallery_file = None
-        self._gallery = None
 
     # ------------------------------------------------------------------ data
 
@@ -244,20 +241,25 @@ class FaceRecognitionTask(ImageTask):
 
     # --------------------------------------------------------------- predict
 
+    def load_export(self, workdir):
+        """The SavedModel and the people enrolled in WORKDIR (maybe none)."""
+        from apps.core.modes import load_saved_model
+
+        gallery = gallery_lib.Gallery.load(modes.gallery_path(workdir),
+                                           self.config.model.embedding_dim)
+        return load_saved_model(workdir), gallery
+
     def read_item(self, file):
         """One face image file, uint8 at the model's size (gallery_lib.read_face)."""
         d = self.config.data
         return gallery_lib.read_face(file, d.image_size, d.channels, d.crop)
 
-    def predict_item(self, saved_model, file, face, output):
+    def predict_item(self, export, file, face, output):
         """Identifies the face when people are enrolled, else prints its embedding."""
+        saved_model, gallery = export
         embeddings, thresholds = modes.embed(self, saved_model, face[None])
-        if self._gallery is None:
-            self._gallery = (gallery_lib.Gallery.load(self.gallery_file,
-                                                      self.config.model.embedding_dim)
-                             if self.gallery_file else gallery_lib.Gallery())
-        if len(self._gallery):
-            return modes.identified(file, self._gallery, embeddings[0], thresholds[0])
+        if len(gallery):
+            return modes.identified(file, gallery, embeddings[0], thresholds[0])
         shown = ", ".join(f"{v:.3f}" for v in embeddings[0][:4])
         print(f"{file}: embedding [{shown}, ...] ({len(embeddings[0])}-d)")
         return {"file": file, "embedding": embeddings[0].tolist()}

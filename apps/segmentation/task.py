@@ -6,50 +6,28 @@ optionally the soft Dice loss (apps.segmentation.losses); the metrics are
 pixel accuracy, mean and per-class IoU and Dice (apps.segmentation.metrics).
 The SavedModel's `serving_default` takes uint8 images of any size and
 returns the class map at the input size, the probabilities and a colour-coded
-mask. `--mode=predict --input=PATH [--output=DIR]` writes colour-coded masks
-and overlays (default DIR: <workdir>/predictions).
+mask. `--mode=predict` writes colour-coded masks and overlays of the
+images at --input.
 """
-
-import os
-import weakref
 
 import numpy as np
 import tensorflow as tf
-from absl import flags, logging
+from absl import logging
 from PIL import Image
 
 from apps.core import data as core_data
 from apps.core import images as images_lib
-from apps.core import workdir as workdir_lib
-from apps.core.config import (
-    Rule,
-    boolean,
-    fractions_summing_to_one,
-    int_in,
-    non_negative_float,
-    non_negative_int,
-    one_of,
-    positive_int,
-)
-from apps.core.errors import UserError
+from apps.core.inference import compiled
 from apps.core.task import Task
 from apps.segmentation import data as data_lib
 from apps.segmentation import losses as losses_lib
 from apps.segmentation import metrics as metrics_lib
 from apps.segmentation import model as model_lib
+from configs import segmentation as config_lib
 
 EVAL_BATCH = 64
 SHOWN = 6  # examples drawn in TensorBoard
 OVERLAY_ALPHA = 0.5
-
-_OUTPUT = flags.DEFINE_string(
-    "output", None, "segmentation --mode=predict: folder for the masks and overlays "
-    "(default: <workdir>/predictions).")
-
-
-def _image_size(v):
-    return (len(v) == 2 and all(isinstance(s, int) and not isinstance(s, bool) for s in v)
-            and all(8 <= s <= 4096 for s in v))
 
 
 def palette(num_classes):
@@ -66,44 +44,16 @@ def palette(num_classes):
     return np.concatenate([base, extra.astype(np.uint8)])
 
 
-def overlay(image, class_map, colours, alpha=OVERLAY_ALPHA):
-    """uint8 image (..., H, W, 3) blended with the colour of each pixel's class."""
-    blended = (1 - alpha) * image.astype(np.float32) + alpha * colours[class_map]
+def overlay(image, mask_rgb, alpha=OVERLAY_ALPHA):
+    """uint8 image (..., H, W, 3) blended with its colour-coded mask (the same shape)."""
+    blended = (1 - alpha) * image.astype(np.float32) + alpha * mask_rgb.astype(np.float32)
     return (blended + 0.5).astype(np.uint8)
 
 
 class SegmentationTask(Task):
     tflite = True  # a TensorFlow Lite export at the model's input size (apps.core.tflite)
-    rules = {
-        "data.source": one_of("synthetic", "tfds", "folder"),
-        "data.split": fractions_summing_to_one,
-        "data.image_size": Rule(_image_size, "(height, width), integers in [8, 4096]"),
-        "data.num_classes": int_in(0, 256),
-        "data.class_names": Rule(
-            lambda v: isinstance(v, tuple) and all(isinstance(n, str) and n for n in v)
-            and len(set(v)) == len(v), "() or a tuple of distinct, non-empty class names"),
-        "data.image_dir": Rule(lambda v: isinstance(v, str) and v, "a folder name"),
-        "data.mask_dir": Rule(lambda v: isinstance(v, str) and v, "a folder name"),
-        "data.mask_offset": non_negative_int,
-        "data.max_examples": non_negative_int,
-        "data.synthetic.train_scenes": positive_int,
-        "data.synthetic.val_scenes": positive_int,
-        "data.synthetic.test_scenes": positive_int,
-        "data.synthetic.max_objects": int_in(1, 8),
-        "data.synthetic.object_size": Rule(lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1,
-                                           "(smallest, largest) fractions in (0, 1]"),
-        "data.augment.flip": boolean,
-        "data.augment.shift": Rule(lambda v: 0 <= v < 0.5, "a fraction in [0, 0.5)"),
-        "data.augment.color": Rule(lambda v: 0 <= v <= 1, "a strength in [0, 1]"),
-        "model.n_filters": int_in(1, 512),
-        "model.depth": int_in(1, 6),
-        "model.batch_norm": boolean,
-        "model.dropout": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        "model.dropout_blocks": non_negative_int,
-        "loss.class_weights": one_of("none", "balanced"),
-        "loss.dice_weight": non_negative_float,
-    }
-    extra_modes = ("predict",)
+    rules = config_lib.RULES
+    headline_metrics = ("mean_iou", "pixel_accuracy")
 
     def __init__(self, config):
         super().__init__(config)
@@ -148,10 +98,8 @@ class SegmentationTask(Task):
 
     def predict_classes(self, model, split):
         """The predicted class map of every example of `split`, uint8 (N, H, W)."""
-        if model not in _INFERENCE:
-            _INFERENCE[model] = tf.function(
-                lambda x: tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32))
-        infer = _INFERENCE[model]
+        infer = compiled(model, "class_map", lambda: tf.function(
+            lambda x: tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32)))
         parts = [infer(x).numpy().astype(np.uint8)
                  for x, _ in core_data.eval_batches(split, EVAL_BATCH, self.eval_example)]
         return np.concatenate(parts)
@@ -168,11 +116,9 @@ class SegmentationTask(Task):
         shown = slice(0, min(SHOWN, len(split)))
         colours = palette(self.num_classes)
         inputs = split.inputs[shown]
-        panels = np.concatenate([inputs, overlay(inputs, split.targets[shown], colours),
-                                 overlay(inputs, predictions[shown], colours)], axis=2)
-        factor = max(1, 128 // panels.shape[1])
-        panels = panels.repeat(factor, axis=1).repeat(factor, axis=2)
-        return metrics, {"input_truth_prediction": panels}
+        panels = np.concatenate([inputs, overlay(inputs, colours[split.targets[shown]]),
+                                 overlay(inputs, colours[predictions[shown]])], axis=2)
+        return metrics, {"input_truth_prediction": images_lib.upscale(panels, 128)}
 
     # ---------------------------------------------------------------- export
 
@@ -201,47 +147,24 @@ class SegmentationTask(Task):
 
     # --------------------------------------------------------------- predict
 
-    def run_mode(self, mode, workdir, input_path):
-        """--mode=predict: colour-coded masks and overlays of the files at --input."""
-        if not input_path:
-            raise UserError("--mode=predict needs --input=PATH (an image or a folder)")
-        if not os.path.exists(input_path):
-            raise UserError(f"--input={input_path}: no such file or folder")
-        files = images_lib.image_files(input_path)  # before the slow load of the model
-        output = _OUTPUT.value if flags.FLAGS.is_parsed() and _OUTPUT.value else os.path.join(
-            workdir, "predictions")
-        if os.path.exists(output) and not os.path.isdir(output):
-            raise UserError(f"--output={output}: a file; expected a folder for the masks")
-        export = os.path.join(workdir, "export")
-        if not os.path.exists(os.path.join(export, "saved_model.pb")):
-            raise UserError(f"no SavedModel in {export}; train or --mode=export first")
-        serving = tf.saved_model.load(export).signatures["serving_default"]
-        self.predict_files(serving, files, output, input_path)
-        return None
+    def read_item(self, file):
+        return images_lib.read_image(file)
 
-    def predict_files(self, serving, files, output, input_path):
-        """Writes NAME_mask.png and NAME_overlay.png of each image file to `output`,
-        NAME from its path under `input_path` (apps.core.workdir.output_names)."""
-        os.makedirs(output, exist_ok=True)
-        names_of = workdir_lib.output_names(files, input_path)
-        for file in files:
-            image = images_lib.read_image(file)
-            out = serving(images=tf.constant(image[None]))
-            class_map = out["class_map"][0].numpy()
-            names = [n.decode() for n in out["class_names"].numpy()]
-            mask_path = os.path.join(output, f"{names_of[file]}_mask.png")
-            overlay_path = os.path.join(output, f"{names_of[file]}_overlay.png")
-            colours = out["mask_rgb"][0].numpy()
-            Image.fromarray(colours).save(mask_path)
-            blended = ((1 - OVERLAY_ALPHA) * image + OVERLAY_ALPHA * colours + 0.5)
-            Image.fromarray(blended.astype(np.uint8)).save(overlay_path)
-            shares = np.bincount(class_map.ravel(), minlength=len(names)) / class_map.size
-            found = ", ".join(f"{names[c]} {shares[c]:.1%}" for c in np.argsort(-shares)
-                              if shares[c] > 0)
-            print(f"{file}: {found} -> {mask_path}, {overlay_path}")
-
-
-_INFERENCE = weakref.WeakKeyDictionary()
+    def predict_item(self, saved_model, file, image, output):
+        """Writes OUTPUT_mask.png (colour-coded classes) and OUTPUT_overlay.png of
+        one image and prints each class's share of it; its record for predictions.json."""
+        out = saved_model.signatures["serving_default"](images=tf.constant(image[None]))
+        class_map = out["class_map"][0].numpy()
+        names = [n.decode() for n in out["class_names"].numpy()]
+        mask_rgb = out["mask_rgb"][0].numpy()
+        mask_path, overlay_path = output + "_mask.png", output + "_overlay.png"
+        Image.fromarray(mask_rgb).save(mask_path)
+        Image.fromarray(overlay(image, mask_rgb)).save(overlay_path)
+        shares = np.bincount(class_map.ravel(), minlength=len(names)) / class_map.size
+        found = {names[c]: round(float(shares[c]), 4) for c in np.argsort(-shares)
+                 if shares[c] > 0}
+        print(f"{file}: " + ", ".join(f"{name} {share:.1%}" for name, share in found.items()))
+        return {"file": file, "mask": mask_path, "overlay": overlay_path, "class_shares": found}
 
 
 def to_rgb(images):

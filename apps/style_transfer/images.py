@@ -73,11 +73,18 @@ def as_rgb(image):
     return np.ascontiguousarray(image[..., :3])
 
 
-def read_image(path, field="--content"):
-    """A file path or an embedded name -> uint8 (H, W, 3); UserError naming `field`."""
+def named(path, field="--content"):
+    """`path` if it names an image (a file or an embedded name); a UserError
+    naming `field` when it is empty."""
     if not path:
         raise UserError(f"{field} is empty: give an image file or one of "
                         f"{', '.join(sorted(EMBEDDED))}")
+    return path
+
+
+def read_image(path, field="--content"):
+    """A file path or an embedded name -> uint8 (H, W, 3); UserError naming `field`."""
+    named(path, field)
     if not os.path.exists(path):
         if path in EMBEDDED:
             return embedded(path)

@@ -14,7 +14,9 @@ terms, steps/sec, the image every config.optimize.image_every steps), tb/eval
 (the final costs and the content | style | result picture), ckpt/ (G, the
 optimizer's state, the step and the initial costs: a second run resumes, a
 finished run is not redone), images/step_NNNNNN.png, and at the end
-generated.png, side_by_side.png and metrics.json.
+generated.png, side_by_side.png and metrics.json. `Optimization` has the
+shared Trainer's interface, so the core's --mode=train and --mode=eval run it
+(StyleTransferTask.make_trainer).
 """
 
 import json
@@ -50,13 +52,38 @@ def workdir_kind(workdir):
     return "optimize" if any(n.startswith("generated/") for n in names) else "fast"
 
 
+def check_method(workdir, mode):
+    """Refuses a mode of the other method than the run in `workdir`: the
+    optimisation method's image is no stylizer, nor its checkpoint a network."""
+    kind = workdir_kind(workdir)
+    if kind == "fast" and mode == "train":
+        raise UserError(f"--workdir={workdir} holds a --mode=train_fast run; the "
+                        "optimisation method needs its own --workdir")
+    if kind == "optimize" and mode not in ("train", "eval"):
+        raise no_network(workdir, mode)
+
+
+def no_network(workdir, mode):
+    """The UserError of a mode that needs the fast stylizer in an optimisation workdir."""
+    return UserError(f"--workdir={workdir} holds an optimisation run (--mode=train), which "
+                     f"has no network for --mode={mode}; train the fast stylizer with "
+                     "--mode=train_fast in another --workdir")
+
+
+def recorded_config(workdir):
+    """DIR/config.json of an earlier run as a dict; {} when there is none or it is
+    unreadable (the core's workdir check then names the file)."""
+    try:
+        with open(os.path.join(workdir, "config.json")) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def check_same_fields(config, workdir, fields=SAME_IMAGES):
     """UserError when DIR/config.json records another value of one of `fields`."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        previous = json.load(f)
+    previous = recorded_config(workdir)
     for field in fields:
         section, key = field.split(".")
         before = previous.get(section, {}).get(key)
@@ -69,16 +96,18 @@ def check_same_fields(config, workdir, fields=SAME_IMAGES):
 
 
 class Optimization:
-    """One optimisation run in one workdir."""
+    """One optimisation run in one workdir, with the shared Trainer's interface
+    (train, evaluate, export, outputs, chief), so that the core's train and
+    eval modes run it (StyleTransferTask.make_trainer)."""
+
+    #: one process, one device: it always writes the workdir
+    chief = True
 
     def __init__(self, config, workdir):
         self.config = config
         self.workdir = workdir
         self.paths = workdir_lib.paths(workdir)
         self.steps = config.optimize.steps
-        if workdir_kind(workdir) == "fast":
-            raise UserError(f"--workdir={workdir} holds a --mode=train_fast run; the "
-                            "optimisation method needs its own --workdir")
         check_same_fields(config, workdir)
 
     # ------------------------------------------------------------------ setup
@@ -121,8 +150,7 @@ class Optimization:
         latest = self.manager.latest_checkpoint
         if latest is None:
             if required:
-                raise UserError(f"no checkpoint in {self.paths['ckpt']}; train first "
-                                f"(--mode=train --workdir={self.workdir})")
+                raise self._no_checkpoint("--mode=train")
             return False
         try:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -131,6 +159,10 @@ class Optimization:
                             "choose another --workdir") from None
         logging.info("Restored %s (step %d)", latest, int(self.step.numpy()))
         return True
+
+    def _no_checkpoint(self, train_mode):
+        return UserError(f"no checkpoint in {self.paths['ckpt']}; train first "
+                         f"({train_mode} --workdir={self.workdir})")
 
     def _saved_step(self):
         latest = tf.train.latest_checkpoint(self.paths["ckpt"])
@@ -163,8 +195,12 @@ class Optimization:
 
     # --------------------------------------------------------------- the run
 
-    def run(self):
+    def train(self):
         """Optimises G to config.optimize.steps (resuming); returns the metrics."""
+        if self.config.strategy != "default" or self.config.mixed_precision:
+            logging.warning("the optimisation method runs on one device in float32; "
+                            "config.strategy and config.mixed_precision apply to "
+                            "--mode=train_fast")
         done = workdir_lib.read_metrics(self.workdir)
         if done is not None and self._saved_step() >= self.steps:
             logging.info("%s already finished (step %d); not redone", self.workdir,
@@ -270,13 +306,29 @@ class Optimization:
             tf.summary.image("generated", image[None])
 
     def evaluate(self):
-        """--mode=eval: the cost terms of the latest checkpoint's image."""
+        """--mode=eval: the cost terms of the latest checkpoint's image, named as
+        the fast stylizer's test costs are (test_style_cost, ...)."""
+        if workdir_kind(self.workdir) is None:  # before the extractor is built
+            raise self._no_checkpoint("--mode=train or --mode=train_fast")
         self._setup()
         self.restore(required=True)
         terms = self.cost_terms()
-        return {"content_cost": terms["content"], "style_cost": terms["style"],
-                "total_variation": terms["tv"], "total_cost": terms["total"],
+        return {"test_content_cost": terms["content"], "test_style_cost": terms["style"],
+                "test_total_variation": terms["tv"], "test_total_cost": terms["total"],
                 "steps": int(self.step.numpy())}
+
+    def export(self, restore=False):
+        """--mode=export: refused, as the optimisation method trains no network."""
+        if workdir_kind(self.workdir) is None:
+            raise self._no_checkpoint("--mode=train_fast")
+        raise no_network(self.workdir, "export")
+
+    def outputs(self):
+        """{label: where} of a finished run, for its summary."""
+        return {"Result": os.path.join(self.workdir, "generated.png"),
+                "Side by side": os.path.join(self.workdir, "side_by_side.png"),
+                "TensorBoard": f"tensorboard --logdir {os.path.join(self.workdir, 'tb')}",
+                "Metrics": self.paths["metrics"]}
 
 
 def _fmt(terms):

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import pytest
-from absl.testing import flagsaver
 
 from apps.core import config as config_lib
 from apps.core.main import execute
@@ -113,13 +112,13 @@ def workdir_of(made, tmp_path):
 def expect_user_error(task_cls, made, tmp_path, needles):
     """Runs what a row's `make` returned (`made`) through the entrypoint's work
     (tests/apps/cli.py's `user_error_of`), inside its "within" context and with
-    its absl "flags": the run must end in one line holding every one of
+    its app flags (Task.flags): the run must end in one line holding every one of
     `needles`, having started nothing (no checkpoint written)."""
     workdir = workdir_of(made, tmp_path)
-    with (made.get("within") or contextlib.nullcontext(),
-          flagsaver.flagsaver(**made.get("flags", {})), nothing_started(workdir)):
+    with made.get("within") or contextlib.nullcontext(), nothing_started(workdir):
         user_error_of(task_cls, made["config"], workdir, *needles,
-                      mode=made.get("mode") or "train", input=made.get("input"))
+                      mode=made.get("mode") or "train", input=made.get("input"),
+                      **made.get("flags", {}))
 
 
 def expect_unknown_field(app, workdir, flag):
@@ -224,7 +223,7 @@ def expect_outcome(case, expect, task_cls, caplog, capsys):
     """Runs a Case row and checks what the user reads.
 
     `Error`: `python -m apps.<app>` with the row's `cli` flags, else the
-    entrypoint's work in this process with its absl flags; either way one
+    entrypoint's work in this process with its app flags; either way one
     `error:` line holding every needle, and nothing in the workdir written or lost.
     `Skips`: the loader alone (`case.kept()`, training on it is tested
     elsewhere) when the row gives the counts it keeps, else the row's mode; the
@@ -236,15 +235,13 @@ def expect_outcome(case, expect, task_cls, caplog, capsys):
             result = run_app(case.app, case.workdir, *case.cli, check=False)
             assert_user_error(result, *expect.needles)
         else:
-            with flagsaver.as_parsed(**case.flags):
-                user_error_of(task_cls, case.config, case.workdir, *expect.needles,
-                              mode=case.mode, input=case.input)
+            user_error_of(task_cls, case.config, case.workdir, *expect.needles,
+                          mode=case.mode, input=case.input, **case.flags)
         assert files_under(case.workdir) == before  # nothing written, nothing lost
         return
-    with flagsaver.as_parsed(**case.flags):
-        if expect.kept:
-            assert case.kept() == expect.kept
-        else:
-            execute(task_cls, case.config, case.workdir, case.mode, case.input)
+    if expect.kept:
+        assert case.kept() == expect.kept
+    else:
+        execute(task_cls, case.config, case.workdir, case.mode, case.input, **case.flags)
     assert_contains(caplog.text, expect.needles)
     assert_contains(capsys.readouterr().out, expect.out)

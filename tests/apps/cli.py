@@ -72,10 +72,11 @@ def assert_user_error(result, *needles):
     return errors[0]
 
 
-def user_error_of(task_cls, config, workdir, *needles, mode="train", input=None):
+def user_error_of(task_cls, config, workdir, *needles, mode="train", input=None, **options):
     """Runs the entrypoint's work in this process (apps.core.main.execute, as
     `python -m apps.<app>` does, minus the process start) and returns the
     message of the UserError it must raise: one line holding every needle.
+    `options` are the app's own flags (Task.flags).
     Any other exception fails the test with its traceback."""
     import pytest
 
@@ -83,7 +84,7 @@ def user_error_of(task_cls, config, workdir, *needles, mode="train", input=None)
     from apps.core.errors import UserError
 
     with pytest.raises(UserError) as error:
-        main.execute(task_cls, config, str(workdir), mode, input)
+        main.execute(task_cls, config, str(workdir), mode, input, **options)
     message = str(error.value)
     assert "\n" not in message, message
     for needle in needles:

@@ -67,7 +67,7 @@ def test_tensorboard_has_loss_terms_map_and_pictures(workdir):
     events.Reload()
     tags = set(events.Tags()["tensors"])
     assert {"val_map50", "val_map", "val_loss_box", "val_loss_no_object", "val_detections",
-            "val_precision_recall", "test_map50", "detections"} <= tags
+            "val_precision_recall", "test_map50", "test_detections"} <= tags
     train = event_accumulator.EventAccumulator(os.path.join(workdir, "tb", "train"),
                                                size_guidance={"tensors": 0})
     train.Reload()

@@ -10,17 +10,19 @@ real `python -m apps.embeddings`. The app skips no line silently: a corpus,
 vectors or query file that is not UTF-8, or a malformed line, is an error.
 """
 
+import functools
 import gzip
 import json
 import logging
 import os
 import struct
+from unittest import mock
 
 import numpy as np
 import pytest
-from absl.testing import flagsaver
 
 from apps.core import config as config_lib
+from apps.core import main
 from apps.core.main import execute
 from apps.embeddings.task import EmbeddingsTask
 from apps.embeddings.vectors import WordVectors
@@ -111,7 +113,7 @@ def pretrained(content, name="vectors.txt"):
             path.write_bytes(content.encode() if isinstance(content, str) else content)
         (tmp / "queries.txt").write_text("king\n")
         return {"config": tiny(), "mode": "query", "input": tmp / "queries.txt",
-                "flags": {"vectors": str(path)}}
+                "options": {"vectors": str(path)}}
     return make
 
 
@@ -151,6 +153,10 @@ def _predict(what):
         made = {"config": tiny(), "mode": "predict", "input": tmp / what}
         if what == "words.txt":
             (tmp / what).write_text("king queen\n")
+        elif what == "empty.txt":
+            (tmp / what).write_text("... !!!\n\n")
+        elif what == "words":
+            (tmp / what).mkdir()
         return made
     return make
 
@@ -259,6 +265,12 @@ CASES = [
     case("query-file-not-utf8", query(b"k\xf6nig\n"), "queries.txt:1: not UTF-8 text"),
     case("query-before-training", query("king\n", vectors_in_workdir=False),
          "no vectors in", "train first", "--vectors=FILE"),
+    case("vectors-given-to-train", lambda t: {"config": tiny(),
+                                              "options": {"vectors": str(t / "v.txt")}},
+         "v.txt is for --mode=query/debias, not --mode=train"),
+    case("query-given-to-debias", lambda t: {"config": tiny(), "mode": "debias",
+                                             "options": {"query": "king"}},
+         "--query=king is for --mode=query, not --mode=debias"),
     case("debias-no-definitional-pair-known", _debias,
          "none of the definitional pairs (config.debias.definitional)"),
     # ------------------------------------------------------------------ workdir
@@ -279,7 +291,10 @@ CASES = [
     case("mode-unknown", lambda t: {"config": tiny(), "mode": "serve"},
          "--mode=serve: expected one of train, eval, predict, export, query, debias"),
     case("predict-missing-path", _predict("missing.txt"),
-         "missing.txt: no such file or folder"),
+         "missing.txt: no such file (expected a text file of words)"),
+    case("predict-a-folder", _predict("words"), "words: a folder; expected a text file"),
+    case("predict-file-without-words", _predict("empty.txt"),
+         "empty.txt: nothing to predict on (a text file of words)"),
     case("predict-without-input", lambda t: {"config": tiny(), "mode": "predict"},
          "--mode=predict needs --input=PATH"),
     case("predict-before-training", _predict("words.txt"), "no SavedModel in"),
@@ -292,7 +307,12 @@ CASES = [
 
 @pytest.mark.parametrize("row", CASES)
 def test_bad_input_is_one_line_naming_the_file_or_field(tmp_path, row):
-    expect_user_error(EmbeddingsTask, row.make(tmp_path), tmp_path, row.needles)
+    made = row.make(tmp_path)
+    # The app's own flags (--vectors) reach the run as execute's options, as
+    # the command line's do; the shared expect_user_error passes none.
+    run = functools.partial(main.execute, **made.pop("options", {}))
+    with mock.patch.object(main, "execute", run):
+        expect_user_error(EmbeddingsTask, made, tmp_path, row.needles)
 
 
 def test_unknown_config_field_on_the_command_line(tmp_path):
@@ -311,9 +331,10 @@ def test_unknown_query_words_on_the_command_line(tmp_path):
 def test_repeated_words_in_pretrained_vectors_are_counted_and_reported(tmp_path, caplog):
     """A word that comes back keeps its first vector; the repeats are logged, not hidden."""
     made = pretrained("3 2\nking 1 0\nqueen 0 1\nking 5 5\n")(tmp_path)
-    with flagsaver.flagsaver(**made["flags"]), caplog.at_level(logging.WARNING, logger="absl"):
-        execute(EmbeddingsTask, made["config"], str(tmp_path / "run"), "query", made["input"])
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        execute(EmbeddingsTask, made["config"], str(tmp_path / "run"), "query", made["input"],
+                **made["options"])
     assert "vectors.txt: skipped 1 repeated word(s), keeping the first vector of each " \
         "(e.g. line 4)" in caplog.text
-    vectors = WordVectors.load(made["flags"]["vectors"])
+    vectors = WordVectors.load(made["options"]["vectors"])
     assert vectors.words == ["king", "queen"] and vectors.vector("king").tolist() == [1, 0]

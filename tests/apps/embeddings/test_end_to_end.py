@@ -105,3 +105,23 @@ def test_query_mode_and_out_of_vocabulary(finished, tmp_path, capsys):
     assert lines[1] == f"the,said: cosine similarity {vectors.similarity('the', 'said'):.4f}"
     assert lines[2] == (f"zzzqqq: 'zzzqqq' is not in the vocabulary ({len(vectors)} words)")
     assert lines[3].startswith(f"the:said::a:?: {vectors.analogy('the', 'said', 'a')[0][0]} ")
+
+
+def test_predict_prints_the_neighbours_of_each_word_of_a_file(finished, tmp_path, capsys):
+    workdir, _, _ = finished
+    (tmp_path / "words.txt").write_text("Said, the\nzzzqqq\n")
+    execute(EmbeddingsTask, get_config("tiny"), workdir, "predict", str(tmp_path / "words.txt"))
+    lines = capsys.readouterr().out.splitlines()
+    vectors = WordVectors.load(os.path.join(workdir, "vectors.txt"))
+    nearest = vectors.nearest("said", 10)
+    word, _, shown = lines[0].partition(": ")
+    assert word == "said" and [x.split()[0] for x in shown.split(", ")] == [w for w, _ in nearest]
+    assert lines[1].startswith(f"the: {vectors.nearest('the', 1)[0][0]} ")
+    assert lines[2] == "zzzqqq: not in the vocabulary"
+    with open(os.path.join(workdir, "predictions", "predictions.json"), encoding="utf-8") as f:
+        records = json.load(f)
+    assert [r["word"] for r in records] == ["said", "the", "zzzqqq"]
+    assert [n["word"] for n in records[0]["neighbors"]] == [w for w, _ in nearest]
+    np.testing.assert_allclose([n["similarity"] for n in records[0]["neighbors"]],
+                               [s for _, s in nearest], atol=1e-4)
+    assert records[2] == {"word": "zzzqqq", "known": False, "neighbors": []}

@@ -14,7 +14,8 @@ from apps.embeddings import data as data_lib
 from apps.embeddings import debias as debias_lib
 from apps.embeddings import evaluation as eval_lib
 from apps.embeddings import model as model_lib
-from apps.embeddings.task import EmbeddingsTask, answer, run_queries
+from apps.embeddings.modes import answer, run_queries
+from apps.embeddings.task import EmbeddingsTask
 from apps.embeddings.vectors import OutOfVocabulary, WordVectors
 from configs.embeddings import get_config
 

@@ -9,18 +9,15 @@ in the workdir. Most rows run the entrypoint's work in this process
 (tests.apps.cli.user_error_of); the `cli` rows run `python -m apps.face_recognition`.
 """
 
-import functools
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from apps.core import main
 from apps.face_recognition import gallery as gallery_lib
 from apps.face_recognition.task import FaceRecognitionTask
 from configs.face_recognition import get_config
-from tests.apps import bad_input
 from tests.apps.bad_input import Case, Error, Skips, expect_outcome
 
 
@@ -254,12 +251,6 @@ CASES = [
 
 
 @pytest.mark.parametrize("setup, expect", CASES)
-def test_bad_input(setup, expect, tmp_path, request, caplog, capsys, monkeypatch):
+def test_bad_input(setup, expect, tmp_path, request, caplog, capsys):
     case = setup(FaceCase(tmp_path, request))
-    # The app's flags reach a mode as execute()'s options (Run.options), not as
-    # absl flags, which tests.apps.bad_input still sets: they are handed over here.
-    options, case.flags = case.flags, {}
-    run = functools.partial(main.execute, **options)
-    monkeypatch.setattr(main, "execute", run)
-    monkeypatch.setattr(bad_input, "execute", run)
     expect_outcome(case, expect, FaceRecognitionTask, caplog, capsys)

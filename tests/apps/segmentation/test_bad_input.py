@@ -120,13 +120,6 @@ def _predict(tmp, what):
     return made
 
 
-def _output_is_a_file(tmp):
-    made = _predict(tmp, "x.png")
-    (tmp / "run").mkdir()
-    (tmp / "run" / "predictions").write_text("not a folder")
-    return made
-
-
 CASES = [
     # ------------------------------------------------------------ config values
     case("depth-too-large", lambda t: {"config": tiny(model__depth=9)},
@@ -248,8 +241,6 @@ CASES = [
     case("predict-folder-without-images", lambda t: _predict(t, "empty"),
          "empty: no image files (.png"),
     case("predict-before-training", lambda t: _predict(t, "x.png"), "no SavedModel in"),
-    case("predict-output-a-file", _output_is_a_file,
-         "predictions: a file; expected a folder"),
     case("eval-before-training", lambda t: {"config": tiny(), "mode": "eval"},
          "no checkpoint in", "train first"),
 ]

@@ -6,12 +6,14 @@ processes on the tiny config (tests/apps/cli.py); the no-op rerun and
 each. Bad input is tests/apps/segmentation/test_bad_input.py.
 """
 
+import json
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from apps.core.errors import UserError
 from apps.core.main import execute
 from apps.core.workdir import read_metrics as _metrics
 from apps.segmentation import data as data_lib
@@ -63,11 +65,11 @@ def finished(tmp_path_factory):
     """One epoch, then the same workdir trained to EPOCHS resumes from its checkpoint."""
     workdir = str(tmp_path_factory.mktemp("segmentation"))
     first = run_app("segmentation", workdir, "--config.train.epochs=1")
-    assert "Epoch 1/1" in first.stderr
+    assert "Epoch 1/1" in first.stdout
     resumed = run_app("segmentation", workdir, f"--config.train.epochs={EPOCHS}")
     restored = [line for line in resumed.stderr.splitlines() if "Restored" in line]
     assert restored and "(step 4)" in restored[0], resumed.stderr[-2000:]
-    assert f"Epoch 1/{EPOCHS}" not in resumed.stderr and f"Epoch 2/{EPOCHS}" in resumed.stderr
+    assert f"Epoch 1/{EPOCHS}" not in resumed.stdout and f"Epoch 2/{EPOCHS}" in resumed.stdout
     return workdir
 
 
@@ -141,4 +143,18 @@ def test_predict_writes_colour_coded_masks_and_overlays(finished, test_split, tm
         mask = np.asarray(Image.open(output / f"{names[name]}_mask.png"))
         overlaid = np.asarray(Image.open(output / f"{names[name]}_overlay.png"))
         assert mask.shape == overlaid.shape == (height, width, 3), name
-    assert len(os.listdir(output)) == 8
+    with open(output / "predictions.json") as f:
+        records = json.load(f)
+    assert [r["file"] for r in records] == sorted(str(inputs / name) for name in sizes)
+    for record in records:
+        assert os.path.basename(record["mask"]).endswith("_mask.png")
+        assert sum(record["class_shares"].values()) == pytest.approx(1, abs=1e-3)
+    assert {f for f in os.listdir(output) if not f.startswith(".")} == {
+        *(f"{name}_{kind}.png" for name in names.values() for kind in ("mask", "overlay")),
+        "predictions.json"}
+
+    # --output naming a file is refused.
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(UserError, match="a-file: a file; expected a folder"):
+        execute(SegmentationTask, _config(), finished, "predict", str(inputs),
+                output=str(tmp_path / "a-file"))

@@ -1,7 +1,8 @@
 """End to end, as a user runs it, on the tiny config.
 
 The optimisation method from the command line with --content/--style files
-(then the same command again: not redone), and the fast stylizer trained from
+(then the same command again: not redone; then --mode=eval without them, on
+the run's images), and the fast stylizer trained from
 the command line (conftest.fast_run), its SavedModel reloaded in a process
 that cannot import the project, and --mode=predict.
 """
@@ -12,7 +13,6 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl.testing import flagsaver
 from PIL import Image
 
 from apps.core.main import execute
@@ -39,7 +39,8 @@ def test_optimisation_from_the_command_line(photos, tmp_path):
     workdir = str(tmp_path / "run")
     result = run_app("style_transfer", workdir, f"--content={content}", f"--style={style}")
     metrics = read_metrics(workdir)
-    assert json.loads(result.stdout[result.stdout.index("{"):]) == metrics
+    for label, name in (("Result:", "generated.png"), ("Metrics:", "metrics.json")):
+        assert f"{label:<13}{os.path.join(workdir, name)}" in result.stdout.splitlines()
     assert metrics["steps"] == 6 and metrics["extractor"] == "random"
     for key in ("content_cost_initial", "content_cost_final", "style_cost_initial",
                 "style_cost_final", "steps_per_sec", "train_seconds", "examples_per_sec"):
@@ -53,13 +54,21 @@ def test_optimisation_from_the_command_line(photos, tmp_path):
         recorded = json.load(f)["data"]
     assert (recorded["content"], recorded["style"]) == (content, style)
 
-    # The same command again (in process, the flags as the command line gives
-    # them) is not redone: nothing is optimised, checkpointed or written again.
+    # The same command again (in process, the flags as the task's options) is
+    # not redone: nothing is optimised, checkpointed or written again.
     files = ("metrics.json", "ckpt/checkpoint", "generated.png")
     stamps = [os.path.getmtime(os.path.join(workdir, f)) for f in files]
-    with flagsaver.as_parsed(content=content, style=style):
-        again = execute(StyleTransferTask, get_config("tiny"), workdir)
+    again = execute(StyleTransferTask, get_config("tiny"), workdir, content=content,
+                    style=style)
     assert again == metrics == read_metrics(workdir)
+    assert [os.path.getmtime(os.path.join(workdir, f)) for f in files] == stamps
+
+    # --mode=eval takes no --content/--style: it scores the run's own images
+    # (its config.json), not the config's defaults.
+    evaluated = execute(StyleTransferTask, get_config("tiny"), workdir, "eval")
+    assert evaluated["test_style_cost"] == pytest.approx(metrics["style_cost_final"], rel=1e-5)
+    assert evaluated["test_content_cost"] == pytest.approx(metrics["content_cost_final"],
+                                                           rel=1e-5)
     assert [os.path.getmtime(os.path.join(workdir, f)) for f in files] == stamps
 
 
@@ -116,3 +125,5 @@ def test_predict_writes_stylized_files(fast_run, photos, tmp_path, capsys):
     written = os.path.join(workdir, "predictions", "cat_stylized.png")
     assert f"{content} -> {written}" in capsys.readouterr().out
     assert np.asarray(Image.open(written)).shape == (75, 113, 3)
+    with open(os.path.join(workdir, "predictions", "predictions.json")) as f:
+        assert json.load(f) == [{"file": content, "stylized": written}]

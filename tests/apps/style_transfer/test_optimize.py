@@ -10,6 +10,7 @@ from PIL import Image
 
 from apps.core.errors import UserError
 from apps.core.main import execute
+from apps.core.task import Run
 from apps.style_transfer import images as images_lib
 from apps.style_transfer.optimize import Optimization, workdir_kind
 from apps.style_transfer.task import StyleTransferTask
@@ -79,7 +80,7 @@ def test_a_resumed_run_reaches_the_uninterrupted_result(tmp_path):
     assert side.shape[1] == 3 * _image(split).shape[1] + 2 * 4  # content | style | result
 
     evaluated = execute(StyleTransferTask, _config(steps=4), split, mode="eval")
-    assert evaluated["style_cost"] == pytest.approx(full["style_cost_final"], rel=1e-5)
+    assert evaluated["test_style_cost"] == pytest.approx(full["style_cost_final"], rel=1e-5)
     for mode in ("train_fast", "export", "predict"):
         with pytest.raises(UserError, match="holds an optimisation run"):
             execute(StyleTransferTask, _config(steps=4), split, mode=mode)
@@ -112,3 +113,25 @@ def test_the_run_records_the_images_it_used(tmp_path):
     with open(tmp_path / "run" / "config.json") as f:
         assert json.load(f)["data"]["content"] == str(content)
     assert _image(str(tmp_path / "run")).shape == (48, 48, 3)  # square astronaut
+
+
+def test_the_flags_set_the_images_of_training_and_later_modes_read_the_runs(tmp_path):
+    config = get_config("tiny")
+    train = StyleTransferTask.apply_options(
+        config, Run(str(tmp_path), "train", options={"content": "coffee", "style": "china"}))
+    assert (train.data.content, train.data.style) == ("coffee", "china")
+    assert (config.data.content, config.data.style) == ("chelsea", "flower")  # a copy
+    fast = StyleTransferTask.apply_options(
+        config, Run(str(tmp_path), "train_fast", options={"content": str(tmp_path)}))
+    assert (fast.data.content_dir, fast.data.content) == (str(tmp_path), "chelsea")
+
+    recorded = get_config("tiny")
+    recorded.data.update({"content": "coffee", "style": "china", "content_dir": "/photos"})
+    recorded.data.image_size = 64
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump(recorded.to_dict(), f)
+    for mode in ("eval", "export", "predict"):
+        later = StyleTransferTask.apply_options(config, Run(str(tmp_path), mode))
+        assert (later.data.content, later.data.style, later.data.content_dir) == (
+            "coffee", "china", "/photos"), mode
+        assert later.data.image_size == config.data.image_size  # the config's own field

@@ -79,7 +79,7 @@ def test_train_writes_metrics_tensorboard_vocabularies_and_export(finished):
     for path in glob.glob(os.path.join(finished, "tb", "eval", "events.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update(v.tag for v in event.summary.value)
-    assert {"val_attention", "val_bleu", "attention", "test_bleu", "test_exact_match"} <= tags
+    assert {"val_attention", "val_bleu", "test_attention", "test_bleu", "test_exact_match"} <= tags
 
 
 def test_a_finished_run_is_not_retrained(finished, caplog):
