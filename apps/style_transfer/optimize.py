@@ -160,9 +160,9 @@ class Optimization:
         logging.info("Restored %s (step %d)", latest, int(self.step.numpy()))
         return True
 
-    def _no_checkpoint(self, train_mode):
-        return UserError(f"no checkpoint in {self.paths['ckpt']}; train first "
-                         f"({train_mode} --workdir={self.workdir})")
+    def _no_checkpoint(self, train_modes):
+        return UserError(f"no checkpoint in {self.paths['ckpt']}; train first with "
+                         f"{train_modes}")
 
     def _saved_step(self):
         latest = tf.train.latest_checkpoint(self.paths["ckpt"])

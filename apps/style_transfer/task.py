@@ -68,9 +68,9 @@ class StyleTransferTask(Task):
         config = copy.deepcopy(config)
         data = config.data
         if run.mode not in cls.flags["content"][0]:
-            recorded = optimize.recorded_config(run.workdir).get("data", {})
+            recorded = optimize.recorded_config(run.workdir).get("data")
             for field in FLAG_FIELDS:
-                if isinstance(recorded.get(field), str):
+                if isinstance(recorded, dict) and isinstance(recorded.get(field), str):
                     data[field] = recorded[field]
             return config
         content, style = run.option("content"), run.option("style")

@@ -215,12 +215,13 @@ class TranslationTask(Task):
 
     def predict_items(self, value):
         """The sentences of --input: the sentence itself, or a text file's lines."""
-        sentences = data_lib.read_sentences(value)
-        # A WordPiece export tokenizes with a tensorflow-text op, which must be
-        # registered before the core loads the SavedModel.
-        import tensorflow_text  # noqa: F401
+        return data_lib.read_sentences(value)
 
-        return sentences
+    def load_export(self, workdir):
+        """The SavedModel, once tensorflow-text's ops are registered: a WordPiece
+        export (real data) tokenizes with them, and nothing else imports them here."""
+
+        return super().load_export(workdir)
 
     def read_item(self, sentence):
         return sentence

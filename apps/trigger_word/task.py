@@ -1,4 +1,4 @@
-"""Trigger-word detection: the task the shared trainer runs, and --mode=predict.
+"""Trigger-word detection: the task the shared trainer runs.
 
 Training: clips (data.py) -> spectrograms (features.py) -> the course's
 Conv1D + GRU network (model.py), trained with the per-step binary
@@ -11,12 +11,10 @@ hour (detect.py). The SavedModel's serving_default takes float32 waveforms
 (batch, samples) at config.data.sample_rate, of any length, reads them in
 overlapping windows and returns the per-step probabilities and detection times.
 
-    --mode=predict --input=WAV_OR_FOLDER   prints each file's detection times and
-        writes DIR/predict/<name>_chime.wav (the input with a chime at each
-        detection) and DIR/predict/<name>_detections.png (spectrogram and output);
-        it detects on the SavedModel's probabilities with config.detect's
-        threshold and refractory period, and skips (and counts) unreadable wavs
-        of a folder
+--mode=predict --input=WAV_OR_FOLDER prints each file's detection times and
+writes NAME_chime.wav (the input with a chime at each detection) and
+NAME_detections.png (spectrogram and output); it detects on the SavedModel's
+probabilities with this config's threshold and refractory period.
 """
 
 import os
@@ -27,80 +25,30 @@ import tensorflow as tf
 from absl import logging
 
 from apps.core import images as images_lib
-from apps.core import workdir as workdir_lib
-from apps.core.config import (
-    Rule,
-    fractions_summing_to_one,
-    int_in,
-    non_negative_float,
-    non_negative_int,
-    one_of,
-    positive_float,
-    positive_int,
-    probability,
-)
 from apps.core.errors import UserError
+from apps.core.inference import predict_outputs
 from apps.core.task import Task
-from apps.core.trainer import predict_outputs
 from apps.trigger_word import audio, detect
 from apps.trigger_word import data as data_lib
 from apps.trigger_word import features as features_lib
 from apps.trigger_word import model as model_lib
+from configs import trigger_word as config_lib
 
 STATS_CLIPS = 256  # training clips the standardisation statistics come from
-
-
-def _strings(v):
-    return (isinstance(v, (list, tuple)) and len(v) >= 1
-            and all(isinstance(w, str) and w.strip() for w in v))
 
 
 class TriggerWordTask(Task):
     # The network's input depends on these too: a workdir keeps them.
     workdir_fields = ("model", "data.sample_rate", "data.clip_seconds", "features")
-    rules = {
-        "data.source": one_of("synthetic", "folder", "tfds"),
-        "data.split": fractions_summing_to_one,
-        "data.max_examples": non_negative_int,
-        "data.trigger_word": Rule(lambda v: isinstance(v, str) and v.strip(), "a word"),
-        "data.negative_words": Rule(_strings, "a non-empty list of words"),
-        "data.synthetic.trigger_utterances": positive_int,
-        "data.synthetic.negative_utterances": positive_int,
-        "data.synthetic.babble_utterances": positive_int,
-        "data.synthetic.eval_fraction": Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
-        "data.sample_rate": int_in(4000, 192000),
-        "data.clip_seconds": Rule(lambda v: 0.5 <= v <= 60, "seconds in [0.5, 60]"),
-        "data.num_clips": Rule(lambda v: len(v) == 3 and all(isinstance(n, int) and n > 0
-                                                             for n in v),
-                               "three clip counts > 0 (train, val, test)"),
-        "data.max_triggers": int_in(1, 20),
-        "data.max_negatives": int_in(0, 20),
-        "data.label_steps": positive_int,
-        "data.ty": non_negative_int,
-        "data.trim_db": non_negative_float,
-        "features.kind": one_of("spectrogram", "log_mel"),
-        "features.nfft": int_in(16, 8192),
-        "features.overlap": non_negative_int,
-        "features.num_mel_bins": int_in(4, 512),
-        "model.filters": positive_int,
-        "model.kernel_size": positive_int,
-        "model.stride": positive_int,
-        "model.units": positive_int,
-        "model.dropout": probability,
-        "augment.gain_db": non_negative_float,
-        "detect.threshold": Rule(lambda v: 0 < v < 1, "a number in (0, 1)"),
-        "detect.refractory_steps": positive_int,
-        "detect.context_steps": non_negative_int,
-        "eval.tolerance_steps": non_negative_int,
-        "eval.batch_size": positive_int,
-        "eval.clips_shown": non_negative_int,
-        "optimizer.learning_rate": positive_float,
-    }
-    extra_modes = ("predict",)
+    rules = config_lib.RULES
+    check_config = staticmethod(config_lib.check)
+    headline_metrics = ("frame_f1", "event_recall", "false_alarms_per_hour")
+    input_kind = "a .wav file or a folder of them"
+    input_unit = ".wav files"
 
     def __init__(self, config):
         super().__init__(config)
-        self.geometry = g = _checked_geometry(config)
+        self.geometry = g = features_lib.geometry(config)
         self.mean = self.std = None
         self._summary = None
         logging.info("clips of %d samples: Tx = %d frames of %d features, Ty = %d steps of "
@@ -263,91 +211,34 @@ class TriggerWordTask(Task):
 
     # --------------------------------------------------------------- predict
 
-    def run_mode(self, mode, workdir, input_path):
-        if not input_path:
-            raise UserError("--mode=predict needs --input=PATH (a .wav file or a folder)")
-        if not os.path.exists(input_path):
-            raise UserError(f"--input={input_path}: no such file or folder")
-        files = audio.wav_files(input_path)
-        export = os.path.join(workdir, "export")
-        if not os.path.exists(os.path.join(export, "saved_model.pb")):
-            raise UserError(f"no SavedModel in {export}; train or --mode=export first")
-        serving = None  # loaded once a file has been read: a bad file fails fast
-        out_dir = os.path.join(workdir, "predict")
-        os.makedirs(out_dir, exist_ok=True)
+    def predict_items(self, path):
+        return audio.wav_files(path)
+
+    def read_item(self, file):
+        try:
+            return audio.read_wav(file, self.geometry.sample_rate)
+        except audio.BadAudio as e:
+            raise UserError(str(e)) from None
+
+    def predict_item(self, saved_model, file, wave, output):
+        """Detects the trigger word in one recording: prints the times, writes
+        OUTPUT_chime.wav (a chime at each) and OUTPUT_detections.png (spectrogram
+        and output curve). It detects on the SavedModel's probabilities with this
+        config's threshold and refractory period (so they need no new export)."""
         c, g = self.config, self.geometry
-        sr = c.data.sample_rate
-        skipped = 0
-        names_of = workdir_lib.output_names(files, input_path)
-        for file in files:
-            try:
-                wave = audio.read_wav(file, sr)
-            except audio.BadAudio as e:
-                if len(files) == 1:  # the one file asked for
-                    raise UserError(str(e)) from None
-                logging.warning("skipped %s", e)  # one bad file of a folder
-                skipped += 1
-                continue
-            serving = serving or _load_serving(export)
-            p = serving(waveforms=tf.constant(wave[None]))["probabilities"][0].numpy()
-            # This run's detect settings (the SavedModel's own are those it was exported with).
-            times = detect.detect(p, c.detect.threshold, c.detect.refractory_steps) * g.step_seconds
-            n = len(times)
-            name = names_of[file]  # by the path inside a folder: a/x.wav, b/x.wav differ
-            chimed = os.path.join(out_dir, f"{name}_chime.wav")
-            audio.write_wav(chimed, audio.chime_on_activate(wave, times, sr), sr)
-            plot = os.path.join(out_dir, f"{name}_detections.png")
-            fig = self.figure(wave, p, detections=times,
-                              title=f"{os.path.basename(file)}: {n} detection(s)")
-            fig.savefig(plot)
-            import matplotlib.pyplot as plt
+        serve = saved_model.signatures["serving_default"]
+        p = serve(waveforms=tf.constant(wave[None]))["probabilities"][0].numpy()
+        times = detect.detect(p, c.detect.threshold, c.detect.refractory_steps) * g.step_seconds
+        chime, plot = output + "_chime.wav", output + "_detections.png"
+        audio.write_wav(chime, audio.chime_on_activate(wave, times, g.sample_rate),
+                        g.sample_rate)
+        fig = self.figure(wave, p, detections=times,
+                          title=f"{os.path.basename(file)}: {len(times)} detection(s)")
+        fig.savefig(plot)
+        import matplotlib.pyplot as plt
 
-            plt.close(fig)
-            listed = ", ".join(f"{t:.2f}s" for t in times) or "none"
-            print(f"{file}: {n} detection(s) at {listed}")
-            print(f"  chime: {chimed}\n  plot:  {plot}")
-        if skipped:
-            print(f"skipped {skipped} of {len(files)} .wav files (not readable; see the "
-                  "warnings above)")
-            if skipped == len(files):
-                raise UserError(f"--input={input_path}: none of its {len(files)} .wav files "
-                                "is readable")
-        return None
-
-
-def _load_serving(export):
-    try:
-        return tf.saved_model.load(export).signatures["serving_default"]
-    except (OSError, ValueError, KeyError, tf.errors.OpError) as e:
-        raise UserError(f"{export}: not a readable SavedModel ({str(e).splitlines()[0]}); "
-                        "--mode=export writes it again from the last checkpoint") from None
-
-
-# The settings the trained network's input depends on (besides config.model).
-def _checked_geometry(config):
-    """The geometry, with a one-line error for settings that do not fit together."""
-    f, d = config.features, config.data
-    if f.overlap >= f.nfft:
-        raise UserError(f"config.features.overlap = {f.overlap}: expected fewer than "
-                        f"config.features.nfft = {f.nfft} samples")
-    g = features_lib.geometry(config)
-    if g.clip_samples < f.nfft or g.tx < g.kernel:
-        raise UserError(f"config.data.clip_seconds = {d.clip_seconds}: too short for "
-                        f"config.model.kernel_size = {g.kernel} frames")
-    if d.ty and d.ty != g.ty:
-        raise UserError(f"config.data.ty = {d.ty}: the network gives {g.ty} output steps for "
-                        f"these clips (set 0 or {g.ty})")
-    if d.label_steps >= g.ty - 1:
-        raise UserError(f"config.data.label_steps = {d.label_steps}: expected fewer than "
-                        f"Ty - 1 = {g.ty - 1}")
-    empty = features_lib.empty_mel_filters(g) if f.kind == "log_mel" else 0
-    if empty:
-        raise UserError(
-            f"config.features.num_mel_bins = {f.num_mel_bins}: {empty} mel filters fall "
-            "between the frequencies "
-            f"of config.features.nfft = {f.nfft} ({d.sample_rate / f.nfft:g} Hz apart); "
-            "expected fewer mel bins or a larger nfft")
-    if config.detect.context_steps >= g.ty:
-        raise UserError(f"config.detect.context_steps = {config.detect.context_steps}: "
-                        f"expected fewer than Ty = {g.ty}")
-    return g
+        plt.close(fig)
+        listed = ", ".join(f"{t:.2f}s" for t in times) or "none"
+        print(f"{file}: {len(times)} detection(s) at {listed}")
+        return {"file": file, "detection_times": [round(float(t), 3) for t in times],
+                "chime": chime, "plot": plot}

@@ -10,19 +10,16 @@ real `python -m apps.embeddings`. The app skips no line silently: a corpus,
 vectors or query file that is not UTF-8, or a malformed line, is an error.
 """
 
-import functools
 import gzip
 import json
 import logging
 import os
 import struct
-from unittest import mock
 
 import numpy as np
 import pytest
 
 from apps.core import config as config_lib
-from apps.core import main
 from apps.core.main import execute
 from apps.embeddings.task import EmbeddingsTask
 from apps.embeddings.vectors import WordVectors
@@ -113,7 +110,7 @@ def pretrained(content, name="vectors.txt"):
             path.write_bytes(content.encode() if isinstance(content, str) else content)
         (tmp / "queries.txt").write_text("king\n")
         return {"config": tiny(), "mode": "query", "input": tmp / "queries.txt",
-                "options": {"vectors": str(path)}}
+                "flags": {"vectors": str(path)}}
     return make
 
 
@@ -266,10 +263,10 @@ CASES = [
     case("query-before-training", query("king\n", vectors_in_workdir=False),
          "no vectors in", "train first", "--vectors=FILE"),
     case("vectors-given-to-train", lambda t: {"config": tiny(),
-                                              "options": {"vectors": str(t / "v.txt")}},
+                                              "flags": {"vectors": str(t / "v.txt")}},
          "v.txt is for --mode=query/debias, not --mode=train"),
     case("query-given-to-debias", lambda t: {"config": tiny(), "mode": "debias",
-                                             "options": {"query": "king"}},
+                                             "flags": {"query": "king"}},
          "--query=king is for --mode=query, not --mode=debias"),
     case("debias-no-definitional-pair-known", _debias,
          "none of the definitional pairs (config.debias.definitional)"),
@@ -307,12 +304,7 @@ CASES = [
 
 @pytest.mark.parametrize("row", CASES)
 def test_bad_input_is_one_line_naming_the_file_or_field(tmp_path, row):
-    made = row.make(tmp_path)
-    # The app's own flags (--vectors) reach the run as execute's options, as
-    # the command line's do; the shared expect_user_error passes none.
-    run = functools.partial(main.execute, **made.pop("options", {}))
-    with mock.patch.object(main, "execute", run):
-        expect_user_error(EmbeddingsTask, made, tmp_path, row.needles)
+    expect_user_error(EmbeddingsTask, row.make(tmp_path), tmp_path, row.needles)
 
 
 def test_unknown_config_field_on_the_command_line(tmp_path):
@@ -333,8 +325,8 @@ def test_repeated_words_in_pretrained_vectors_are_counted_and_reported(tmp_path,
     made = pretrained("3 2\nking 1 0\nqueen 0 1\nking 5 5\n")(tmp_path)
     with caplog.at_level(logging.WARNING, logger="absl"):
         execute(EmbeddingsTask, made["config"], str(tmp_path / "run"), "query", made["input"],
-                **made["options"])
+                **made["flags"])
     assert "vectors.txt: skipped 1 repeated word(s), keeping the first vector of each " \
         "(e.g. line 4)" in caplog.text
-    vectors = WordVectors.load(made["options"]["vectors"])
+    vectors = WordVectors.load(made["flags"]["vectors"])
     assert vectors.words == ["king", "queen"] and vectors.vector("king").tolist() == [1, 0]

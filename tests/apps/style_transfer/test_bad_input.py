@@ -10,14 +10,12 @@ nothing in the workdir. Most rows run the entrypoint's work in this process
 task's options (Task.flags); the `cli` rows run `python -m apps.style_transfer`.
 """
 
-import functools
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from apps.core import main
 from apps.core.task import Run
 from apps.style_transfer.task import StyleTransferTask
 from configs.style_transfer import get_config
@@ -30,12 +28,10 @@ class StyleCase(Case):
 
     get_config = staticmethod(get_config)
 
-    options = {}
-
     def kept(self):
         """{"crops": how many training crops the train_fast loader keeps}."""
         config = StyleTransferTask.apply_options(
-            self.config, Run(self.workdir, self.mode, options=self.options))
+            self.config, Run(self.workdir, self.mode, options=self.flags))
         return {"crops": len(StyleTransferTask(config).load_data().train)}
 
     def image(self, name, size=(40, 50), seed=0):
@@ -207,10 +203,5 @@ CASES = [
 
 
 @pytest.mark.parametrize("setup, expect", CASES)
-def test_bad_input(setup, expect, tmp_path, request, caplog, capsys, monkeypatch):
-    case = setup(StyleCase(tmp_path, request))
-    # The app's flags reach the core as options (execute(..., content=...)), not as
-    # absl flags: the shared runner is given an execute that passes them.
-    case.options, case.flags = case.flags, {}
-    monkeypatch.setattr(main, "execute", functools.partial(main.execute, **case.options))
-    expect_outcome(case, expect, StyleTransferTask, caplog, capsys)
+def test_bad_input(setup, expect, tmp_path, request, caplog, capsys):
+    expect_outcome(setup(StyleCase(tmp_path, request)), expect, StyleTransferTask, caplog, capsys)

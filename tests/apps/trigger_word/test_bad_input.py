@@ -345,7 +345,7 @@ CASES = [
     case("predict-folder-all-corrupt", _predict("all-broken"),
          "all-broken: none of its 2 .wav files is readable"),
     case("predict-export-corrupt", _predict("talk.wav"),
-         "export: not a readable SavedModel", "--mode=export writes it again"),
+         "export: not a loadable SavedModel", "re-export it with --mode=export"),
     case("predict-other-sample-rate",
          _predict("talk.wav", trained=tiny(data__sample_rate=16000)),
          "was trained with a different config.data.sample_rate",

@@ -53,8 +53,8 @@ def test_training_resumes_and_writes_the_workdir(run):
     for key in ("test_event_recall", "test_frame_precision", "test_frame_recall",
                 "test_frame_f1"):
         assert 0.0 <= metrics[key] <= 1.0
-    printed = json.loads(second.stdout[second.stdout.index("{"):])
-    assert printed["test_frame_f1"] == metrics["test_frame_f1"]
+    # The summary's headline: this run's test figures.
+    assert f"test: frame_f1 {metrics['test_frame_f1']:.4f}, " in second.stdout
     events = os.listdir(os.path.join(workdir, "tb", "eval"))
     assert events  # spectrogram plots and audio clips are written there
     from tensorboard.backend.event_processing import event_accumulator
@@ -63,7 +63,8 @@ def test_training_resumes_and_writes_the_workdir(run):
                                             size_guidance={"tensors": 0})
     tb.Reload()
     tags = tb.Tags()["tensors"]  # TF2 summaries are tensors
-    assert "clips" in tags and "clips_with_chimes" in tags and "val_clips" in tags
+    assert {"val_clips", "val_clips_with_chimes", "test_clips", "test_clips_with_chimes"} <= set(
+        tags)
 
 
 # Run by tests/apps/cli.py's run_isolated: the project cannot be imported.
@@ -140,7 +141,13 @@ def test_predict_prints_detections_and_writes_the_chime_and_plot(run, tmp_path):
     times = out["detection_times"][0, :count].numpy()
     listed = ", ".join(f"{t:.2f}s" for t in times) or "none"
     assert line.endswith(f"{count} detection(s) at {listed}")
-    chimed = audio.read_wav(os.path.join(workdir, "predict", "talk_chime.wav"), 8000)
+    predictions = os.path.join(workdir, "predictions")
+    chimed = audio.read_wav(os.path.join(predictions, "talk_chime.wav"), 8000)
     assert chimed.shape == wave.shape
     np.testing.assert_allclose(chimed, audio.chime_on_activate(wave, times, 8000), atol=1e-4)
-    assert os.path.getsize(os.path.join(workdir, "predict", "talk_detections.png")) > 1000
+    assert os.path.getsize(os.path.join(predictions, "talk_detections.png")) > 1000
+    with open(os.path.join(predictions, "predictions.json")) as f:
+        records = json.load(f)  # the readable file only
+    assert [r["file"] for r in records] == [str(tmp_path / "talk.wav")]
+    np.testing.assert_allclose(records[0]["detection_times"], times, atol=1e-3)
+    assert records[0]["chime"] == os.path.join(predictions, "talk_chime.wav")

@@ -70,6 +70,7 @@ def test_every_variant_passes_its_checks(variant):
 
     config = get_config(variant)
     config_lib.check(config, {**config_lib.COMMON_RULES, **RULES, **TriggerWordTask.rules})
+    TriggerWordTask.check_config(config)
     g = TriggerWordTask(config).geometry
     assert g.ty > config.data.label_steps + 1 and g.ty > config.detect.context_steps
     if variant == "course":
