@@ -195,7 +195,9 @@ def execute(task_cls, config, workdir, mode="train", input_path=None, output=Non
         from apps.core import strategy as strategy_lib
 
         strategy_lib.make_strategy(config.strategy, config.tpu)
-    return modes[mode](task_cls(config), run_)
+    task = task_cls(config)
+    task.check_run(run_)
+    return modes[mode](task, run_)
 
 
 def _check_flags(task_cls, mode, input_path, output, options):

@@ -26,22 +26,23 @@ def train(task, run, trainer=None):
     trainer = trainer or task.make_trainer(run.workdir)
     metrics = trainer.train()
     if trainer.chief:
-        print_summary(metrics, trainer.outputs(), task.headline_metrics)
+        print_summary(metrics, trainer.outputs(), task)
     return metrics
 
 
 def evaluate(task, run):
     """The latest checkpoint on the test split."""
     metrics = task.make_trainer(run.workdir).evaluate()
-    print(headline_line("test", metrics, task.headline_metrics, prefix="test_"))
+    line = headline_line("test", metrics, task.headline_metrics, prefix="test_",
+                         keep=task.unprefixed_metrics)
+    if line:
+        print(line)
     return metrics
 
 
 def export(task, run):
     """Writes the SavedModel again from the latest checkpoint."""
-    trainer = task.make_trainer(run.workdir)
-    for label, path in trainer.export(restore=True).items():
-        print(f"{label + ':':<13}{path}")
+    print_outputs(task.make_trainer(run.workdir).export(restore=True))
 
 
 def predict(task, run):
@@ -54,7 +55,7 @@ def predict(task, run):
     the last one (never mixed), with predictions.json holding every record.
     """
     items = predict_items(task, run)
-    saved_model_path(run.workdir)
+    saved_model_path(run.workdir, task.export_made_by)
     folder = run.output or os.path.join(run.workdir, "predictions")
     names = (workdir_lib.output_names(items, run.input) if task.input_is_files
              else dict.fromkeys(items))
@@ -124,11 +125,13 @@ def _fresh_output_folder(folder):
     open(os.path.join(folder, PREDICTIONS_MARK), "w").close()
 
 
-def saved_model_path(workdir):
-    """WORKDIR/export, or a UserError when no SavedModel is there."""
+def saved_model_path(workdir, made_by="train"):
+    """WORKDIR/export, or a UserError when no SavedModel is there (naming the
+    mode that writes one, `made_by`)."""
     export = workdir_lib.paths(workdir)["export"]
     if not os.path.exists(os.path.join(export, "saved_model.pb")):
-        raise UserError(f"no SavedModel in {export}; train or --mode=export first")
+        first = "train" if made_by == "train" else f"--mode={made_by}"
+        raise UserError(f"no SavedModel in {export}; {first} or --mode=export first")
     return export
 
 
@@ -139,29 +142,47 @@ def load_saved_model(workdir):
     export = saved_model_path(workdir)
     try:
         return tf.saved_model.load(export)
-    except (OSError, ValueError, KeyError, tf.errors.OpError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, tf.errors.OpError) as e:
+        # RuntimeError: an op the SavedModel needs is not registered here.
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{export}: not a loadable SavedModel ({reason}); "
                         "re-export it with --mode=export") from None
 
 
-def headline_line(split, metrics, names, prefix=""):
-    """'split: a 0.9120, b 0.0310' of the headline metrics (all scalars when none named)."""
-    chosen = [prefix + n for n in names if prefix + n in metrics] or [
-        k for k, v in metrics.items() if k.startswith(prefix) and isinstance(v, float)][:4]
-    return f"{split}: " + ", ".join(_figure(k[len(prefix):], metrics[k]) for k in chosen)
+def headline_line(split, metrics, names, prefix="", keep=()):
+    """'split: a 0.9120, b 0.0310' of the headline metrics `names` (the first
+    four scalars when none is there), looked up as prefix + name unless the name
+    is in `keep` (a task's unprefixed_metrics); "" when there is none."""
+    def key(name):
+        return name if name in keep else prefix + name
+
+    chosen = [n for n in names if key(n) in metrics] or [
+        k[len(prefix):] for k, v in metrics.items()
+        if k.startswith(prefix) and isinstance(v, float)][:4]
+    if not chosen:
+        return ""
+    return f"{split}: " + ", ".join(_figure(n, metrics[key(n)]) for n in chosen)
 
 
 def _figure(name, value):
     return f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
 
 
-def print_summary(metrics, outputs, headline):
+def print_summary(metrics, outputs, task):
     """The end of a training run: the test headline, the speed and where things are."""
-    print(headline_line("test", metrics, headline, prefix="test_"))
+    line = headline_line("test", metrics, task.headline_metrics, prefix="test_",
+                         keep=task.unprefixed_metrics)
+    if line:
+        print(line)
     speed = metrics.get("examples_per_sec")
     if metrics.get("steps") is not None:
         print(f"trained {metrics['steps']} steps in {metrics.get('train_seconds') or 0:.1f} s"
               + (f" ({speed:.0f} examples/s)" if speed else ""))
+    print_outputs(outputs)
+
+
+def print_outputs(outputs):
+    """'Label:  path' lines, the paths aligned."""
+    width = max(len(label) for label in outputs) + 2 if outputs else 0
     for label, path in outputs.items():
-        print(f"{label + ':':<13}{path}")
+        print(f"{label + ':':<{width}}{path}")

@@ -61,6 +61,8 @@ class Task:
     #: evaluate() keys that describe the model rather than the split evaluated
     #: (e.g. a threshold chosen on validation): metrics.json keeps them unprefixed
     unprefixed_metrics = ()
+    #: the mode whose run writes the SavedModel, named when predict finds none
+    export_made_by = "train"
     #: whether config.export.tflite may be on: serving_default takes uint8 images
     #: and the model one fixed-size image batch (apps.core.tflite)
     tflite = False
@@ -74,6 +76,10 @@ class Task:
         config fields (style transfer's --style); the core checks and saves what
         it returns. The default is `config` itself."""
         return config
+
+    def check_run(self, run):
+        """Checks that `run` (its mode, flags, --input) fits what its workdir
+        holds, before the mode starts; raises UserError. The default checks nothing."""
 
     @staticmethod
     def check_config(config):

@@ -293,9 +293,10 @@ class Trainer:
             if end_of_epoch:
                 progbar = None
                 val, images = self.task.evaluate(self.model, self.data.val)
-                if self.chief:
-                    print(modes.headline_line(f"epoch {epoch + 1} validation", val,
-                                              self.task.headline_metrics), flush=True)
+                line = modes.headline_line(f"epoch {epoch + 1} validation", val,
+                                           self.task.headline_metrics)
+                if self.chief and line:
+                    print(line, flush=True)
                 if self.chief:
                     self._write_eval(writers["eval"], step, val, images)
         faults.before_finish()

@@ -43,6 +43,7 @@ FLAG_FIELDS = ("content", "style", "content_dir")
 class StyleTransferTask(Task):
     rules = config_lib.RULES
     extra_modes = {"train_fast": modes.train_fast}
+    export_made_by = "train_fast"
     flags = {
         "content": (("train", "train_fast"), "Content image (a file or an embedded name such "
                     "as chelsea); with --mode=train_fast a folder of content photographs. "
@@ -51,6 +52,10 @@ class StyleTransferTask(Task):
                   "flower). Overrides config.data.style."),
     }
     headline_metrics = ("style_cost", "content_cost", "total_cost")
+
+    def check_run(self, run):
+        """A mode of the other method than the workdir's run is refused."""
+        optimize.check_method(run.workdir, run.mode)
 
     @classmethod
     def apply_options(cls, config, run):
@@ -61,10 +66,7 @@ class StyleTransferTask(Task):
         The modes that use a trained run (eval, export, predict) refuse those
         flags and take the fields from the run's config.json instead, so that
         they score what the run was made with, not the config's defaults.
-        A mode of the other method than the workdir's run is refused here, the
-        one hook that sees the mode before anything is built.
         """
-        optimize.check_method(run.workdir, run.mode)
         config = copy.deepcopy(config)
         data = config.data
         if run.mode not in cls.flags["content"][0]:

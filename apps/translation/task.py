@@ -220,6 +220,7 @@ class TranslationTask(Task):
     def load_export(self, workdir):
         """The SavedModel, once tensorflow-text's ops are registered: a WordPiece
         export (real data) tokenizes with them, and nothing else imports them here."""
+        import tensorflow_text  # noqa: F401
 
         return super().load_export(workdir)
 
