@@ -22,6 +22,7 @@ from apps.core.config import (
     non_negative_int,
     one_of,
     positive_int,
+    probability,
 )
 from apps.core.errors import UserError
 from apps.core.optim import optimizer_config
@@ -37,8 +38,8 @@ RULES = {
     "data.max_examples": non_negative_int,
     "model.name": one_of(*NAMES),
     "model.width": Rule(lambda v: 0 < v <= 16, "a number in (0, 16]"),
-    "model.dropout": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "model.label_smoothing": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "model.dropout": probability,
+    "model.label_smoothing": probability,
     "eval.top_k": positive_int,
     "transfer.freeze_layers": non_negative_int,
     "transfer.keep_head": boolean,

@@ -16,12 +16,13 @@ from apps.core.config import (
     AUGMENT_RULES,
     Rule,
     common_config,
+    fraction,
     fractions_summing_to_one,
     int_in,
     non_negative_float,
     non_negative_int,
     one_of,
-    positive_float,
+    positive_fraction,
     positive_int,
 )
 from apps.core.errors import UserError
@@ -30,8 +31,6 @@ from apps.detection.loss import BOX_LOSSES
 from apps.detection.model import stride
 
 # Fractions, from the core's number rules (the core has no such rule yet).
-fraction = Rule(lambda v: non_negative_float(v) and v <= 1, "a number in [0, 1]")
-positive_fraction = Rule(lambda v: positive_float(v) and v <= 1, "a number in (0, 1]")
 
 
 def _ints(low, high, length=None):

@@ -25,6 +25,7 @@ from apps.core.config import (
     int_in,
     non_negative_int,
     one_of,
+    positive_fraction,
     positive_int,
     probability,
 )
@@ -40,7 +41,7 @@ RULES = {
     "data.split": fractions_summing_to_one,
     "data.image_size": int_in(8, 512),
     "data.channels": one_of(1, 3),
-    "data.crop": Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "data.crop": positive_fraction,
     "data.min_images": int_in(2, 1_000_000),
     "data.max_examples": non_negative_int,
     "data.synthetic.num_identities": int_in(6, 1_000_000),
@@ -59,7 +60,7 @@ RULES = {
     "train.images_per_identity": int_in(2, 1024),
     "eval.pairs": positive_int,
     "eval.initial_threshold": Rule(lambda v: 0 < v <= 2, "a number in (0, 2]"),
-    "eval.far": Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "eval.far": positive_fraction,
     "eval.batch_size": positive_int,
     "eval.projector_images": non_negative_int,
 }

@@ -25,6 +25,7 @@ from apps.core.config import (
     non_negative_int,
     one_of,
     positive_int,
+    probability,
 )
 from apps.core.optim import optimizer_config
 
@@ -60,7 +61,7 @@ RULES = {
     "model.n_filters": int_in(1, 512),
     "model.depth": int_in(1, 6),
     "model.batch_norm": boolean,
-    "model.dropout": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "model.dropout": probability,
     "model.dropout_blocks": non_negative_int,
     "loss.class_weights": one_of("none", "balanced"),
     "loss.dice_weight": non_negative_float,

@@ -27,6 +27,7 @@ from apps.core.config import (
     non_negative_int,
     one_of,
     positive_float,
+    positive_fraction,
     positive_int,
     probability,
 )
@@ -47,7 +48,7 @@ RULES = {
     "data.synthetic.trigger_utterances": positive_int,
     "data.synthetic.negative_utterances": positive_int,
     "data.synthetic.babble_utterances": positive_int,
-    "data.synthetic.eval_fraction": Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "data.synthetic.eval_fraction": positive_fraction,
     "data.sample_rate": int_in(4000, 192000),
     "data.clip_seconds": Rule(lambda v: 0.5 <= v <= 60, "seconds in [0.5, 60]"),
     "data.num_clips": Rule(lambda v: len(v) == 3 and all(isinstance(n, int) and n > 0

@@ -13,7 +13,7 @@ others are resized to config.data.image_size on load.
 import numpy as np
 import tensorflow as tf
 
-from apps.core.data import MissingSplit, Split, load_tfds, stratified_split
+from apps.core.data import MissingSplit, Split, decode_all, load_tfds, stratified_split
 from apps.core.errors import UserError
 from apps.core.images import image_folder, prepare_image
 from apps.core.task import Data
@@ -71,18 +71,14 @@ def _tfds(config):
             image = prepare_image(image, size, channels) * 255.0
             return tf.cast(tf.round(image), tf.uint8), label
 
-        images, labels = [], []
-        for image, label in ds.map(prepare).batch(1024).as_numpy_iterator():
-            images.append(image)
-            labels.append(label)
-        if not images:
-            raise UserError(f"TFDS data set {name!r} split {split!r} has no examples")
-        labels = np.concatenate(labels).astype(np.int64)
+        images, labels = decode_all(
+            ds, prepare, f"TFDS data set {name!r} split {split!r}", batch_size=1024)
+        labels = labels.astype(np.int64)
         bad = labels[(labels < 0) | (labels >= len(names))]
         if len(bad):
             raise UserError(f"TFDS data set {name!r} split {split!r}: label {bad[0]} is "
                             f"outside its {len(names)} classes (0..{len(names) - 1})")
-        return np.concatenate(images), labels, names
+        return images, labels, names
 
     images, labels, names = arrays("train")
     try:

@@ -47,6 +47,8 @@ positive_int = Rule(lambda v: _is_int(v) and v > 0, "an integer > 0")
 non_negative_int = Rule(lambda v: _is_int(v) and v >= 0, "an integer >= 0")
 positive_float = Rule(lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a number > 0")
 non_negative_float = Rule(lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a number >= 0")
+fraction = Rule(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+positive_fraction = Rule(lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]")
 probability = Rule(lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
 boolean = Rule(lambda v: isinstance(v, bool), "true or false")
 fractions_summing_to_one = Rule(

@@ -57,6 +57,7 @@ def predict(task, run):
     items = predict_items(task, run)
     saved_model_path(run.workdir, task.export_made_by)
     folder = run.output or os.path.join(run.workdir, "predictions")
+    _check_output_folder(folder)
     names = (workdir_lib.output_names(items, run.input) if task.input_is_files
              else dict.fromkeys(items))
     saved_model, records, skipped, started = None, [], [], False
@@ -65,7 +66,7 @@ def predict(task, run):
             value = task.read_item(item)
         except UserError as e:
             if len(items) == 1:
-                raise
+                raise _about_input(e) if task.input_is_files else e from None
             logging.warning("skipped %s", e)
             skipped.append(str(e))
             continue
@@ -104,22 +105,32 @@ def predict_items(task, run):
     try:
         items = task.predict_items(run.input)
     except UserError as e:
-        message = str(e)
-        raise UserError(message if message.startswith("--input=")
-                        else f"--input={message}") from None
+        raise _about_input(e) from None
     if not items:
         raise UserError(f"--input={run.input}: nothing to predict on ({task.input_kind})")
     return items
 
 
+def _about_input(error):
+    """`error` (a UserError about a file of --input) as one about --input."""
+    message = str(error)
+    return UserError(message if message.startswith("--input=") else f"--input={message}")
+
+
+def _check_output_folder(folder):
+    """Refuses a file, or a non-empty folder that no earlier predict wrote."""
+    if not os.path.exists(folder):
+        return
+    if not os.path.isdir(folder):
+        raise UserError(f"--output={folder}: a file; expected a folder for the predictions")
+    if os.listdir(folder) and not os.path.exists(os.path.join(folder, PREDICTIONS_MARK)):
+        raise UserError(f"--output={folder}: a folder with other files in it; choose an "
+                        "empty or new folder (predict replaces its own folder's contents)")
+
+
 def _fresh_output_folder(folder):
-    """Empties `folder` if an earlier predict wrote it; refuses any other non-empty one."""
+    """An empty `folder` (checked by _check_output_folder) marked as predict's own."""
     if os.path.exists(folder):
-        if not os.path.isdir(folder):
-            raise UserError(f"--output={folder}: a file; expected a folder for the predictions")
-        if os.listdir(folder) and not os.path.exists(os.path.join(folder, PREDICTIONS_MARK)):
-            raise UserError(f"--output={folder}: a folder with other files in it; choose an "
-                            "empty or new folder (predict replaces its own folder's contents)")
         shutil.rmtree(folder)
     os.makedirs(folder)
     open(os.path.join(folder, PREDICTIONS_MARK), "w").close()

@@ -18,7 +18,7 @@ targets are int64 identity ids indexing the returned names.
 import numpy as np
 from absl import logging
 
-from apps.core.data import Split, load_tfds
+from apps.core.data import Split, decode_all, load_tfds
 from apps.core.errors import UserError
 from apps.core.images import image_folder, prepare_image
 from apps.core.task import Data
@@ -116,13 +116,7 @@ def _tfds(config):
         image = prepare_image(image, d.image_size, d.channels) * 255.0  # resized, channels
         return tf.cast(tf.round(image), tf.uint8), example[d.label_key]
 
-    images, raw = [], []
-    for image, label in ds.map(prepare).batch(512).as_numpy_iterator():
-        images.append(image)
-        raw.append(label)
-    if not images:
-        raise UserError(f"TFDS data set {d.name!r} in {d.data_dir!r} is empty")
-    raw = np.concatenate(raw)
+    images, raw = decode_all(ds, prepare, f"TFDS data set {d.name!r} in {d.data_dir!r}")
     raw = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in raw])
     names, labels = np.unique(raw, return_inverse=True)
-    return np.concatenate(images), labels.astype(np.int64), [str(n) for n in names]
+    return images, labels.astype(np.int64), [str(n) for n in names]

@@ -61,20 +61,40 @@ def verify(task, run):
     identity = run.option("identity")
     if not identity:
         raise UserError("--mode=verify needs --identity=NAME (an enrolled person)")
-    gallery, faces, files = _query(task, run, identity=identity)
-    embeddings, thresholds = embed(task, core_modes.load_saved_model(run.workdir), faces)
+    if run.input and os.path.isdir(run.input):
+        raise UserError(f"--input={run.input}: expected one face image, got a folder")
+    core_modes.predict_items(task, run)  # the checks of --input
+    gallery = _enrolled(run.workdir, task)
+    gallery.require(identity)
+    try:
+        face = task.read_item(run.input)
+    except UserError as e:
+        raise UserError(f"--input={e}") from None
+    embeddings, thresholds = embed(task, core_modes.load_saved_model(run.workdir), face[None])
     distance, accepted = gallery.verify(embeddings[0], identity, thresholds[0])
     verdict = f"accept: it's {identity}" if accepted else f"reject: not {identity}"
-    print(f"{files[0]}: distance {distance:.3f} to {identity} (threshold "
+    print(f"{run.input}: distance {distance:.3f} to {identity} (threshold "
           f"{thresholds[0]:.3f}): {verdict}")
 
 
 def identify(task, run):
-    """Who is each face at --input: the closest enrolled person, or nobody."""
-    gallery, faces, files = _query(task, run)
-    embeddings, thresholds = embed(task, core_modes.load_saved_model(run.workdir), faces)
-    for file, embedding, threshold in zip(files, embeddings, thresholds, strict=True):
-        identified(file, gallery, embedding, threshold)
+    """Who is each face at --input: the closest enrolled person, or nobody. It is
+    predict (FaceRecognitionTask.predict_item) that insists on a gallery."""
+    core_modes.predict_items(task, run)  # the checks of --input
+    _enrolled(run.workdir, task)
+    core_modes.predict(task, run)
+
+
+def _enrolled(workdir, task):
+    """The workdir's gallery, checked in the order a user fixes things: the
+    SavedModel, then the gallery, which must hold someone."""
+    core_modes.saved_model_path(workdir)
+    path = gallery_path(workdir)
+    gallery = gallery_lib.Gallery.load(path, task.config.model.embedding_dim)
+    if not len(gallery):
+        raise UserError(f"no gallery in {path}; enroll people first "
+                        f"(--mode=enroll --gallery=DIR --workdir={workdir})")
+    return gallery
 
 
 def identified(file, gallery, embedding, threshold):
@@ -107,37 +127,3 @@ def read_faces(task, files):
     named in a warning (gallery_lib.read_faces at the model's image format)."""
     d = task.config.data
     return gallery_lib.read_faces(files, d.image_size, d.channels, d.crop)
-
-
-def _query(task, run, identity=None):
-    """(gallery, uint8 faces, their files) of --input, checked in the order a user
-    fixes them: --input, the SavedModel, the gallery (and `identity` in it), the images.
-
-    One file must be a readable face image; in a folder, unreadable files are
-    skipped, each named in a warning, and counted. Verifying an `identity`
-    takes one image only.
-    """
-    files = core_modes.predict_items(task, run)
-    if identity and os.path.isdir(run.input):
-        raise UserError(f"--input={run.input}: expected one face image, got a folder")
-    core_modes.saved_model_path(run.workdir)
-    path = gallery_path(run.workdir)
-    gallery = gallery_lib.Gallery.load(path, task.config.model.embedding_dim)
-    if not len(gallery):
-        raise UserError(f"no gallery in {path}; enroll people first "
-                        f"(--mode=enroll --gallery=DIR --workdir={run.workdir})")
-    if identity:
-        gallery.require(identity)
-    if files == [run.input]:
-        try:
-            return gallery, task.read_item(run.input)[None], files
-        except UserError as e:
-            raise UserError(f"--input={e}") from None
-    faces, kept, skipped = read_faces(task, files)
-    if not kept:
-        raise UserError(f"--input={run.input}: none of its {len(files)} image files is a "
-                        f"readable face image (first: {skipped[0]})")
-    if skipped:
-        logging.warning("skipped %d of the %d image files in --input=%s (named above)",
-                        len(skipped), len(files), run.input)
-    return gallery, faces, kept

@@ -23,7 +23,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from apps.core.data import MissingSplit, Split, load_tfds, stratified_split
+from apps.core.data import MissingSplit, Split, decode_all, load_tfds, stratified_split
 from apps.core.errors import UserError
 from apps.core.images import IMAGE_EXTENSIONS, read_image
 from apps.core.task import Data
@@ -226,18 +226,13 @@ def _tfds(config, names):
             mask = tf.image.resize(mask, (height, width), method="nearest")[..., 0]
             return image, mask
 
-        images, masks = [], []
-        for image, mask in ds.map(prepare).batch(256).as_numpy_iterator():
-            images.append(image)
-            masks.append(mask)
-        if not images:
-            raise UserError(f"TFDS data set {name!r} split {split!r} is empty")
-        masks = np.concatenate(masks)
+        images, masks = decode_all(ds, prepare, f"TFDS data set {name!r} split {split!r}",
+                                   batch_size=256)
         if masks.min() < 0 or masks.max() >= k:
             raise UserError(f"TFDS data set {name!r} ({split}): mask label "
                             f"{masks.min() if masks.min() < 0 else masks.max()} outside "
                             f"the {k} classes after config.data.mask_offset = {offset}")
-        return np.concatenate(images), masks.astype(np.uint8)
+        return images, masks.astype(np.uint8)
 
     images, masks = arrays("train")
     try:
