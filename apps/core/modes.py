@@ -60,7 +60,7 @@ def predict(task, run):
     _check_output_folder(folder)
     names = (workdir_lib.output_names(items, run.input) if task.input_is_files
              else dict.fromkeys(items))
-    saved_model, records, skipped, started = None, [], [], False
+    saved_model, records, skipped = None, [], []
     for item in items:
         try:
             value = task.read_item(item)
@@ -72,9 +72,7 @@ def predict(task, run):
             continue
         if saved_model is None:  # loaded once an input has proved readable
             saved_model = task.load_export(run.workdir)
-        if not started:
             _fresh_output_folder(folder)
-            started = True
         output = os.path.join(folder, names[item]) if names[item] else None
         if output:
             os.makedirs(os.path.dirname(output), exist_ok=True)

@@ -146,7 +146,3 @@ class WordPieceVocab(_Vocab):
         text = tf.strings.regex_replace(text, r" +", " ")
         text = tf.strings.regex_replace(text, r" ##", "")
         return tf.strings.strip(text)
-
-
-def from_tokens(kind, tokens, lowercase=True):
-    return CharVocab(tokens) if kind == "char" else WordPieceVocab(tokens, lowercase)
