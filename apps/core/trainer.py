@@ -32,7 +32,7 @@ from absl import logging
 from apps.core import config as config_lib
 from apps.core import data as data_lib
 from apps.core import export as export_lib
-from apps.core import faults, modes
+from apps.core import faults, hparams, modes
 from apps.core import strategy as strategy_lib
 from apps.core import workdir as workdir_lib
 from apps.core.errors import UserError
@@ -242,7 +242,11 @@ class Trainer:
                 workdir_lib.keep_vocabulary(self.workdir, self.vocabulary, save=True)
         writers = self._writers()
         if step == 0 and self.chief:
-            self._write_hparams(writers["train"])
+            task = self.task
+            names = [n if n in task.unprefixed_metrics else f"test_{n}"
+                     for n in task.headline_metrics]
+            hparams.write_hparams(writers["train"], self.config,
+                                  names + ["examples_per_sec", "train_seconds"])
 
         train_steps = self.train_step_function(terms=True, steps=True)
         iterator = iter(self.train_dataset(step))
@@ -316,7 +320,7 @@ class Trainer:
         if self.chief:
             step = int(self.step.numpy())
             self._write_eval(self._writers()["eval"], step, test, images, prefix="test_")
-            self._write_hparams_metrics(metrics, step)
+            hparams.write_final(self._writers()["train"], metrics, step)
             self.export()
             workdir_lib.write_metrics(self.workdir, metrics)
         return metrics
@@ -398,29 +402,6 @@ class Trainer:
             self.task.write_summaries(prefix)
         writer.flush()
 
-    def _write_hparams_metrics(self, metrics, step):
-        """The final figures under the names the HParams dashboard compares runs by."""
-        with self._writers()["train"].as_default(step=step):
-            for name, value in metrics.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    tf.summary.scalar(f"final/{name}", value)
-        self._writers()["train"].flush()
-
-    def _write_hparams(self, writer):
-        from tensorboard.plugins.hparams import api as hp
-
-        flat = {}
-        for key, value in _flatten(self.config.to_dict()).items():
-            flat[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
-        with writer.as_default():
-            hp.hparams(flat)
-        # The final figures (_write_hparams_metrics) as the dashboard's metrics.
-        names = self.task.headline_metrics or ()
-        hp.hparams_config(
-            hparams=[hp.HParam(key) for key in flat],
-            metrics=[hp.Metric(f"final/{name}", display_name=name) for name in
-                     ["test_" + n for n in names] + ["examples_per_sec", "train_seconds"]])
-
 
 def _synchronize_batch_norm(model):
     """Makes every layers.BatchNorm of `model` normalize over the global batch.
@@ -481,13 +462,3 @@ def quiet():
         yield
     finally:
         logging.set_verbosity(level)
-
-
-def _flatten(tree, prefix=""):
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out

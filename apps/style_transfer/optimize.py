@@ -30,7 +30,7 @@ import tensorflow as tf
 from absl import logging
 
 from apps.core import config as config_lib
-from apps.core import faults
+from apps.core import faults, hparams
 from apps.core import workdir as workdir_lib
 from apps.core.errors import UserError
 from apps.core.optim import make_optimizer
@@ -41,6 +41,11 @@ from apps.style_transfer import images as images_lib
 
 # Fields that must not change between runs of one workdir (G would not fit).
 SAME_IMAGES = ("data.content", "data.style", "data.image_size", "data.keep_aspect")
+
+
+#: the figures TensorBoard's HParams dashboard compares optimisation runs by
+FINAL_METRICS = ("style_cost_final", "content_cost_final", "total_cost_final",
+                 "style_cost_reduction", "train_seconds")
 
 
 def workdir_kind(workdir):
@@ -213,6 +218,7 @@ class Optimization:
         config_lib.save(self.config, self.workdir)
         train_writer = tf.summary.create_file_writer(self.paths["tb_train"])
         if step == 0:
+            hparams.write_hparams(train_writer, self.config, FINAL_METRICS)
             initial = self.cost_terms()
             for k, v in initial.items():
                 self.initial[k].assign(v)
@@ -263,9 +269,9 @@ class Optimization:
         train_writer.flush()
         previous = workdir_lib.read_metrics(self.workdir) or {}
         speed = timed / busy if busy else previous.get("steps_per_sec")
-        return self._finish(initial, speed)
+        return self._finish(initial, speed, train_writer)
 
-    def _finish(self, initial, steps_per_sec):
+    def _finish(self, initial, steps_per_sec, train_writer):
         final = self.cost_terms()
         result = images_lib.to_uint8(self.generated.numpy()[0])
         images_lib.save_png(result, os.path.join(self.workdir, "generated.png"))
@@ -295,6 +301,7 @@ class Optimization:
                     tf.summary.scalar(k, v)
             tf.summary.image("content_style_result", picture[None])
         writer.flush()
+        hparams.write_final(train_writer, metrics, metrics["steps"])
         workdir_lib.write_metrics(self.workdir, metrics)
         logging.info("final costs: %s", _fmt(final))
         return metrics

@@ -166,3 +166,10 @@ def test_a_training_run_prints_what_a_keras_user_expects(tmp_path):
     # TensorFlow's INFO lines (savers, signature renames, fingerprints) stay hidden.
     for internal in ("Sharding callback", "fingerprint", "unsupported characters", "I0000"):
         assert internal not in result.stderr, result.stderr
+    # TensorBoard's HParams dashboard gets the config and the final test figures.
+    tags = set()
+    for name in os.listdir(tmp_path / "tb" / "train"):
+        for event in tf.compat.v1.train.summary_iterator(str(tmp_path / "tb" / "train" / name)):
+            tags |= {value.tag for value in event.summary.value}
+    assert {"final/test_accuracy", "final/examples_per_sec", "_hparams_/experiment",
+            "_hparams_/session_start_info"} <= tags, tags
