@@ -16,6 +16,7 @@ from apps.core.config import (
     Rule,
     augment_config,
     boolean,
+    check_source_fields,
     common_config,
     fractions_summing_to_one,
     non_negative_float,
@@ -51,14 +52,8 @@ def check(config):
     """The checks across fields: sizes the model takes, and no field set that
     this source does not read (a path given without the folder source would
     otherwise train on the digits without a word)."""
-    d = config.data
-    readers = {"path": ("folder", ":folder"), "name": ("tfds", ":mnist or :cifar10"),
-               "data_dir": ("tfds", ":mnist or :cifar10")}
-    for field, (source, variants) in readers.items():
-        if d[field] and d.source != source:
-            raise UserError(f"config.data.{field} = {d[field]!r} is read only when "
-                            f"config.data.source = {source!r} (the {variants} variant); this "
-                            f"config's source is {d.source!r}")
+    check_source_fields(config.data, {"path": ("folder",), "name": ("tfds",),
+                                      "data_dir": ("tfds",)})
     name, size = config.model.name, config.data.image_size
     if size < MIN_IMAGE_SIZE.get(name, 0):
         raise UserError(f"config.data.image_size = {size}: model {name} needs images of "

@@ -15,6 +15,7 @@ import ml_collections
 from apps.core.config import (
     AUGMENT_RULES,
     Rule,
+    check_source_fields,
     common_config,
     fraction,
     fractions_summing_to_one,
@@ -90,6 +91,8 @@ RULES = {
 def check(config):
     """The checks across fields: the image fits the model's grid, the anchors
     their count, and the digits' sizes their range."""
+    check_source_fields(config.data, {"annotations": ("coco_json",), "images": ("coco_json",),
+                                      "data_dir": ("tfds",)})
     c = config
     s = stride(c.model.stages)
     if c.data.image_size % s:

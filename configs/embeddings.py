@@ -20,6 +20,7 @@ import ml_collections
 from apps.core.config import (
     Rule,
     boolean,
+    check_source_fields,
     common_config,
     int_in,
     non_negative_int,
@@ -77,6 +78,11 @@ RULES = {
     "debias.definitional": _pairs("config.debias.definitional"),
     "debias.equalize": _pairs("config.debias.equalize"),
 }
+
+
+def check(config):
+    """The checks across fields."""
+    check_source_fields(config.data, {"path": ("text",), "name": ("tfds",), "data_dir": ("tfds",)})
 
 
 def get_config(variant=""):

@@ -20,6 +20,7 @@ import ml_collections
 from apps.core.config import (
     Rule,
     augment_config,
+    check_source_fields,
     common_config,
     fractions_summing_to_one,
     int_in,
@@ -68,6 +69,7 @@ RULES = {
 
 def check(config):
     """The checks across fields: a batch is P people x K images."""
+    check_source_fields(config.data, {"path": ("folder",), "data_dir": ("tfds",)})
     batch, k = config.train.batch_size, config.train.images_per_identity
     if batch % k:
         raise UserError(f"config.train.batch_size = {batch} must be a multiple of "

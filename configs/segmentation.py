@@ -18,6 +18,7 @@ from apps.core.config import (
     AUGMENT_RULES,
     Rule,
     boolean,
+    check_source_fields,
     common_config,
     fractions_summing_to_one,
     int_in,
@@ -66,6 +67,11 @@ RULES = {
     "loss.class_weights": one_of("none", "balanced"),
     "loss.dice_weight": non_negative_float,
 }
+
+
+def check(config):
+    """The checks across fields."""
+    check_source_fields(config.data, {"path": ("folder",), "name": ("tfds",), "data_dir": ("tfds",)})
 
 
 def get_config(variant=""):

@@ -23,6 +23,7 @@ import ml_collections
 from apps.core.config import (
     Rule,
     boolean,
+    check_source_fields,
     common_config,
     fractions_summing_to_one,
     int_in,
@@ -74,6 +75,7 @@ RULES = {
 
 def check(config):
     """The check across fields: the Transformer splits d_model among its heads."""
+    check_source_fields(config.data, {"path": ("tsv",), "name": ("tfds",), "data_dir": ("tfds",)})
     m = config.model
     if m.name == "transformer" and m.d_model % m.num_heads:
         raise UserError(f"config.model.d_model = {m.d_model} must be a multiple of "

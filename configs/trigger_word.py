@@ -20,6 +20,7 @@ import ml_collections
 
 from apps.core.config import (
     Rule,
+    check_source_fields,
     common_config,
     fractions_summing_to_one,
     int_in,
@@ -83,6 +84,7 @@ def check(config):
     """The checks across fields: the clip, its spectrogram frames, the network's
     output steps (Ty) and the labels and detection windows measured in them fit
     together (apps.trigger_word.features.geometry)."""
+    check_source_fields(config.data, {"path": ("folder",), "data_dir": ("tfds",)})
     f, d = config.features, config.data
     if f.overlap >= f.nfft:
         raise UserError(f"config.features.overlap = {f.overlap}: expected fewer than "

@@ -112,6 +112,18 @@ COMMON_RULES = {
 }
 
 
+def check_source_fields(data, readers):
+    """Refuses a field of config.data set for a source this config does not use
+    (a path given without the folder source would otherwise be ignored, and
+    the run train on the embedded data without a word). `readers`:
+    {field: the sources that read it}; a field counts as set when not empty."""
+    for field, sources in readers.items():
+        if data[field] and data.source not in sources:
+            raise UserError(f"config.data.{field} = {data[field]!r} is read only when "
+                            f"config.data.source is {' or '.join(map(repr, sources))}; this "
+                            f"config's source is {data.source!r}")
+
+
 def common_config(app):
     """The sections every app's config starts from (filled in by the app)."""
     config = ml_collections.ConfigDict()

@@ -40,6 +40,7 @@ from configs import embeddings as config_lib
 
 class EmbeddingsTask(Task):
     rules = config_lib.RULES
+    check_config = staticmethod(config_lib.check)
     # word2vec and GloVe checkpoints differ: a workdir keeps its method.
     workdir_fields = ("model", "method")
     extra_modes = {"query": modes.query, "debias": modes.debias}

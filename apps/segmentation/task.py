@@ -53,6 +53,7 @@ def overlay(image, mask_rgb, alpha=OVERLAY_ALPHA):
 class SegmentationTask(Task):
     tflite = True  # a TensorFlow Lite export at the model's input size (apps.core.tflite)
     rules = config_lib.RULES
+    check_config = staticmethod(config_lib.check)
     headline_metrics = ("mean_iou", "pixel_accuracy")
 
     def __init__(self, config):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import ml_collections
 import pytest
 
 from apps.core import config as config_lib
@@ -112,3 +113,18 @@ def test_warmup_longer_than_the_run_is_a_user_error(tmp_path):
                       "--config.train.epochs=1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "config.optimizer.warmup_epochs = 1.0" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_data_field_of_another_source_is_refused():
+    from apps.core.config import check_source_fields
+
+    data = ml_collections.ConfigDict({"source": "digits", "path": "", "name": "mnist"})
+    readers = {"path": ("folder",), "name": ("tfds", "hub")}
+    with pytest.raises(UserError, match="config.data.name = 'mnist' is read only when "
+                       "config.data.source is 'tfds' or 'hub'; this config's source is 'digits'"):
+        check_source_fields(data, readers)
+    data.source = "hub"
+    check_source_fields(data, readers)  # name is read; path is empty
+    data.path = "/data"
+    with pytest.raises(UserError, match="config.data.path = '/data'"):
+        check_source_fields(data, readers)

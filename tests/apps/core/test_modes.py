@@ -47,7 +47,7 @@ def test_a_data_path_the_source_does_not_read_is_an_error(tmp_path):
     config = get_config("tiny")
     config.data.path = str(tmp_path)
     user_error_of(ClassificationTask, config, tmp_path / "run",
-                  "config.data.path", "config.data.source = 'folder'", "'digits'")
+                  "config.data.path", "read only when config.data.source is 'folder'", "'digits'")
 
 
 class _Doubler(Task):
