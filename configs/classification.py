@@ -13,6 +13,7 @@ import ml_collections
 
 from apps.classification.model import MIN_IMAGE_SIZE, NAMES
 from apps.core.config import (
+    AUGMENT_RULES,
     Rule,
     augment_config,
     boolean,
@@ -28,9 +29,9 @@ from apps.core.config import (
 from apps.core.errors import UserError
 from apps.core.optim import optimizer_config
 
-# What each field must hold (apps.core.config.check); the image augmentation's
-# rules are apps.core.config.AUGMENT_RULES.
+# What each field must hold (apps.core.config.check), the image augmentation's too.
 RULES = {
+    **AUGMENT_RULES,
     "data.source": one_of("digits", "tfds", "folder"),
     "data.split": fractions_summing_to_one,
     "data.image_size": Rule(lambda v: isinstance(v, int) and 8 <= v <= 1024,

@@ -18,6 +18,7 @@ sub-folder per person, the LFW layout).
 import ml_collections
 
 from apps.core.config import (
+    AUGMENT_RULES,
     Rule,
     augment_config,
     check_source_fields,
@@ -35,9 +36,9 @@ from apps.core.optim import optimizer_config
 from apps.face_recognition.model import BACKBONES
 from layers.losses import MINING_MODES
 
-# What each field must hold (apps.core.config.check); the image augmentation's
-# rules are apps.core.config.AUGMENT_RULES.
+# What each field must hold (apps.core.config.check), the image augmentation's too.
 RULES = {
+    **AUGMENT_RULES,
     "data.source": one_of("synthetic", "tfds", "folder"),
     "data.split": fractions_summing_to_one,
     "data.image_size": int_in(8, 512),

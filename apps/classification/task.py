@@ -12,15 +12,12 @@ from apps.core import metrics as metrics_lib
 from apps.core.errors import UserError
 from apps.core.image_task import ImageTask
 from apps.core.inference import predict_outputs
-from configs import classification as config_lib
 
 EVAL_BATCH = 256
 MISCLASSIFIED_SHOWN = 24
 
 
 class ClassificationTask(ImageTask):
-    rules = config_lib.RULES
-    check_config = staticmethod(config_lib.check)
     headline_metrics = ("accuracy", "macro_f1")
 
     def load_data(self):

@@ -96,6 +96,21 @@ def check(config, rules):
             raise UserError(f"config.{field} = {value!r}: expected {rule.expected}")
 
 
+def check_app(config):
+    """Checks `config` against the rules every app shares (COMMON_RULES, the
+    optimizer's) and its app's, which live beside its defaults in
+    configs/<config.app>.py: `RULES`, and `check(config)` for the checks
+    across fields. Raises UserError."""
+    import importlib
+
+    from apps.core import optim
+
+    module = importlib.import_module(f"configs.{config.app}")
+    check(config, {**COMMON_RULES, **optim.RULES, **module.RULES})
+    if hasattr(module, "check"):
+        module.check(config)
+
+
 # Fields every app's config has, and what they must hold.
 COMMON_RULES = {
     "seed": non_negative_int,

@@ -8,12 +8,10 @@ The same preparation runs in the exported signature.
 """
 
 from apps.core import images as images_lib
-from apps.core.config import AUGMENT_RULES
 from apps.core.task import Task
 
 
 class ImageTask(Task):
-    rules = AUGMENT_RULES
     tflite = True  # a TensorFlow Lite export at the model's input size (apps.core.tflite)
 
     def prepare(self, images):

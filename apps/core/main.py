@@ -28,7 +28,6 @@ from ml_collections import config_flags  # noqa: E402
 from apps.core import config as config_lib  # noqa: E402
 from apps.core import export as export_lib  # noqa: E402
 from apps.core import modes as modes_lib  # noqa: E402
-from apps.core import optim  # noqa: E402
 from apps.core.errors import UserError  # noqa: E402
 from apps.core.task import Run  # noqa: E402
 
@@ -174,11 +173,7 @@ def execute(task_cls, config, workdir, mode="train", input_path=None, output=Non
         raise UserError(f"--config: a config of the {config.get('app')!r} app, not "
                         f"{expected!r}; use configs/{expected}.py")
     config = task_cls.apply_options(config, run_)
-    rules = {**config_lib.COMMON_RULES, **optim.RULES}
-    for cls in reversed(task_cls.__mro__):  # a base class's rules, then the app's
-        rules.update(vars(cls).get("rules", {}))
-    config_lib.check(config, rules)
-    task_cls.check_config(config)
+    config_lib.check_app(config)
     config_lib.check_workdir_owner(config, workdir, task_cls.workdir_fields)
     # A run killed while exporting may have left the previous export aside.
     export_lib.recover(os.path.join(workdir, "export"))

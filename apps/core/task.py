@@ -40,9 +40,6 @@ class Run:
 class Task:
     """Base class of an app's task. `config` is the app's resolved ConfigDict."""
 
-    #: the config rules (apps.core.config.check) this app adds to the common ones
-    #: (a base class's rules hold too); keep them beside the defaults, in configs/<app>.py
-    rules = {}
     #: the app's own modes: {mode: function(task, run) -> metrics or None}
     extra_modes = {}
     #: the app's own modes that read --input (predict always does)
@@ -73,18 +70,13 @@ class Task:
     @classmethod
     def apply_options(cls, config, run):
         """The config this run uses, given the app's own flags that stand for
-        config fields (style transfer's --style); the core checks and saves what
-        it returns. The default is `config` itself."""
+        config fields (style transfer's --style); the core checks it (against
+        configs/<app>.py's RULES and check) and saves it. The default is `config`."""
         return config
 
     def check_run(self, run):
         """Checks that `run` (its mode, flags, --input) fits what its workdir
         holds, before the mode starts; raises UserError. The default checks nothing."""
-
-    @staticmethod
-    def check_config(config):
-        """Checks across fields that `rules` cannot express (configs/<app>.py's
-        `check`); raises UserError. Runs before the task is made."""
 
     def __init__(self, config):
         self.config = config

@@ -16,15 +16,12 @@ from apps.detection import draw as draw_lib
 from apps.detection import encoding, evaluation, nms
 from apps.detection import loss as loss_lib
 from apps.detection import model as model_lib
-from configs import detection as config_lib
 
 EVAL_BATCH = 64
 
 
 class DetectionTask(Task):
     tflite = True  # a TensorFlow Lite export at the model's input size (apps.core.tflite)
-    rules = config_lib.RULES
-    check_config = staticmethod(config_lib.check)
     headline_metrics = ("map50", "map")
 
     def __init__(self, config):

@@ -35,12 +35,9 @@ from apps.embeddings import model as model_lib
 from apps.embeddings import modes
 from apps.embeddings.text import file_lines, tokenize
 from apps.embeddings.vectors import WordVectors, write_projector
-from configs import embeddings as config_lib
 
 
 class EmbeddingsTask(Task):
-    rules = config_lib.RULES
-    check_config = staticmethod(config_lib.check)
     # word2vec and GloVe checkpoints differ: a workdir keeps its method.
     workdir_fields = ("model", "method")
     extra_modes = {"query": modes.query, "debias": modes.debias}

@@ -35,15 +35,12 @@ from apps.face_recognition import modes
 from apps.face_recognition.batches import global_batch, pk_order
 from apps.face_recognition.data import load as load_faces
 from apps.face_recognition.projector import write_projector
-from configs import face_recognition as config_lib
 from layers.losses import TripletLoss
 
 THUMBNAILS_SHOWN = 16
 
 
 class FaceRecognitionTask(ImageTask):
-    rules = config_lib.RULES
-    check_config = staticmethod(config_lib.check)
     extra_modes = {"enroll": modes.enroll, "verify": modes.verify, "identify": modes.identify}
     input_modes = ("verify", "identify")
     flags = {"gallery": (("enroll",), "a folder with one sub-folder (or one image) per person"),

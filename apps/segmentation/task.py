@@ -23,7 +23,6 @@ from apps.segmentation import data as data_lib
 from apps.segmentation import losses as losses_lib
 from apps.segmentation import metrics as metrics_lib
 from apps.segmentation import model as model_lib
-from configs import segmentation as config_lib
 
 EVAL_BATCH = 64
 SHOWN = 6  # examples drawn in TensorBoard
@@ -52,8 +51,6 @@ def overlay(image, mask_rgb, alpha=OVERLAY_ALPHA):
 
 class SegmentationTask(Task):
     tflite = True  # a TensorFlow Lite export at the model's input size (apps.core.tflite)
-    rules = config_lib.RULES
-    check_config = staticmethod(config_lib.check)
     headline_metrics = ("mean_iou", "pixel_accuracy")
 
     def __init__(self, config):

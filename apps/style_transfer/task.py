@@ -32,7 +32,6 @@ from apps.style_transfer import extractor as extractor_lib
 from apps.style_transfer import images as images_lib
 from apps.style_transfer import model as model_lib
 from apps.style_transfer import modes, optimize
-from configs import style_transfer as config_lib
 
 EVAL_BATCH = 8
 SHOWN = 4
@@ -41,7 +40,6 @@ FLAG_FIELDS = ("content", "style", "content_dir")
 
 
 class StyleTransferTask(Task):
-    rules = config_lib.RULES
     extra_modes = {"train_fast": modes.train_fast}
     export_made_by = "train_fast"
     flags = {

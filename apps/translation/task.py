@@ -37,12 +37,9 @@ from apps.translation import decode as decode_lib
 from apps.translation import model as model_lib
 from apps.translation import modes
 from apps.translation.vocab import BOS, EOS, normalize
-from configs import translation as config_lib
 
 
 class TranslationTask(Task):
-    rules = config_lib.RULES
-    check_config = staticmethod(config_lib.check)
     extra_modes = {"error_analysis": modes.error_analysis}
     headline_metrics = ("exact_match", "bleu", "token_accuracy")
     # The search's share of the errors describes the model (and its search),

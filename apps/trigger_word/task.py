@@ -32,7 +32,6 @@ from apps.trigger_word import audio, detect
 from apps.trigger_word import data as data_lib
 from apps.trigger_word import features as features_lib
 from apps.trigger_word import model as model_lib
-from configs import trigger_word as config_lib
 
 STATS_CLIPS = 256  # training clips the standardisation statistics come from
 
@@ -40,8 +39,6 @@ STATS_CLIPS = 256  # training clips the standardisation statistics come from
 class TriggerWordTask(Task):
     # The network's input depends on these too: a workdir keeps them.
     workdir_fields = ("model", "data.sample_rate", "data.clip_seconds", "features")
-    rules = config_lib.RULES
-    check_config = staticmethod(config_lib.check)
     headline_metrics = ("frame_f1", "event_recall", "false_alarms_per_hour")
     input_kind = "a .wav file or a folder of them"
     input_unit = ".wav files"

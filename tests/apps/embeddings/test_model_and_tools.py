@@ -8,14 +8,12 @@ import tensorflow as tf
 
 import optimizers
 from apps.core import config as config_lib
-from apps.core import optim
 from apps.core.errors import UserError
 from apps.embeddings import data as data_lib
 from apps.embeddings import debias as debias_lib
 from apps.embeddings import evaluation as eval_lib
 from apps.embeddings import model as model_lib
 from apps.embeddings.modes import answer, run_queries
-from apps.embeddings.task import EmbeddingsTask
 from apps.embeddings.vectors import OutOfVocabulary, WordVectors
 from configs.embeddings import get_config
 
@@ -314,9 +312,8 @@ def test_glove_format_loader_matches_gensim(tmp_path):
 
 
 def test_config_rules_name_the_field():
-    rules = {**config_lib.COMMON_RULES, **optim.RULES, **EmbeddingsTask.rules}
     for variant in ("", "tiny", "cbow", "glove", "text", "tfds"):
-        config_lib.check(get_config(variant), rules)
+        config_lib.check_app(get_config(variant))
     for field, value, words in [("method", "fasttext", "config.method = 'fasttext'"),
                                 ("word2vec.window", 0, "config.word2vec.window = 0"),
                                 ("debias.equalize", "she-he", "config.debias.equalize"),
@@ -325,7 +322,7 @@ def test_config_rules_name_the_field():
         section, _, name = field.rpartition(".")
         (config[section] if section else config)[name] = value
         with pytest.raises(UserError, match=words.replace(".", r"\.").replace("(", r"\(")):
-            config_lib.check(config, rules)
+            config_lib.check_app(config)
 
 
 def test_sparse_adagrad_equals_the_projects_adagrad_on_the_dense_gradient():

@@ -3,17 +3,13 @@
 import pytest
 
 from apps.core import config as config_lib
-from apps.core import optim
 from apps.core.errors import UserError
-from apps.segmentation.task import SegmentationTask
 from configs.segmentation import get_config
-
-RULES = {**config_lib.COMMON_RULES, **optim.RULES, **SegmentationTask.rules}
 
 
 @pytest.mark.parametrize("variant", ["", "tiny", "pets", "carla", "folder"])
 def test_every_variant_passes_the_rules(variant):
-    config_lib.check(get_config(variant), RULES)
+    config_lib.check_app(get_config(variant))
 
 
 @pytest.mark.parametrize("field, value, expected", [
@@ -31,7 +27,7 @@ def test_bad_values_name_the_field(field, value, expected):
     config_lib.lookup(config, section)[name] = value
     with pytest.raises(UserError, match="^" + expected.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]")):
-        config_lib.check(config, RULES)
+        config_lib.check_app(config)
 
 
 def test_unknown_variant_is_refused():

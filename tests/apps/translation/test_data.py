@@ -12,7 +12,6 @@ from apps.core.errors import UserError
 from apps.translation import data as data_lib
 from apps.translation import dates as dates_lib
 from apps.translation import vocab as vocab_lib
-from apps.translation.task import TranslationTask
 from apps.translation.vocab import BOS, EOS
 from configs.translation import get_config
 
@@ -171,4 +170,4 @@ def test_config_rules_name_the_field(field, value, expected):
     section, name = field.split(".")
     config[section][name] = value
     with pytest.raises(UserError, match="^" + expected.replace("[", r"\[").replace("(", r"\(")):
-        config_lib.check(config, TranslationTask.rules)
+        config_lib.check_app(config)

@@ -65,12 +65,10 @@ def test_default_config_geometry():
 @pytest.mark.parametrize("variant", ["", "tiny", "course", "folder", "speech_commands"])
 def test_every_variant_passes_its_checks(variant):
     from apps.core import config as config_lib
-    from apps.core.optim import RULES
     from apps.trigger_word.task import TriggerWordTask
 
     config = get_config(variant)
-    config_lib.check(config, {**config_lib.COMMON_RULES, **RULES, **TriggerWordTask.rules})
-    TriggerWordTask.check_config(config)
+    config_lib.check_app(config)
     g = TriggerWordTask(config).geometry
     assert g.ty > config.data.label_steps + 1 and g.ty > config.detect.context_steps
     if variant == "course":
