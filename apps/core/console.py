@@ -40,14 +40,12 @@ def start(argv=None):
         os.dup2(caught.fileno(), 2)
         try:
             import tensorflow  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            caught.seek(0)
-            sys.stderr.write(caught.read().decode(errors="replace"))
-            raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            if "tensorflow" not in sys.modules:  # the import failed: show why
+                caught.seek(0)
+                sys.stderr.write(caught.read().decode(errors="replace"))
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 

@@ -136,17 +136,8 @@ def load_config(config, path=None):
         try:
             config.app  # noqa: B018 - raises the deferred error
         except Exception as e:  # noqa: BLE001 - whatever the config file raised
-            raise UserError(f"--config={path}: {_root_cause(e)}") from None
+            raise UserError(f"--config={path}: {str(e).splitlines()[0]}") from None
     return config
-
-
-def _root_cause(error):
-    """The message of the error at the bottom of `error`'s chain (config_flags
-    wraps the config file's own error in "Error whilst parsing config file")."""
-    while error.__cause__ is not None or error.__context__ is not None:
-        error = error.__cause__ or error.__context__
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(error).__name__
 
 
 def app_name(task_cls):
