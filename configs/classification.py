@@ -6,7 +6,9 @@
 Variants (after the colon): "" (default: ResNet on scikit-learn's digits, about
 a minute on a 2-core CPU), "tiny" (seconds; what the tests use), "mnist" and
 "cifar10" (TFDS by name; set --config.data.data_dir), "folder" (set
---config.data.path to a folder with one sub-folder per class).
+--config.data.path to a folder with one sub-folder per class), "h5" (the
+course's HDF5 files: --config.data.path=train_signs.h5
+--config.data.test_path=test_signs.h5).
 """
 
 import ml_collections
@@ -32,7 +34,8 @@ from apps.core.optim import optimizer_config
 # What each field must hold (apps.core.config.check), the image augmentation's too.
 RULES = {
     **AUGMENT_RULES,
-    "data.source": one_of("digits", "tfds", "folder"),
+    "data.source": one_of("digits", "tfds", "folder", "h5"),
+    "data.cache": one_of("none", "memory"),
     "data.split": fractions_summing_to_one,
     "data.image_size": Rule(lambda v: isinstance(v, int) and 8 <= v <= 1024,
                             "an integer in [8, 1024]"),
@@ -53,8 +56,8 @@ def check(config):
     """The checks across fields: sizes the model takes, and no field set that
     this source does not read (a path given without the folder source would
     otherwise train on the digits without a word)."""
-    check_source_fields(config.data, {"path": ("folder",), "name": ("tfds",),
-                                      "data_dir": ("tfds",)})
+    check_source_fields(config.data, {"path": ("folder", "h5"), "test_path": ("h5",),
+                                      "name": ("tfds",), "data_dir": ("tfds",)})
     name, size = config.model.name, config.data.image_size
     if size < MIN_IMAGE_SIZE.get(name, 0):
         raise UserError(f"config.data.image_size = {size}: model {name} needs images of "
@@ -65,10 +68,13 @@ def get_config(variant=""):
     config = common_config("classification")
 
     config.data = ml_collections.ConfigDict()
-    config.data.source = "digits"  # digits | tfds | folder
+    config.data.source = "digits"  # digits | tfds | folder | h5
     config.data.name = ""  # TFDS name, for source=tfds
     config.data.data_dir = ""  # TFDS data_dir ('' = TFDS's default)
-    config.data.path = ""  # for source=folder
+    config.data.path = ""  # for source=folder (or h5: the training file)
+    config.data.test_path = ""  # for source=h5: the test file
+    # Files (folder, h5) are read as training goes; "memory" reads them all once.
+    config.data.cache = "none"  # none | memory
     config.data.split = (0.6, 0.2, 0.2)  # train, val, test (small data: 6:2:2)
     config.data.image_size = 16
     config.data.channels = 1
@@ -123,6 +129,12 @@ def get_config(variant=""):
         config.data.channels = 3
         config.data.augment.flip = True
         config.data.augment.color = 0.5
+    elif variant == "h5":  # the course's SIGNS / happy-house / cat files
+        config.data.source = "h5"
+        config.data.image_size = 64
+        config.data.channels = 3
+        config.data.split = (0.8, 0.1, 0.1)  # val carved from train; the test file is kept
+        config.data.augment.color = 0.3
     elif variant:
-        raise ValueError(f"unknown variant {variant!r}: '', tiny, mnist, cifar10, folder")
+        raise ValueError(f"unknown variant {variant!r}: '', tiny, mnist, cifar10, folder, h5")
     return config

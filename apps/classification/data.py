@@ -5,35 +5,95 @@
                        = "tfds"    config.data.name (mnist, fashion_mnist, cifar10, ...)
                                    prepared in config.data.data_dir
                        = "folder"  config.data.path/<class name>/<image files>
+                       = "h5"      the course's HDF5 files: config.data.path (the
+                                   training file, train_set_x / train_set_y /
+                                   list_classes) and config.data.test_path
 
-Images are held in memory as uint8 (N, H, W, C); the digits stay 8x8 and the
-others are resized to config.data.image_size on load.
+The digits and TFDS images are held in memory as uint8 (N, H, W, C). A folder
+and HDF5 files are read as training goes (apps.core.columns): the files are
+listed (an image's header checked) at the start and each image decoded when a
+batch needs it, so memory and start-up do not grow with the data set;
+config.data.cache = "memory" reads them all once instead.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from apps.core.data import MissingSplit, Split, decode_all, load_tfds, stratified_split
+from apps.core.columns import H5Column
+from apps.core.data import (
+    MissingSplit,
+    Split,
+    cached,
+    decode_all,
+    load_tfds,
+    stratified_split,
+)
 from apps.core.errors import UserError
-from apps.core.images import image_folder, prepare_image
+from apps.core.images import image_column, image_folder_files, prepare_image
 from apps.core.task import Data
 
 
 def load(config):
     """Returns (Data, class_names) for config.data."""
-    source = config.data.source
+    source, d = config.data.source, config.data
     if source == "digits":
         images, labels, names = digits()
     elif source == "folder":
-        images, labels, names = image_folder(config.data.path, config.data.image_size,
-                                             config.data.channels)
+        paths, labels, names = image_folder_files(d.path)
+        images = image_column(paths, d.image_size, d.channels)
+    elif source == "h5":
+        return _h5(config)
     else:
         return _tfds(config)
-    where = "digits" if source == "digits" else f"config.data.path = {config.data.path!r}"
-    splits = _nonempty(stratified_split(labels, config.data.split, config.seed), where,
-                       config.data.split)
-    train, val, test = (Split(images[i], labels[i]) for i in splits)
-    return Data(train, val, test), names
+    where = "digits" if source == "digits" else f"config.data.path = {d.path!r}"
+    splits = _nonempty(stratified_split(labels, d.split, config.seed), where, d.split)
+    split = Split(images, labels)
+    return Data(*(cached(split.take(i), d.cache) for i in splits)), names
+
+
+def _h5(config):
+    """The course's HDF5 files: train_set_x (N, H, W, C) uint8 images, train_set_y
+    labels and list_classes in config.data.path; test_set_x / test_set_y (and
+    list_classes) in config.data.test_path. Validation is carved from train."""
+    d = config.data
+
+    def read(path, part):
+        if not path:
+            raise UserError(f"config.data.{'path' if part == 'train' else 'test_path'} is "
+                            f"empty: give the HDF5 file with {part}_set_x and {part}_set_y")
+        images, labels = H5Column(path, f"{part}_set_x"), H5Column(path, f"{part}_set_y")
+        if len(images.shape) != 3 or images.shape[-1] not in (1, 3):
+            raise UserError(f"{path}: {part}_set_x holds values of shape {images.shape}, "
+                            "expected images (height, width, 1 or 3 channels)")
+        if len(labels) != len(images):
+            raise UserError(f"{path}: {len(images)} images in {part}_set_x but {len(labels)} "
+                            f"labels in {part}_set_y")
+        return images, labels.materialize().reshape(-1).astype(np.int64)
+
+    images, labels = read(d.path, "train")
+    names = h5_class_names(d.path, labels)
+    test_images, test_labels = read(d.test_path, "test")
+    bad = np.concatenate([labels, test_labels])
+    bad = bad[(bad < 0) | (bad >= len(names))]
+    if len(bad):
+        raise UserError(f"{d.path}: label {bad[0]} outside its {len(names)} classes "
+                        f"(list_classes)")
+    train_frac, val_frac, _ = d.split
+    train_idx, val_idx = _nonempty(stratified_split(labels, (train_frac, val_frac), config.seed),
+                                   f"config.data.path = {d.path!r}", d.split)
+    train = Split(images, labels)
+    return Data(cached(train.take(train_idx), d.cache), cached(train.take(val_idx), d.cache),
+                cached(Split(test_images, test_labels), d.cache)), names
+
+
+def h5_class_names(path, labels):
+    """The class names of list_classes (bytes decoded), or the label values as names."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "list_classes" in f:
+            return [c.decode() if isinstance(c, bytes) else str(c) for c in f["list_classes"][:]]
+    return [str(c) for c in range(int(labels.max()) + 1)]
 
 
 def _nonempty(splits, where, fractions):

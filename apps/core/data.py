@@ -1,8 +1,9 @@
 """Data plumbing shared by the apps.
 
-Apps hold their examples in memory as NumPy arrays (a `Split`); this module
-splits them, and turns the training split into a deterministic, resumable
-stream of batches:
+A `Split` holds its examples as NumPy arrays in memory, or as columns read
+on demand (apps.core.columns: files, HDF5 rows) for data that do not fit;
+this module splits them, and turns the training split into a deterministic,
+resumable stream of batches:
 
 * epoch e visits the examples in the order argsort(uniform(seed, e)), so the
   order depends only on the seed and the epoch, never on when the process
@@ -20,6 +21,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from apps.core.columns import Column
 from apps.core.errors import UserError
 
 
@@ -28,7 +30,8 @@ class Split:
     """One split held in memory: `inputs` and `targets`, indexed together.
 
     Each is an array or a nested structure (dict, tuple) of arrays that share
-    their first dimension, e.g. targets={"boxes": (N, 20, 4), "classes": (N, 20)}.
+    their first dimension, e.g. targets={"boxes": (N, 20, 4), "classes": (N, 20)};
+    an array may be a `Column` read on demand (apps.core.columns).
     """
 
     inputs: object
@@ -43,7 +46,39 @@ class Split:
         return len(tf.nest.flatten(self.inputs)[0])
 
     def take(self, index):
-        return Split(*tf.nest.map_structure(lambda a: a[index], (self.inputs, self.targets)))
+        """The examples at `index`; a column stays a column (nothing is read)."""
+        return Split(*tf.nest.map_structure(
+            lambda a: a.take(index) if isinstance(a, Column) else a[index],
+            (self.inputs, self.targets)))
+
+    def tensors(self):
+        """(inputs, targets) for a tf.data map: arrays as constants, columns as they are."""
+        return tf.nest.map_structure(lambda a: a if isinstance(a, Column) else tf.constant(a),
+                                     (self.inputs, self.targets))
+
+
+def gather(tensors, index):
+    """Example `index` of Split.tensors(), and whether every column could read it."""
+    ok = tf.constant(True)
+    values = []
+    for a in tf.nest.flatten(tensors):
+        if isinstance(a, Column):
+            value, read = a.tf_read(index)
+            ok = tf.logical_and(ok, read)
+        else:
+            value = tf.gather(a, index)
+        values.append(value)
+    return tf.nest.pack_sequence_as(tensors, values), ok
+
+
+def cached(split, cache):
+    """`split` with its columns read into memory when `cache` is "memory"
+    (config.data.cache: small data read from files once, then as fast as the
+    embedded data); "none" leaves it streaming."""
+    if cache == "none":
+        return split
+    return Split(*tf.nest.map_structure(
+        lambda a: a.materialize() if isinstance(a, Column) else a, (split.inputs, split.targets)))
 
 
 def stratified_split(labels, fractions, seed):
@@ -104,7 +139,7 @@ def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
     """
     n = epoch_length or len(split)
     order = order or uniform_order(len(split))
-    arrays = tf.nest.map_structure(tf.constant, (split.inputs, split.targets))
+    tensors = split.tensors()
     start = start_step * global_batch_size
     first_epoch = start // n
     seed = tf.constant(seed, tf.int64)
@@ -114,14 +149,17 @@ def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
         return tf.data.Dataset.from_tensor_slices((positions, order(tf.stack([seed, e]))))
 
     def example(position, index):
-        x, y = tf.nest.map_structure(lambda a: tf.gather(a, index), arrays)
+        (x, y), ok = gather(tensors, index)
         if augment is not None:
             x, y = augment(x, y, tf.stack([seed, position]))
-        return x, y
+        return x, y, ok
 
     ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
     ds = ds.skip(start - first_epoch * n)
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # An unreadable file (a column's value) is skipped: the batches close up
+    # over it, the same way in every run, since reading a file is deterministic.
+    ds = ds.filter(lambda x, y, ok: ok).map(lambda x, y, ok: (x, y))
     ds = ds.batch(global_batch_size, drop_remainder=True)
     if input_context is not None and (input_context.num_input_pipelines > 1
                                       or input_context.num_replicas_in_sync > 1):
@@ -139,10 +177,20 @@ def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
 
 
 def eval_batches(split, batch_size, example_fn=None):
-    """The split in order, each example through `example_fn`, in batches."""
-    ds = tf.data.Dataset.from_tensor_slices((split.inputs, split.targets))
-    if example_fn is not None:
-        ds = ds.map(example_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    """The split in order, each example through `example_fn`, in batches.
+
+    Every example must be read: evaluation's metrics pair outputs with the
+    split's targets by position, so an unreadable file here is a UserError
+    naming it (training, by contrast, skips it)."""
+    tensors = split.tensors()
+
+    def example(index):
+        (x, y), ok = gather(tensors, index)
+        tf.debugging.assert_equal(ok, True, message="an unreadable file in an evaluation split")
+        return example_fn(x, y) if example_fn is not None else (x, y)
+
+    ds = tf.data.Dataset.range(len(split)).map(example, num_parallel_calls=tf.data.AUTOTUNE,
+                                                deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

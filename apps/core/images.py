@@ -67,15 +67,29 @@ def image_files(path):
     return files
 
 
-def image_folder(root, image_size, channels, crop=1.0, skip_empty=False):
+def _hidden(name):
+    """Files and folders a system writes beside the data (.DS_Store, ._x.jpg, __MACOSX)."""
+    return name.startswith((".", "__MACOSX"))
+
+
+def is_image(path):
+    """Whether Pillow recognises `path` as an image (reading its header only)."""
+    try:
+        with Image.open(path):
+            return True
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+def image_folder_files(root):
     """One sub-folder per class (its name is the class name), images inside.
 
-    Returns uint8 images (N, image_size, image_size, channels), int64 labels
-    and the class names (sorted sub-folder names with readable images).
-
-    Unreadable images are skipped with a warning naming the file; a sub-folder
-    with no readable image is an error, or skipped with a warning when
-    `skip_empty` (e.g. people in a face data set).
+    Returns the image files, their int64 labels and the class names, without
+    decoding an image: a file whose header is not an image's is skipped with
+    a warning naming it (one whose data are damaged is met when it is read).
+    Images in sub-folders of a class folder belong to that class; hidden and
+    system files (.DS_Store, ._x.jpg, __MACOSX/) are ignored; a class folder
+    without images is reported and skipped.
     """
     if not root:
         raise UserError("config.data.path is empty: give the folder with one "
@@ -85,35 +99,58 @@ def image_folder(root, image_size, channels, crop=1.0, skip_empty=False):
         raise UserError(f"config.data.path = {root!r}: {what}; expected a folder with one "
                         "sub-folder per class")
     names = sorted(d for d in os.listdir(root)
-                   if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-    images, labels, kept, skipped = [], [], [], 0
+                   if os.path.isdir(os.path.join(root, d)) and not _hidden(d))
+    paths, labels, kept, skipped = [], [], [], 0
     for name in names:
-        label = len(kept)
-        folder = os.path.join(root, name)
-        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
-        count = 0
-        for file in files:
-            path = os.path.join(folder, file)
-            try:
-                images.append(read_image(path, image_size, channels, crop))
-            except UserError as e:
-                logging.warning("skipped %s", e)
-                skipped += 1
-                continue
-            labels.append(label)
-            count += 1
-        if count:
+        found = []
+        for top, folders, files in os.walk(os.path.join(root, name)):
+            folders[:] = sorted(f for f in folders if not _hidden(f))
+            for file in sorted(files):
+                path = os.path.join(top, file)
+                if _hidden(file) or not file.lower().endswith(IMAGE_EXTENSIONS):
+                    continue
+                if is_image(path):
+                    found.append(path)
+                else:
+                    logging.warning("skipped %s: not a readable image", path)
+                    skipped += 1
+        if found:
+            paths += found
+            labels += [len(kept)] * len(found)
             kept.append(name)
-        elif skip_empty:
-            logging.warning("skipped %s: no readable images", folder)
         else:
-            raise UserError(f"{folder}: no readable images ({', '.join(IMAGE_EXTENSIONS)})")
+            logging.warning("skipped %s: no readable images (%s)", os.path.join(root, name),
+                            ", ".join(IMAGE_EXTENSIONS))
     if skipped:
         logging.warning("%d unreadable image(s) skipped in %s", skipped, root)
     if len(kept) < 2:
         raise UserError(f"config.data.path = {root!r}: expected one sub-folder of images "
                         f"per class (at least 2), found {len(kept)}")
-    return np.stack(images), np.asarray(labels, np.int64), kept
+    return paths, np.asarray(labels, np.int64), kept
+
+
+def image_folder(root, image_size, channels, crop=1.0):
+    """image_folder_files' images decoded into memory: uint8 (N, image_size,
+    image_size, channels), int64 labels and the class names. A file that
+    cannot be decoded is skipped with a warning naming it."""
+    paths, labels, names = image_folder_files(root)
+    images, kept = [], []
+    for path, label in zip(paths, labels, strict=True):
+        try:
+            images.append(read_image(path, image_size, channels, crop))
+            kept.append(label)
+        except UserError as e:
+            logging.warning("skipped %s", e)
+    return np.stack(images), np.asarray(kept, np.int64), names
+
+
+def image_column(paths, image_size, channels, crop=1.0):
+    """The images at `paths` as a column read on demand (apps.core.columns), each
+    decoded as read_image does, at image_size x image_size x channels."""
+    from apps.core.columns import FileColumn
+
+    return FileColumn(paths, lambda path: read_image(path, image_size, channels, crop),
+                      np.uint8, (image_size, image_size, channels))
 
 
 def prepare_image(image, size, channels):

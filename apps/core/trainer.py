@@ -29,10 +29,10 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from apps.core import columns, faults, hparams, modes
 from apps.core import config as config_lib
 from apps.core import data as data_lib
 from apps.core import export as export_lib
-from apps.core import faults, hparams, modes
 from apps.core import strategy as strategy_lib
 from apps.core import workdir as workdir_lib
 from apps.core.errors import UserError
@@ -317,6 +317,8 @@ class Trainer:
         metrics["train_seconds"] = float(self.seconds.numpy())
         metrics["steps"] = int(self.step.numpy())
         metrics.update(self.task.run_metrics(metrics))
+        if columns.SKIPPED.count():  # files that could not be read, named in the log
+            metrics["skipped_files"] = columns.SKIPPED.count()
         if self.chief:
             step = int(self.step.numpy())
             self._write_eval(self._writers()["eval"], step, test, images, prefix="test_")

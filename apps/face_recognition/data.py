@@ -36,8 +36,7 @@ def load(config):
             images = _to_grey(images)
         names = [f"person_{i:04d}" for i in range(s.num_identities)]
     elif d.source == "folder":
-        images, labels, names = image_folder(d.path, d.image_size, d.channels, d.crop,
-                                             skip_empty=True)
+        images, labels, names = image_folder(d.path, d.image_size, d.channels, d.crop)
     else:
         images, labels, names = _tfds(config)
     people, counts = np.unique(labels, return_counts=True)

@@ -44,6 +44,41 @@ def test_image_folder_reads_classes_and_skips_unreadable_files(tmp_path, caplog)
     assert "broken.jpg" in caplog.text
 
 
+def test_image_folder_files_one_rule_for_nested_hidden_and_empty(tmp_path, caplog):
+    root = _write_folder(tmp_path / "pets", classes=("cat", "dog", "owl"))
+    (root / "cat" / "indoor").mkdir()
+    (root / "cat" / "0.png").rename(root / "cat" / "indoor" / "0.png")  # nested: still a cat
+    (root / "dog" / "._1.png").write_bytes(b"resource fork")  # a Mac's shadow file: ignored
+    (root / "__MACOSX").mkdir()
+    (root / "__MACOSX" / "x.png").write_bytes(b"")
+    for path in (root / "owl").iterdir():  # an empty class: reported and skipped
+        path.unlink()
+    paths, labels, names = images_lib.image_folder_files(str(root))
+    assert names == ["cat", "dog"]
+    assert list(labels) == [0] * 4 + [1] * 4
+    assert str(root / "cat" / "indoor" / "0.png") in paths
+    assert not any("._" in p or "__MACOSX" in p for p in paths)
+    assert "owl: no readable images" in caplog.text
+
+
+def test_a_folder_is_read_as_training_goes(tmp_path):
+    """Nothing is decoded when the folder is listed; a column reads each image
+    as read_image does, and says which it could not read."""
+    root = _write_folder(tmp_path / "pets")
+    whole = (root / "dog" / "0.png").read_bytes()
+    (root / "dog" / "0.png").write_bytes(whole[:len(whole) // 3])  # a truncated image
+    paths, labels, _ = images_lib.image_folder_files(str(root))
+    column = images_lib.image_column(paths, 12, 3)
+    assert len(column) == 8 and column.shape == (12, 12, 3)
+    value, ok = column.read_checked(paths.index(str(root / "cat" / "1.png")))
+    assert ok
+    np.testing.assert_array_equal(value, images_lib.read_image(str(root / "cat" / "1.png"), 12, 3))
+    value, ok = column.read_checked(paths.index(str(root / "dog" / "0.png")))
+    assert not ok and not value.any()
+    taken = column.take(np.array([5, 0]))
+    np.testing.assert_array_equal(taken[np.arange(2)][1], column[0])
+
+
 def test_image_folder_converts_grey_to_the_configured_channels(tmp_path):
     root = _write_folder(tmp_path / "grey", mode="L")
     images, _, _ = images_lib.image_folder(str(root), image_size=8, channels=3)
@@ -54,7 +89,7 @@ def test_image_folder_converts_grey_to_the_configured_channels(tmp_path):
 @pytest.mark.parametrize("setup, message", [
     (lambda p: None, "no such folder"),
     (lambda p: _write_folder(p, classes=("only",)), "at least 2"),
-    (lambda p: (p / "a").mkdir(parents=True) or (p / "b").mkdir(), "no readable images"),
+    (lambda p: (p / "a").mkdir(parents=True) or (p / "b").mkdir(), "found 0"),
 ])
 def test_image_folder_errors_name_the_problem(tmp_path, setup, message):
     root = tmp_path / "data"

@@ -1,0 +1,148 @@
+"""Columns read on demand: what a `Split` holds when its data do not fit in memory.
+
+A Split's inputs and targets are NumPy arrays, or `Column`s: an index-
+addressable sequence (its length and value i) whose values are read when
+needed. The training stream and the evaluation batches (apps.core.data)
+read a column's values inside tf.data's parallel map, so nothing is decoded
+before the first step and memory does not grow with the data set; the order
+of indices is the same function of (seed, epoch) as for arrays, so a resumed
+run and several workers see exactly the examples an uninterrupted single
+worker would.
+
+- `FileColumn`: one file per value, decoded by a Python function (image
+  files through Pillow, as apps.core.images.read_image reads them).
+- `H5Column`: the rows of an HDF5 data set (h5py reads only the rows asked for).
+
+A value that cannot be read (a truncated JPEG in the middle of a folder) is
+reported by `read_checked`: in training it is skipped, named once in the log
+and counted (`skipped_files` in metrics.json); see apps.core.data.train_stream.
+"""
+
+import threading
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from apps.core.errors import UserError
+
+
+class Column:
+    """An index-addressable sequence of values of one dtype and shape.
+
+    Subclasses implement `_read(row)` (one value as a NumPy array, or a
+    UserError naming what could not be read). `rows` maps this column's
+    positions to the rows of the underlying store, so `take` is cheap.
+    """
+
+    def __init__(self, dtype, shape, rows):
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(shape)
+        self.rows = np.asarray(rows, np.int64)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def _read(self, row):
+        raise NotImplementedError
+
+    def take(self, index):
+        """The column of the values at `index` (positions of this column)."""
+        taken = object.__new__(type(self))
+        taken.__dict__.update(self.__dict__)
+        taken.rows = self.rows[np.asarray(index)]
+        return taken
+
+    def __getitem__(self, index):
+        """The values at `index` (an int or an index array), read now, stacked."""
+        if np.ndim(index) == 0:
+            return self._read(self.rows[index])
+        return np.stack([self._read(row) for row in self.rows[np.asarray(index)]]) if len(
+            np.asarray(index)) else np.zeros((0, *self.shape), self.dtype)
+
+    def read_checked(self, position):
+        """(value, True), or (zeros, False) for a value that cannot be read: the
+        first time a row fails it is named in a warning and counted."""
+        row = int(self.rows[position])
+        try:
+            return self._read(row), True
+        except UserError as e:
+            SKIPPED.add(str(e))
+            return np.zeros(self.shape, self.dtype), False
+
+    def tf_read(self, position):
+        """(value, ok) of `position` (an int64 scalar tensor), for a tf.data map."""
+        value, ok = tf.numpy_function(
+            lambda p: self.read_checked(int(p)), [position], [tf.as_dtype(self.dtype), tf.bool],
+            stateful=False)
+        return tf.ensure_shape(value, self.shape), tf.ensure_shape(ok, [])
+
+    def materialize(self):
+        """All values read into one NumPy array (config.data.cache = memory)."""
+        return self[np.arange(len(self))]
+
+
+class _Skipped:
+    """The unreadable values met so far: each named once in the log, all counted."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.messages = set()
+
+    def add(self, message):
+        with self._lock:
+            if message not in self.messages:
+                self.messages.add(message)
+                logging.warning("skipped %s", message)
+
+    def count(self):
+        with self._lock:
+            return len(self.messages)
+
+
+#: every Column's unreadable values in this process
+SKIPPED = _Skipped()
+
+
+class FileColumn(Column):
+    """One file per value: `read(path)` decodes it to `dtype`/`shape` (a
+    UserError for an unreadable file)."""
+
+    def __init__(self, paths, read, dtype, shape):
+        super().__init__(dtype, shape, np.arange(len(paths)))
+        self.paths = list(paths)
+        self.read = read
+
+    def _read(self, row):
+        value = np.asarray(self.read(self.paths[row]), self.dtype)
+        if value.shape != self.shape:
+            raise UserError(f"{self.paths[row]}: decoded to shape {value.shape}, expected "
+                            f"{self.shape}")
+        return value
+
+
+class H5Column(Column):
+    """The rows of data set `key` of the HDF5 file `path` (opened once per thread)."""
+
+    def __init__(self, path, key):
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                if key not in f:
+                    raise UserError(f"{path}: no data set {key!r} (it has "
+                                    f"{', '.join(sorted(f.keys())) or 'none'})")
+                dataset = f[key]
+                dtype, shape, length = dataset.dtype, dataset.shape[1:], dataset.shape[0]
+        except OSError as e:
+            raise UserError(f"{path}: not a readable HDF5 file ({e})") from None
+        super().__init__(dtype, shape, np.arange(length))
+        self.path, self.key = path, key
+        self._local = threading.local()
+
+    def _read(self, row):
+        import h5py
+
+        if getattr(self._local, "file", None) is None:
+            self._local.file = h5py.File(self.path, "r")
+        return np.asarray(self._local.file[self.key][row], self.dtype)
