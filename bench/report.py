@@ -239,6 +239,28 @@ def _embeddings(entry):
     return lines
 
 
+def _data(entry):
+    lines = ["## Data larger than memory: an image folder, read as training goes", ""]
+    if "error" in entry:
+        return lines + _failed("data", entry)
+    rows = entry["result"]["rows"]
+    lines += _table(["JPEGs", "config.data.cache", "start-up to the first step (s)",
+                     "examples/s", "peak RSS (MiB)"],
+                    [[f"{r['images']:,}", r["cache"], f"{r['startup_seconds']:.1f}",
+                      f"{r['examples_per_sec']:.0f}", f"{r['peak_rss_mib']:.0f}"]
+                     for r in rows])
+    by = {(r["images"], r["cache"]): r for r in rows}
+    small, large = sorted({r["images"] for r in rows})
+    lines += ["", "Growth from the small to the large folder: "
+              + "; ".join(f"cache={c}: peak RSS {by[large, c]['peak_rss_mib'] - by[small, c]['peak_rss_mib']:+.0f} MiB, "
+                          f"start-up {by[large, c]['startup_seconds'] - by[small, c]['startup_seconds']:+.1f} s"
+                          for c in ("none", "memory"))
+              + f". Streaming speed / in-memory speed at {large:,}: "
+              f"{by[large, 'none']['examples_per_sec'] / by[large, 'memory']['examples_per_sec']:.2f}. "
+              f"bench/data.py; load {_load(entry)}.", ""]
+    return lines
+
+
 def write(results, path=RESULTS_MD):
     """Writes RESULTS.md from `results` (bench/__main__.py's summary); returns its path."""
     sections = results["sections"]
@@ -268,6 +290,8 @@ def write(results, path=RESULTS_MD):
         lines += _detection(sections["detection"])
     if "embeddings" in sections:
         lines += _embeddings(sections["embeddings"])
+    if "data" in sections:
+        lines += _data(sections["data"])
     lines += ["## Sections", ""]
     lines += _table(["section", "seconds", "load"],
                     [[name, f"{s['seconds']:.0f}", _load(s)] for name, s in sections.items()])

@@ -88,9 +88,11 @@ class _Skipped:
     def __init__(self):
         self._lock = threading.Lock()
         self.messages = set()
+        self.last = None  # the latest, for an error that must name it
 
     def add(self, message):
         with self._lock:
+            self.last = message
             if message not in self.messages:
                 self.messages.add(message)
                 logging.warning("skipped %s", message)

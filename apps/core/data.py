@@ -159,7 +159,7 @@ def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # An unreadable file (a column's value) is skipped: the batches close up
     # over it, the same way in every run, since reading a file is deterministic.
-    ds = ds.filter(lambda x, y, ok: ok).map(lambda x, y, ok: (x, y))
+    ds = ds.filter(_readable).map(_without_flag)
     ds = ds.batch(global_batch_size, drop_remainder=True)
     if input_context is not None and (input_context.num_input_pipelines > 1
                                       or input_context.num_replicas_in_sync > 1):
@@ -176,6 +176,18 @@ def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def _readable(x, y, ok):
+    return ok
+
+
+def _without_flag(x, y, ok):
+    return x, y
+
+
+#: the message of the error that evaluating a split with an unreadable file raises
+UNREADABLE_IN_EVALUATION = "an unreadable file in an evaluation split"
+
+
 def eval_batches(split, batch_size, example_fn=None):
     """The split in order, each example through `example_fn`, in batches.
 
@@ -186,7 +198,7 @@ def eval_batches(split, batch_size, example_fn=None):
 
     def example(index):
         (x, y), ok = gather(tensors, index)
-        tf.debugging.assert_equal(ok, True, message="an unreadable file in an evaluation split")
+        tf.debugging.assert_equal(ok, True, message=UNREADABLE_IN_EVALUATION)
         return example_fn(x, y) if example_fn is not None else (x, y)
 
     ds = tf.data.Dataset.range(len(split)).map(example, num_parallel_calls=tf.data.AUTOTUNE,

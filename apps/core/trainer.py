@@ -52,6 +52,7 @@ class Trainer:
         self.workdir = workdir
         self.paths = workdir_lib.paths(workdir)
         self._beside_export = {}
+        self._skipped_before = columns.SKIPPED.count()
         self.strategy = strategy or strategy_lib.make_strategy(config.strategy, config.tpu)
         self.chief = strategy_lib.is_chief(self.strategy)
         scale_loss = strategy_lib.set_precision(config.mixed_precision)
@@ -296,7 +297,7 @@ class Trainer:
                 self.save()
             if end_of_epoch:
                 progbar = None
-                val, images = self.task.evaluate(self.model, self.data.val)
+                val, images = self.evaluate_split(self.data.val, "validation")
                 line = modes.headline_line(f"epoch {epoch + 1} validation", val,
                                            self.task.headline_metrics)
                 if self.chief and line:
@@ -309,7 +310,7 @@ class Trainer:
 
     def finish(self, examples_per_sec=None):
         """Tests, exports and writes metrics.json (chief only), once."""
-        test, images = self.task.evaluate(self.model, self.data.test)
+        test, images = self.evaluate_split(self.data.test, "test")
         metrics = self.named(test)
         previous = workdir_lib.read_metrics(self.workdir) or {}
         metrics["examples_per_sec"] = (examples_per_sec if examples_per_sec is not None
@@ -317,8 +318,9 @@ class Trainer:
         metrics["train_seconds"] = float(self.seconds.numpy())
         metrics["steps"] = int(self.step.numpy())
         metrics.update(self.task.run_metrics(metrics))
-        if columns.SKIPPED.count():  # files that could not be read, named in the log
-            metrics["skipped_files"] = columns.SKIPPED.count()
+        skipped = columns.SKIPPED.count() - self._skipped_before
+        if skipped:  # files that could not be read, each named in the log
+            metrics["skipped_files"] = skipped
         if self.chief:
             step = int(self.step.numpy())
             self._write_eval(self._writers()["eval"], step, test, images, prefix="test_")
@@ -326,6 +328,20 @@ class Trainer:
             self.export()
             workdir_lib.write_metrics(self.workdir, metrics)
         return metrics
+
+    def evaluate_split(self, split, name):
+        """task.evaluate on `split`; a file of it that cannot be read is a
+        UserError naming it (metrics pair outputs with targets by position, so
+        evaluation cannot skip it as training does; checkpoints are kept)."""
+        try:
+            return self.task.evaluate(self.model, split)
+        except tf.errors.InvalidArgumentError as e:
+            if data_lib.UNREADABLE_IN_EVALUATION not in str(e):
+                raise
+            raise UserError(f"the {name} split has a file that cannot be read "
+                            f"({columns.SKIPPED.last}); remove or replace it and run the "
+                            f"same command again (the checkpoints in {self.paths['ckpt']} "
+                            "are kept)") from None
 
     def named(self, metrics):
         """metrics.json's names for the test split's metrics: test_<name>, but the
@@ -344,7 +360,7 @@ class Trainer:
     def evaluate(self):
         """--mode=eval: the latest checkpoint on the test split."""
         self.restore(required=True)
-        metrics, _ = self.task.evaluate(self.model, self.data.test)
+        metrics, _ = self.evaluate_split(self.data.test, "test")
         return self.named(metrics)
 
     def export(self, restore=False):

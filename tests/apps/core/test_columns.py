@@ -7,6 +7,8 @@ from any start step, in any pipeline's slice. An unreadable file is skipped
 in training and counted; in evaluation it is an error.
 """
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -152,3 +154,36 @@ def test_h5_errors_name_the_file_and_key(tmp_path):
     config.data.test_path = str(paths["train"])  # a training file has no test_set_x
     with pytest.raises(UserError, match="train_signs.h5: no data set 'test_set_x'"):
         execute(ClassificationTask, config, str(tmp_path / "run"))
+
+
+def test_a_damaged_image_is_counted_in_training_and_named_in_evaluation(tmp_path):
+    from PIL import Image
+
+    from apps.classification import data as classification_data
+
+    rng = np.random.default_rng(2)
+    for c in range(2):
+        (tmp_path / "pets" / f"c{c}").mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
+                tmp_path / "pets" / f"c{c}" / f"{i}.png")
+    config = get_config("tiny")
+    config.data.update({"source": "folder", "path": str(tmp_path / "pets"), "channels": 3})
+    config.train.batch_size = 4
+    data_ = classification_data.load(config)[0]
+    train_file, val_file = (split.inputs.paths[split.inputs.rows[0]]
+                            for split in (data_.train, data_.val))
+
+    def damage(path):
+        whole = open(path, "rb").read()
+        with open(path, "wb") as f:
+            f.write(whole[:len(whole) // 3])
+
+    damage(train_file)
+    metrics = execute(ClassificationTask, config, str(tmp_path / "one"))
+    assert metrics["skipped_files"] == 1 and read_metrics(str(tmp_path / "one")) == metrics
+    damage(val_file)
+    with pytest.raises(UserError, match=f"the validation split has a file that cannot be read "
+                                        f".{val_file}: not a readable image"):
+        execute(ClassificationTask, config, str(tmp_path / "two"))
+    assert os.listdir(tmp_path / "two" / "ckpt")  # the epoch's checkpoint is kept
