@@ -44,6 +44,7 @@ RULES = {
     "data.image_size": int_in(8, 512),
     "data.channels": one_of(1, 3),
     "data.crop": positive_fraction,
+    "data.cache": one_of("none", "memory"),
     "data.min_images": int_in(2, 1_000_000),
     "data.max_examples": non_negative_int,
     "data.synthetic.num_identities": int_in(6, 1_000_000),
@@ -87,6 +88,8 @@ def get_config(variant=""):
     config.data.image_key = "image"  # TFDS feature names
     config.data.label_key = "label"
     config.data.path = ""  # for source=folder: <path>/<person>/<images>
+    # A folder is read as training goes; "memory" reads it all once at the start.
+    config.data.cache = "none"  # none | memory
     config.data.split = (0.85, 0.05, 0.1)  # fractions of the *people*: train, val, test
     config.data.image_size = 32
     config.data.channels = 3

@@ -62,8 +62,8 @@ def _h5(config):
             raise UserError(f"config.data.{'path' if part == 'train' else 'test_path'} is "
                             f"empty: give the HDF5 file with {part}_set_x and {part}_set_y")
         images, labels = H5Column(path, f"{part}_set_x"), H5Column(path, f"{part}_set_y")
-        if len(images.shape) != 3 or images.shape[-1] not in (1, 3):
-            raise UserError(f"{path}: {part}_set_x holds values of shape {images.shape}, "
+        if len(images.value_shape) != 3 or images.value_shape[-1] not in (1, 3):
+            raise UserError(f"{path}: {part}_set_x holds values of shape {images.value_shape}, "
                             "expected images (height, width, 1 or 3 channels)")
         if len(labels) != len(images):
             raise UserError(f"{path}: {len(images)} images in {part}_set_x but {len(labels)} "

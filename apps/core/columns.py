@@ -35,13 +35,18 @@ class Column:
     positions to the rows of the underlying store, so `take` is cheap.
     """
 
-    def __init__(self, dtype, shape, rows):
+    def __init__(self, dtype, value_shape, rows):
         self.dtype = np.dtype(dtype)
-        self.shape = tuple(shape)
+        self.value_shape = tuple(value_shape)
         self.rows = np.asarray(rows, np.int64)
 
     def __len__(self):
         return len(self.rows)
+
+    @property
+    def shape(self):
+        """(length, *value_shape), as an array's."""
+        return (len(self), *self.value_shape)
 
     def _read(self, row):
         raise NotImplementedError
@@ -57,8 +62,9 @@ class Column:
         """The values at `index` (an int or an index array), read now, stacked."""
         if np.ndim(index) == 0:
             return self._read(self.rows[index])
-        return np.stack([self._read(row) for row in self.rows[np.asarray(index)]]) if len(
-            np.asarray(index)) else np.zeros((0, *self.shape), self.dtype)
+        rows = self.rows[np.asarray(index, np.int64)]
+        values = [self._read(row) for row in rows]
+        return np.stack(values) if values else np.zeros((0, *self.value_shape), self.dtype)
 
     def read_checked(self, position):
         """(value, True), or (zeros, False) for a value that cannot be read: the
@@ -68,18 +74,24 @@ class Column:
             return self._read(row), True
         except UserError as e:
             SKIPPED.add(str(e))
-            return np.zeros(self.shape, self.dtype), False
+            return np.zeros(self.value_shape, self.dtype), False
 
     def tf_read(self, position):
         """(value, ok) of `position` (an int64 scalar tensor), for a tf.data map."""
         value, ok = tf.numpy_function(
             lambda p: self.read_checked(int(p)), [position], [tf.as_dtype(self.dtype), tf.bool],
             stateful=False)
-        return tf.ensure_shape(value, self.shape), tf.ensure_shape(ok, [])
+        return tf.ensure_shape(value, self.value_shape), tf.ensure_shape(ok, [])
 
     def materialize(self):
         """All values read into one NumPy array (config.data.cache = memory)."""
         return self[np.arange(len(self))]
+
+    def __array__(self, dtype=None, copy=None):
+        """All values (so np.asarray and tf.convert_to_tensor take a small column whole,
+        as evaluation pictures of a validation split do)."""
+        values = self.materialize()
+        return values if dtype is None else values.astype(dtype)
 
 
 class _Skipped:
@@ -107,19 +119,19 @@ SKIPPED = _Skipped()
 
 
 class FileColumn(Column):
-    """One file per value: `read(path)` decodes it to `dtype`/`shape` (a
+    """One file per value: `read(path)` decodes it to `dtype`/`value_shape` (a
     UserError for an unreadable file)."""
 
-    def __init__(self, paths, read, dtype, shape):
-        super().__init__(dtype, shape, np.arange(len(paths)))
+    def __init__(self, paths, read, dtype, value_shape):
+        super().__init__(dtype, value_shape, np.arange(len(paths)))
         self.paths = list(paths)
         self.read = read
 
     def _read(self, row):
         value = np.asarray(self.read(self.paths[row]), self.dtype)
-        if value.shape != self.shape:
+        if value.shape != self.value_shape:
             raise UserError(f"{self.paths[row]}: decoded to shape {value.shape}, expected "
-                            f"{self.shape}")
+                            f"{self.value_shape}")
         return value
 
 

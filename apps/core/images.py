@@ -129,21 +129,6 @@ def image_folder_files(root):
     return paths, np.asarray(labels, np.int64), kept
 
 
-def image_folder(root, image_size, channels, crop=1.0):
-    """image_folder_files' images decoded into memory: uint8 (N, image_size,
-    image_size, channels), int64 labels and the class names. A file that
-    cannot be decoded is skipped with a warning naming it."""
-    paths, labels, names = image_folder_files(root)
-    images, kept = [], []
-    for path, label in zip(paths, labels, strict=True):
-        try:
-            images.append(read_image(path, image_size, channels, crop))
-            kept.append(label)
-        except UserError as e:
-            logging.warning("skipped %s", e)
-    return np.stack(images), np.asarray(kept, np.int64), names
-
-
 def image_column(paths, image_size, channels, crop=1.0):
     """The images at `paths` as a column read on demand (apps.core.columns), each
     decoded as read_image does, at image_size x image_size x channels."""

@@ -18,9 +18,9 @@ targets are int64 identity ids indexing the returned names.
 import numpy as np
 from absl import logging
 
-from apps.core.data import Split, decode_all, load_tfds
+from apps.core.data import Split, cached, decode_all, load_tfds
 from apps.core.errors import UserError
-from apps.core.images import image_folder, prepare_image
+from apps.core.images import image_column, image_folder_files, prepare_image
 from apps.core.task import Data
 from apps.face_recognition import synth
 
@@ -36,7 +36,8 @@ def load(config):
             images = _to_grey(images)
         names = [f"person_{i:04d}" for i in range(s.num_identities)]
     elif d.source == "folder":
-        images, labels, names = image_folder(d.path, d.image_size, d.channels, d.crop)
+        paths, labels, names = image_folder_files(d.path)
+        images = image_column(paths, d.image_size, d.channels, d.crop)
     else:
         images, labels, names = _tfds(config)
     people, counts = np.unique(labels, return_counts=True)
@@ -51,7 +52,8 @@ def load(config):
                         "6 such people, 2 for each of the training, validation and test "
                         "splits")
     parts = split_identities(labels, d.split, config.seed, d.min_images)
-    train, val, test = (Split(images[i], labels[i]) for i in parts)
+    everyone = Split(images, labels)
+    train, val, test = (cached(everyone.take(i), d.cache) for i in parts)
     for name, split in (("train", train), ("validation", val), ("test", test)):
         people = len(np.unique(split.targets))
         if people < 2:

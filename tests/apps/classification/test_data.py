@@ -37,7 +37,8 @@ def _write_folder(root, classes=("cat", "dog"), per_class=4, size=(10, 14), mode
 def test_image_folder_reads_classes_and_skips_unreadable_files(tmp_path, caplog):
     root = _write_folder(tmp_path / "pets")
     (root / "dog" / "broken.jpg").write_bytes(b"not an image")
-    images, labels, names = images_lib.image_folder(str(root), image_size=12, channels=3)
+    paths, labels, names = images_lib.image_folder_files(str(root))
+    images = images_lib.image_column(paths, image_size=12, channels=3).materialize()
     assert names == ["cat", "dog"]
     assert images.shape == (8, 12, 12, 3) and images.dtype == np.uint8
     assert list(labels) == [0] * 4 + [1] * 4
@@ -69,7 +70,7 @@ def test_a_folder_is_read_as_training_goes(tmp_path):
     (root / "dog" / "0.png").write_bytes(whole[:len(whole) // 3])  # a truncated image
     paths, labels, _ = images_lib.image_folder_files(str(root))
     column = images_lib.image_column(paths, 12, 3)
-    assert len(column) == 8 and column.shape == (12, 12, 3)
+    assert len(column) == 8 and column.shape == (8, 12, 12, 3)
     value, ok = column.read_checked(paths.index(str(root / "cat" / "1.png")))
     assert ok
     np.testing.assert_array_equal(value, images_lib.read_image(str(root / "cat" / "1.png"), 12, 3))
@@ -81,7 +82,8 @@ def test_a_folder_is_read_as_training_goes(tmp_path):
 
 def test_image_folder_converts_grey_to_the_configured_channels(tmp_path):
     root = _write_folder(tmp_path / "grey", mode="L")
-    images, _, _ = images_lib.image_folder(str(root), image_size=8, channels=3)
+    images = np.asarray(images_lib.image_column(images_lib.image_folder_files(str(root))[0],
+                                                image_size=8, channels=3))
     assert images.shape[-1] == 3
     np.testing.assert_array_equal(images[..., 0], images[..., 2])
 
@@ -95,7 +97,7 @@ def test_image_folder_errors_name_the_problem(tmp_path, setup, message):
     root = tmp_path / "data"
     setup(root)
     with pytest.raises(UserError, match=message):
-        images_lib.image_folder(str(root), 8, 1)
+        images_lib.image_folder_files(str(root))
 
 
 def test_folder_source_through_the_config(tmp_path):

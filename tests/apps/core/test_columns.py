@@ -105,7 +105,7 @@ def test_h5_columns_read_rows_and_name_what_is_missing(tmp_path):
     with h5py.File(path, "w") as f:
         f["train_set_x"] = np.arange(24, dtype=np.uint8).reshape(4, 2, 3, 1)
     column = H5Column(str(path), "train_set_x")
-    assert len(column) == 4 and column.shape == (2, 3, 1)
+    assert len(column) == 4 and column.shape == (4, 2, 3, 1)
     np.testing.assert_array_equal(column.take([3, 1])[np.arange(2)][0],
                                   np.arange(18, 24).reshape(2, 3, 1))
     with pytest.raises(UserError, match="x.h5: no data set 'test_set_x' .it has train_set_x"):
