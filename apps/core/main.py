@@ -164,11 +164,9 @@ def execute(task_cls, config, workdir, mode="train", input_path=None, output=Non
         raise UserError(f"--config: a config of the {config.get('app')!r} app, not "
                         f"{expected!r}; use configs/{expected}.py")
     config = task_cls.apply_options(config, run_)
-    config_lib.check_app(config)
-    config_lib.check_workdir_owner(config, workdir, task_cls.workdir_fields)
-    # A run killed while exporting may have left the previous export aside.
-    export_lib.recover(os.path.join(workdir, "export"))
-    export_lib.recover(os.path.join(workdir, "export_tflite"))
+    # The fields the strategy reads are checked first: it must be made before
+    # TensorFlow's first op, which an app's own checks may run.
+    config_lib.check(config, config_lib.COMMON_RULES)
     if config.deterministic and not config.xla:
         # TensorFlow has no deterministic XLA kernel for some gradients (max
         # pooling), so op determinism is only asked for without XLA.
@@ -176,11 +174,15 @@ def execute(task_cls, config, workdir, mode="train", input_path=None, output=Non
 
         tf.config.experimental.enable_op_determinism()
     if config.strategy in ("multi_worker", "tpu") and mode != "predict":
-        # Collective ops must be configured before the task's first TensorFlow
-        # op (data synthesis, say); the Trainer later gets this same strategy.
+        # Collective ops are configured here; the Trainer later gets this same strategy.
         from apps.core import strategy as strategy_lib
 
         strategy_lib.make_strategy(config.strategy, config.tpu)
+    config_lib.check_app(config)
+    config_lib.check_workdir_owner(config, workdir, task_cls.workdir_fields)
+    # A run killed while exporting may have left the previous export aside.
+    export_lib.recover(os.path.join(workdir, "export"))
+    export_lib.recover(os.path.join(workdir, "export_tflite"))
     task = task_cls(config)
     task.check_run(run_)
     return modes[mode](task, run_)
