@@ -95,23 +95,31 @@ class Column:
 
 
 class _Skipped:
-    """The unreadable values met so far: each named once in the log, all counted."""
+    """Every failed read so far: each file named once in the log; counted per
+    reader by `mark()` / `since(mark)` (a run counts the files it met)."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self.messages = set()
+        self.events = []  # the message of every failed read, in order
+        self.named = set()
         self.last = None  # the latest, for an error that must name it
 
     def add(self, message):
         with self._lock:
-            self.last = message
-            if message not in self.messages:
-                self.messages.add(message)
+            if message not in self.named:
+                self.named.add(message)
                 logging.warning("skipped %s", message)
+            self.events.append(message)
+            self.last = message
 
-    def count(self):
+    def mark(self):
         with self._lock:
-            return len(self.messages)
+            return len(self.events)
+
+    def since(self, mark):
+        """How many distinct files failed to read since `mark`."""
+        with self._lock:
+            return len(set(self.events[mark:]))
 
 
 #: every Column's unreadable values in this process

@@ -123,6 +123,7 @@ COMMON_RULES = {
     "train.checkpoint_every": non_negative_int,
     "train.log_every": positive_int,
     "train.max_checkpoints": positive_int,
+    "train.max_skipped_fraction": fraction,
     "export.tflite": boolean,
 }
 
@@ -156,6 +157,9 @@ def common_config(app):
     config.train.checkpoint_every = 100  # steps; 0 = only at epoch ends
     config.train.log_every = 10  # steps between TensorBoard scalars
     config.train.max_checkpoints = 3
+    # Unreadable training files are skipped and counted; more than this share
+    # of the training split stops the run (a wrong folder, a broken disk).
+    config.train.max_skipped_fraction = 0.01
     config.export = ml_collections.ConfigDict()
     # Also write DIR/export_tflite/ (float and dynamic-range TensorFlow Lite
     # models, apps/core/tflite.py); only the vision apps can.

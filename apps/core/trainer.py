@@ -52,7 +52,7 @@ class Trainer:
         self.workdir = workdir
         self.paths = workdir_lib.paths(workdir)
         self._beside_export = {}
-        self._skipped_before = columns.SKIPPED.count()
+        self._skipped_mark = columns.SKIPPED.mark()
         self.strategy = strategy or strategy_lib.make_strategy(config.strategy, config.tpu)
         self.chief = strategy_lib.is_chief(self.strategy)
         scale_loss = strategy_lib.set_precision(config.mixed_precision)
@@ -297,6 +297,7 @@ class Trainer:
                 self.save()
             if end_of_epoch:
                 progbar = None
+                self._check_skipped()
                 val, images = self.evaluate_split(self.data.val, "validation")
                 line = modes.headline_line(f"epoch {epoch + 1} validation", val,
                                            self.task.headline_metrics)
@@ -318,7 +319,7 @@ class Trainer:
         metrics["train_seconds"] = float(self.seconds.numpy())
         metrics["steps"] = int(self.step.numpy())
         metrics.update(self.task.run_metrics(metrics))
-        skipped = columns.SKIPPED.count() - self._skipped_before
+        skipped = columns.SKIPPED.since(self._skipped_mark)
         if skipped:  # files that could not be read, each named in the log
             metrics["skipped_files"] = skipped
         if self.chief:
@@ -328,6 +329,18 @@ class Trainer:
             self.export()
             workdir_lib.write_metrics(self.workdir, metrics)
         return metrics
+
+    def _check_skipped(self):
+        """Stops the run when more than config.train.max_skipped_fraction of the
+        training split could not be read (each file is named in the log)."""
+        skipped = columns.SKIPPED.since(self._skipped_mark)
+        allowed = self.config.train.max_skipped_fraction * len(self.data.train)
+        if skipped > allowed:
+            raise UserError(
+                f"{skipped} training files could not be read (named in the log), more than "
+                f"config.train.max_skipped_fraction = {self.config.train.max_skipped_fraction} "
+                f"of the {len(self.data.train)} training examples; fix or remove them and run "
+                f"the same command again (the checkpoints in {self.paths['ckpt']} are kept)")
 
     def evaluate_split(self, split, name):
         """task.evaluate on `split`; a file of it that cannot be read is a

@@ -85,10 +85,10 @@ def test_an_unreadable_file_is_skipped_in_training_and_an_error_in_evaluation(tw
     _, files = twin_splits
     with open(files.inputs.paths[5], "wb") as f:
         f.write(b"damaged")
-    before = columns.SKIPPED.count()
+    mark = columns.SKIPPED.mark()
     seen = np.concatenate([labels for _, labels in _batches(files, 0, 10)])
     assert 5 not in seen and len(seen) == 80  # the batches close up over it
-    assert columns.SKIPPED.count() == before + 1
+    assert columns.SKIPPED.since(mark) == 1
     assert caplog.text.count("0.npy") == 0 and caplog.text.count("5.npy: not a NumPy") == 1
     with pytest.raises(tf.errors.InvalidArgumentError, match="unreadable file"):
         list(data.eval_batches(files, 8))
@@ -180,9 +180,17 @@ def test_a_damaged_image_is_counted_in_training_and_named_in_evaluation(tmp_path
             f.write(whole[:len(whole) // 3])
 
     damage(train_file)
+    # One of the 14 training images is more than the default 1% allowed ...
+    with pytest.raises(UserError, match="1 training files could not be read .named in the "
+                                        "log., more than config.train.max_skipped_fraction"):
+        execute(ClassificationTask, config, str(tmp_path / "one"))
+    assert os.listdir(tmp_path / "one" / "ckpt")
+    # ... and within 10%: the same workdir resumes, and the file is counted.
+    config.train.max_skipped_fraction = 0.1
     metrics = execute(ClassificationTask, config, str(tmp_path / "one"))
     assert metrics["skipped_files"] == 1 and read_metrics(str(tmp_path / "one")) == metrics
     damage(val_file)
+    config.train.max_skipped_fraction = 0.1
     with pytest.raises(UserError, match=f"the validation split has a file that cannot be read "
                                         f".{val_file}: not a readable image"):
         execute(ClassificationTask, config, str(tmp_path / "two"))
