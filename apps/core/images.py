@@ -7,6 +7,7 @@ same augmented examples as an uninterrupted one.
 
 import math
 import os
+import unicodedata
 
 import numpy as np
 import tensorflow as tf
@@ -89,7 +90,8 @@ def image_folder_files(root):
     a warning naming it (one whose data are damaged is met when it is read).
     Images in sub-folders of a class folder belong to that class; hidden and
     system files (.DS_Store, ._x.jpg, __MACOSX/) are ignored; a class folder
-    without images is reported and skipped.
+    without images is reported and skipped. Class names are in Unicode's
+    composed form (NFC).
     """
     if not root:
         raise UserError("config.data.path is empty: give the folder with one "
@@ -117,7 +119,8 @@ def image_folder_files(root):
         if found:
             paths += found
             labels += [len(kept)] * len(found)
-            kept.append(name)
+            # macOS writes folder names decomposed ("Zoe" + U+0308): named as typed ("Zoë").
+            kept.append(unicodedata.normalize("NFC", name))
         else:
             logging.warning("skipped %s: no readable images (%s)", os.path.join(root, name),
                             ", ".join(IMAGE_EXTENSIONS))

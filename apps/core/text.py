@@ -29,9 +29,12 @@ def utf8_lines(path, expected="UTF-8 text"):
 
 
 def decode_line(raw, path, number):
-    """`raw` bytes as UTF-8, or a UserError naming path:number and the first bad byte."""
+    """`raw` bytes as UTF-8, or a UserError naming path:number and the first bad byte.
+
+    The byte-order mark some editors put at the start of a UTF-8 file is no
+    character of the first line."""
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}:{number}: not UTF-8 text (byte {raw[e.start]:#04x} at column "
                         f"{e.start + 1}); {CONVERT}") from None

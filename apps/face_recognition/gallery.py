@@ -12,6 +12,7 @@ several embeddings; their distance to a face is the smallest one.
 """
 
 import os
+import unicodedata
 
 import numpy as np
 from absl import logging
@@ -28,7 +29,7 @@ class Gallery:
     """Names (M,), embeddings (M, D) and the files they came from (M,)."""
 
     def __init__(self, names=(), embeddings=None, files=()):
-        self.names = np.asarray(names, dtype=str)
+        self.names = np.asarray([nfc(n) for n in names], dtype=str)
         self.embeddings = (np.zeros((0, 0), np.float32) if embeddings is None
                            else np.asarray(embeddings, np.float32))
         self.files = np.asarray(files, dtype=str)
@@ -77,7 +78,8 @@ class Gallery:
 
     def enroll(self, names, embeddings, files):
         """Adds people; the entries of anyone enrolled again are replaced."""
-        names, embeddings = np.asarray(names, dtype=str), np.asarray(embeddings, np.float32)
+        names = np.asarray([nfc(n) for n in names], dtype=str)
+        embeddings = np.asarray(embeddings, np.float32)
         if len(self) and self.embeddings.shape[1] != embeddings.shape[1]:
             raise UserError(f"the gallery holds {self.embeddings.shape[1]}-d embeddings but "
                             f"the model gives {embeddings.shape[1]}-d ones; enroll everyone "
@@ -99,14 +101,14 @@ class Gallery:
 
     def require(self, name):
         """UserError unless `name` is enrolled."""
-        if name not in set(self.names.tolist()):
+        if nfc(name) not in set(self.names.tolist()):
             raise UserError(f"--identity={name}: not in the gallery (enrolled: "
                             f"{', '.join(self.people) or 'nobody'})")
 
     def verify(self, embedding, name, threshold):
         """(distance, accepted) of `embedding` against the enrolled `name`."""
         self.require(name)
-        distance = self.distances(embedding)[name]
+        distance = self.distances(embedding)[nfc(name)]
         return distance, distance < threshold
 
     def identify(self, embedding, threshold):
@@ -117,6 +119,12 @@ class Gallery:
         name = min(distances, key=distances.get)
         distance = distances[name]
         return (name if distance < threshold else None), distance, name
+
+
+def nfc(name):
+    """`name` in Unicode's composed form: macOS writes folder names decomposed
+    ("Zoe" + a combining diaeresis), what a user types is composed ("Zoë")."""
+    return unicodedata.normalize("NFC", str(name))
 
 
 def gallery_files(root):

@@ -60,6 +60,8 @@ def test_image_folder_files_one_rule_for_nested_hidden_and_empty(tmp_path, caplo
     assert str(root / "cat" / "indoor" / "0.png") in paths
     assert not any("._" in p or "__MACOSX" in p for p in paths)
     assert "owl: no readable images" in caplog.text
+    (root / "dog").rename(root / "Zoe\u0308")  # as macOS writes "Zoë"
+    assert images_lib.image_folder_files(str(root))[2] == ["Zo\u00eb", "cat"]
 
 
 def test_a_folder_is_read_as_training_goes(tmp_path):

@@ -12,6 +12,12 @@ def test_lines_are_numbered_from_one_and_keep_their_text(tmp_path):
     assert list(utf8_lines(str(path))) == [(1, "première\r\n"), (2, "\n"), (3, "zweite Zeile")]
 
 
+def test_a_byte_order_mark_is_no_character_of_the_first_line(tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("\ufeffGo.\tVa !\n\ufeffx\n".encode())
+    assert list(utf8_lines(str(path))) == [(1, "Go.\tVa !\n"), (2, "\ufeffx\n")]
+
+
 def test_a_line_not_in_utf8_is_named_with_its_byte_and_column(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes(b"fine\nk\xf6nig\n")

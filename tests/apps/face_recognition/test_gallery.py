@@ -57,6 +57,16 @@ def test_enroll_update_and_identify_round_trip(tmp_path):
         gallery.verify(_unit([1, 0, 0]), "dan", 0.7)
 
 
+def test_a_name_written_decomposed_is_found_as_typed(tmp_path):
+    """macOS writes "Zoë" as "Zoe" + a combining diaeresis (NFD); a user types it composed."""
+    gallery = gallery_lib.Gallery()
+    gallery.enroll(["Zoe\u0308"], _unit([[1, 0, 0]]), ["z.png"])
+    gallery.require("Zo\u00eb")
+    distance, accepted = gallery.verify(_unit([1, 0, 0]), "Zo\u00eb", 0.5)
+    assert accepted and distance == pytest.approx(0.0, abs=1e-6)
+    assert gallery.people == ["Zo\u00eb"]
+
+
 def test_gallery_folder_takes_sub_folders_and_loose_images(tmp_path):
     (tmp_path / "ada").mkdir()
     for i in range(2):
