@@ -134,7 +134,8 @@ def read_tsv(path, reverse=False):
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
-                line = raw.decode("utf-8").rstrip("\r\n")
+                # A byte-order mark (some editors write one) is no character.
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError:
                 malformed += 1
                 first_bad.append(number)

@@ -113,6 +113,15 @@ def test_tsv_reader_counts_malformed_and_empty_lines(tmp_path, caplog):
     assert reversed_[0][0] == "Va !"
 
 
+def test_tsv_and_sentences_leave_out_a_byte_order_mark(tmp_path):
+    path = _write(tmp_path, "\ufeffGo.\tVa !\nHi.\tSalut !\n".encode())
+    sources, _, _ = data_lib.read_tsv(path)
+    assert sources == ["Go.", "Hi."]
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_bytes("\ufeff3/5/79\n".encode())
+    assert data_lib.read_sentences(str(sentences)) == ["3/5/79"]
+
+
 def test_tsv_errors_name_the_file(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         data_lib.read_tsv(str(tmp_path / "missing.tsv"))
