@@ -41,6 +41,7 @@ def _image_size(v):
 # mask with the image; no rotation) have the image apps' rules (AUGMENT_RULES).
 RULES = {
     "data.source": one_of("synthetic", "tfds", "folder"),
+    "data.cache": one_of("none", "memory"),
     "data.split": fractions_summing_to_one,
     "data.image_size": Rule(_image_size, "(height, width), integers in [8, 4096]"),
     "data.num_classes": int_in(0, 256),
@@ -83,6 +84,8 @@ def get_config(variant=""):
     config.data.data_dir = ""  # TFDS data_dir ('' = TFDS's default)
     config.data.mask_offset = 0  # subtracted from TFDS mask values (pets: 1)
     config.data.path = ""  # for source=folder: holds image_dir/ and mask_dir/
+    # A folder is read as training goes; "memory" reads it all once at the start.
+    config.data.cache = "none"  # none | memory
     config.data.image_dir = "CameraRGB"
     config.data.mask_dir = "CameraMask"
     config.data.num_classes = 0  # tfds / folder: classes of the masks (0 = len(class_names))

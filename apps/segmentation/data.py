@@ -23,11 +23,21 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from apps.core.data import MissingSplit, Split, decode_all, load_tfds, stratified_split
+from apps.core.columns import FileColumn
+from apps.core.data import (
+    MissingSplit,
+    Split,
+    cached,
+    decode_all,
+    load_tfds,
+    stratified_split,
+)
 from apps.core.errors import UserError
-from apps.core.images import IMAGE_EXTENSIONS, read_image
+from apps.core.images import IMAGE_EXTENSIONS, is_image, read_image
 from apps.core.task import Data
 from apps.segmentation import synth
+
+EXIF_ORIENTATION = 0x0112
 
 LOSSY_EXTENSIONS = (".jpg", ".jpeg")  # compression blurs class ids into their neighbours
 
@@ -43,7 +53,8 @@ def load(config):
     images, masks = pair_folder(config.data.path, config.data.image_dir, config.data.mask_dir,
                                 tuple(config.data.image_size), len(names))
     if config.data.max_examples:
-        images, masks = images[:config.data.max_examples], masks[:config.data.max_examples]
+        first = np.arange(min(config.data.max_examples, len(images)))
+        images, masks = images.take(first), masks.take(first)
     return _split(images, masks, config, f"config.data.path = {config.data.path!r}"), names
 
 
@@ -83,19 +94,23 @@ def _split(images, masks, config, where):
         raise UserError(f"{where}: {len(images)} image/mask pair(s) are too few to split into "
                         f"train, val and test by config.data.split = {config.data.split}; "
                         "expected at least one in each")
-    return Data(*(Split(images[i], masks[i]) for i in parts))
+    everything = Split(images, masks)
+    return Data(*(cached(everything.take(i), config.data.cache) for i in parts))
 
 
 # ------------------------------------------------------------------ folder
 
 
 def pair_folder(root, image_dir, mask_dir, size, num_classes):
-    """Image/mask pairs matched by file name (without extension).
+    """Image/mask pairs matched by file name (without extension), read as
+    training goes: columns (apps.core.columns) of uint8 images (H, W, 3) and
+    uint8 masks (H, W) at `size` (height, width).
 
-    Returns images uint8 (N, H, W, 3) and masks uint8 (N, H, W) at `size`
-    (height, width). An image without a mask (or a mask without an image), a
-    mask whose size differs from its image's, or a label >= num_classes is a
-    UserError naming the file.
+    An image without a mask (or a mask without an image), a mask whose size
+    differs from its image's, with a label >= num_classes, or a file that is
+    no image is a UserError naming the file when the folder is listed; an
+    image whose data are damaged is found when it is read (in training it is
+    then skipped and counted, apps.core.columns).
     """
     if not root:
         raise UserError("config.data.path is empty: give the folder that holds "
@@ -119,13 +134,23 @@ def pair_folder(root, image_dir, mask_dir, size, num_classes):
         if stem not in image_files:
             raise UserError(f"{path}: no image of the same name in "
                             f"{os.path.join(root, image_dir)}")
-    images, masks = [], []
-    for stem in sorted(image_files):
-        image, mask = read_pair(image_files[stem], mask_files[stem], num_classes)
-        images.append(resize_image(image, size))
-        masks.append(resize_mask(mask, size))
-    logging.info("read %d image/mask pairs from %s", len(images), root)
-    return np.stack(images), np.stack(masks)
+    stems = sorted(image_files)
+    image_of = {mask_files[stem]: image_files[stem] for stem in stems}
+    for stem in stems:
+        # The masks are checked now (small files: a wrong num_classes, a JPEG mask
+        # or a size that is not the image's is found before training starts);
+        # the images' headers only, their pixels are decoded as batches need them.
+        if not is_image(image_files[stem]):
+            raise UserError(f"{image_files[stem]}: not a readable image")
+        checked_mask(mask_files[stem], image_files[stem], num_classes)
+
+    def mask(path):
+        return resize_mask(checked_mask(path, image_of[path], num_classes), size)
+
+    logging.info("found %d image/mask pairs in %s", len(stems), root)
+    return (FileColumn([image_files[s] for s in stems],
+                       lambda path: resize_image(read_image(path), size), np.uint8, (*size, 3)),
+            FileColumn([mask_files[s] for s in stems], mask, np.uint8, size))
 
 
 def _files_by_stem(folder):
@@ -140,15 +165,31 @@ def _files_by_stem(folder):
     return files
 
 
-def read_pair(image_path, mask_path, num_classes):
-    """One image (uint8 RGB) and its mask (uint8 class ids), checked against each other."""
-    image = read_image(image_path)
+def checked_mask(mask_path, image_path, num_classes):
+    """A mask (uint8 class ids) checked against its image's size (read from the
+    image's header, EXIF orientation applied as read_image does) and the classes."""
     mask = read_mask(mask_path)
-    if image.shape[:2] != mask.shape:
+    try:
+        with Image.open(image_path) as header:
+            width, height = header.size
+            if _orientation(header) in (5, 6, 7, 8):  # turned a quarter
+                width, height = height, width
+    except (OSError, ValueError) as e:
+        raise UserError(f"{image_path}: not a readable image ({e})") from None
+    if (height, width) != mask.shape:
         raise UserError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but its "
-                        f"image {image_path} is {image.shape[1]}x{image.shape[0]}")
+                        f"image {image_path} is {width}x{height}")
     check_labels(mask, num_classes, mask_path)
-    return image, mask
+    return mask
+
+
+def _orientation(image):
+    """The EXIF orientation of an opened image (1 when it has none or it is damaged:
+    the image's own read then says what is wrong)."""
+    try:
+        return image.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError):
+        return 1
 
 
 def check_labels(mask, num_classes, where):

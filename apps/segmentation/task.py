@@ -94,28 +94,28 @@ class SegmentationTask(Task):
 
     # ------------------------------------------------------------ evaluation
 
-    def predict_classes(self, model, split):
-        """The predicted class map of every example of `split`, uint8 (N, H, W)."""
+    def evaluate(self, model, split):
+        """Pixel accuracy, IoU and Dice from the confusion matrix, accumulated
+        batch by batch (a split read from files is never held whole)."""
         infer = compiled(model, "class_map", lambda: tf.function(
             lambda x: tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32)))
-        parts = [infer(x).numpy().astype(np.uint8)
-                 for x, _ in core_data.eval_batches(split, EVAL_BATCH, self.eval_example)]
-        return np.concatenate(parts)
-
-    def evaluate(self, model, split):
-        predictions = self.predict_classes(model, split)
-        matrix = metrics_lib.confusion_matrix(split.targets, predictions, self.num_classes)
+        matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
+        shown = []
+        for x, masks in core_data.eval_batches(split, EVAL_BATCH, self.eval_example):
+            predictions = infer(x).numpy()
+            matrix += metrics_lib.confusion_matrix(masks.numpy(), predictions, self.num_classes)
+            shown += list(predictions[:SHOWN - len(shown)].astype(np.uint8))
         report = metrics_lib.segmentation_report(matrix)
         metrics = {key: report[key] for key in ("pixel_accuracy", "mean_iou", "dice")}
         for name, iou, dice in zip(self.class_names, report["iou"], report["class_dice"],
                                    strict=True):
             metrics[f"class_{name}_iou"] = float(iou)
             metrics[f"class_{name}_dice"] = float(dice)
-        shown = slice(0, min(SHOWN, len(split)))
         colours = palette(self.num_classes)
-        inputs = split.inputs[shown]
-        panels = np.concatenate([inputs, overlay(inputs, colours[split.targets[shown]]),
-                                 overlay(inputs, colours[predictions[shown]])], axis=2)
+        index = np.arange(len(shown))
+        inputs, truths = split.inputs[index], np.asarray(split.targets[index])
+        panels = np.concatenate([inputs, overlay(inputs, colours[truths]),
+                                 overlay(inputs, colours[np.stack(shown)])], axis=2)
         return metrics, {"input_truth_prediction": images_lib.upscale(panels, 128)}
 
     # ---------------------------------------------------------------- export

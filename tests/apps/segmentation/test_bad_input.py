@@ -198,9 +198,7 @@ CASES = [
     case("image-corrupt", lambda t: pairs(t, edit=_write("CameraRGB/001.png",
                                                          lambda old: b"not a png")),
          "CameraRGB/001.png: not a readable image"),
-    case("image-truncated", lambda t: pairs(t, edit=_write("CameraRGB/001.png",
-                                                           lambda old: old[:len(old) // 2])),
-         "CameraRGB/001.png: not a readable image"),
+    # A truncated image (its header fine) is found when read: test_data.py.
     case("image-a-folder", lambda t: pairs(t, edit=_folder_as_image),
          "CameraRGB/001.png: not a readable image"),
     case("mask-corrupt", lambda t: pairs(t, edit=_write("CameraMask/001.png",

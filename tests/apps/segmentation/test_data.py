@@ -96,6 +96,19 @@ def test_pair_folder_errors_name_the_file(tmp_path):
         data_lib.pair_folder(str(tmp_path / "c"), "CameraRGB", "Masks", (20, 30), 4)
 
 
+def test_a_damaged_image_is_found_when_its_pair_is_read(tmp_path):
+    """The images are decoded as batches need them: a truncated one (its header
+    is fine) lists, and its read names it (training skips and counts it)."""
+    _write_pairs(tmp_path)
+    path = tmp_path / "CameraRGB" / "000001.png"
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    images, masks = data_lib.pair_folder(str(tmp_path), "CameraRGB", "CameraMask", (20, 30), 4)
+    assert len(images) == 3 and masks[1].shape == (20, 30)
+    assert images.read_checked(0)[1] and not images.read_checked(1)[1]
+    with pytest.raises(UserError, match=r"000001\.png: not a readable image"):
+        images[1]  # noqa: B018
+
+
 def test_folder_source_through_the_config(tmp_path):
     _write_pairs(tmp_path, sizes=[(20, 30)] * 10)
     config = get_config("carla")
