@@ -28,6 +28,7 @@ from apps.core.config import (
     positive_int,
     probability,
 )
+from apps.core.errors import UserError
 from apps.core.optim import optimizer_config
 
 
@@ -45,6 +46,7 @@ RULES = {
     "data.split": fractions_summing_to_one,
     "data.image_size": Rule(_image_size, "(height, width), integers in [8, 4096]"),
     "data.num_classes": int_in(0, 256),
+    "data.ignore_label": int_in(0, 255),
     "data.class_names": Rule(
         lambda v: isinstance(v, tuple) and all(isinstance(n, str) and n for n in v)
         and len(set(v)) == len(v), "() or a tuple of distinct, non-empty class names"),
@@ -71,8 +73,14 @@ RULES = {
 
 
 def check(config):
-    """The checks across fields."""
-    check_source_fields(config.data, {"path": ("folder",), "name": ("tfds",), "data_dir": ("tfds",)})
+    """The checks across fields: no field of another source, and an ignore label
+    that is not one of the classes."""
+    d = config.data
+    check_source_fields(d, {"path": ("folder",), "name": ("tfds",), "data_dir": ("tfds",)})
+    classes = max(d.num_classes, len(d.class_names))
+    if d.ignore_label < classes:
+        raise UserError(f"config.data.ignore_label = {d.ignore_label} is one of the {classes} "
+                        f"classes (0..{classes - 1}); expected a label above them (255)")
 
 
 def get_config(variant=""):
@@ -89,6 +97,9 @@ def get_config(variant=""):
     config.data.image_dir = "CameraRGB"
     config.data.mask_dir = "CameraMask"
     config.data.num_classes = 0  # tfds / folder: classes of the masks (0 = len(class_names))
+    # The label of pixels left out of the loss and the metrics (Pascal VOC and
+    # Cityscapes mark object boundaries 255); it must not be a class.
+    config.data.ignore_label = 255
     config.data.class_names = ()  # tfds / folder: optional names, in class-id order
     config.data.split = (0.6, 0.2, 0.2)  # train, val, test (synthetic: of the digit scans)
     config.data.image_size = (48, 48)  # (height, width) the model sees

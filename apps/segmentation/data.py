@@ -51,7 +51,8 @@ def load(config):
     if source == "tfds":
         return _tfds(config, names), names
     images, masks = pair_folder(config.data.path, config.data.image_dir, config.data.mask_dir,
-                                tuple(config.data.image_size), len(names))
+                                tuple(config.data.image_size), len(names),
+                                config.data.ignore_label)
     if config.data.max_examples:
         first = np.arange(min(config.data.max_examples, len(images)))
         images, masks = images.take(first), masks.take(first)
@@ -101,7 +102,7 @@ def _split(images, masks, config, where):
 # ------------------------------------------------------------------ folder
 
 
-def pair_folder(root, image_dir, mask_dir, size, num_classes):
+def pair_folder(root, image_dir, mask_dir, size, num_classes, ignore_label=255):
     """Image/mask pairs matched by file name (without extension), read as
     training goes: columns (apps.core.columns) of uint8 images (H, W, 3) and
     uint8 masks (H, W) at `size` (height, width).
@@ -142,10 +143,10 @@ def pair_folder(root, image_dir, mask_dir, size, num_classes):
         # the images' headers only, their pixels are decoded as batches need them.
         if not is_image(image_files[stem]):
             raise UserError(f"{image_files[stem]}: not a readable image")
-        checked_mask(mask_files[stem], image_files[stem], num_classes)
+        checked_mask(mask_files[stem], image_files[stem], num_classes, ignore_label)
 
     def mask(path):
-        return resize_mask(checked_mask(path, image_of[path], num_classes), size)
+        return resize_mask(checked_mask(path, image_of[path], num_classes, ignore_label), size)
 
     logging.info("found %d image/mask pairs in %s", len(stems), root)
     return (FileColumn([image_files[s] for s in stems],
@@ -165,7 +166,7 @@ def _files_by_stem(folder):
     return files
 
 
-def checked_mask(mask_path, image_path, num_classes):
+def checked_mask(mask_path, image_path, num_classes, ignore_label=255):
     """A mask (uint8 class ids) checked against its image's size (read from the
     image's header, EXIF orientation applied as read_image does) and the classes."""
     mask = read_mask(mask_path)
@@ -179,7 +180,7 @@ def checked_mask(mask_path, image_path, num_classes):
     if (height, width) != mask.shape:
         raise UserError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but its "
                         f"image {image_path} is {width}x{height}")
-    check_labels(mask, num_classes, mask_path)
+    check_labels(mask, num_classes, mask_path, ignore_label)
     return mask
 
 
@@ -192,11 +193,14 @@ def _orientation(image):
         return 1
 
 
-def check_labels(mask, num_classes, where):
-    high = int(mask.max()) if mask.size else 0
+def check_labels(mask, num_classes, where, ignore_label=255):
+    """UserError for a label outside the classes other than `ignore_label`."""
+    labels = mask[mask != ignore_label] if mask.size else mask
+    high = int(labels.max()) if labels.size else 0
     if high >= num_classes:
         raise UserError(f"{where}: label {high} outside the {num_classes} classes "
-                        f"(0..{num_classes - 1}); set config.data.num_classes")
+                        f"(0..{num_classes - 1}) and not config.data.ignore_label = "
+                        f"{ignore_label}; set config.data.num_classes")
 
 
 def read_mask(path):
@@ -269,9 +273,10 @@ def _tfds(config, names):
 
         images, masks = decode_all(ds, prepare, f"TFDS data set {name!r} split {split!r}",
                                    batch_size=256)
-        if masks.min() < 0 or masks.max() >= k:
+        labels = masks[masks != config.data.ignore_label]
+        if labels.size and (labels.min() < 0 or labels.max() >= k):
             raise UserError(f"TFDS data set {name!r} ({split}): mask label "
-                            f"{masks.min() if masks.min() < 0 else masks.max()} outside "
+                            f"{labels.min() if labels.min() < 0 else labels.max()} outside "
                             f"the {k} classes after config.data.mask_offset = {offset}")
         return images, masks.astype(np.uint8)
 

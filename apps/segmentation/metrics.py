@@ -18,9 +18,12 @@ import numpy as np
 
 
 def confusion_matrix(labels, predictions, num_classes):
-    """(K, K) int64 counts of (true, predicted) pixel pairs."""
+    """(K, K) int64 counts of (true, predicted) pixel pairs; pixels labelled
+    outside the classes (the ignore label) are left out."""
     labels = np.asarray(labels, np.int64).ravel()
     predictions = np.asarray(predictions, np.int64).ravel()
+    kept = labels < num_classes
+    labels, predictions = labels[kept], predictions[kept]
     counts = np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)
     return counts.reshape(num_classes, num_classes)
 

@@ -87,9 +87,11 @@ class SegmentationTask(Task):
         return augment_pair(image, mask, seed, flip=a.flip, shift=a.shift, color=a.color)
 
     def per_example_loss(self, masks, logits):
-        loss = losses_lib.cross_entropy(masks, logits, self.class_weights)
+        ignore = self.config.data.ignore_label
+        loss = losses_lib.cross_entropy(masks, logits, self.class_weights, ignore_label=ignore)
         if self.config.loss.dice_weight:
-            loss += self.config.loss.dice_weight * losses_lib.soft_dice(masks, logits)
+            loss += self.config.loss.dice_weight * losses_lib.soft_dice(masks, logits,
+                                                                        ignore_label=ignore)
         return loss
 
     # ------------------------------------------------------------ evaluation

@@ -152,6 +152,8 @@ CASES = [
     case("batch-larger-than-the-training-split",
          lambda t: {"config": tiny(train__batch_size=100)},
          "the training split has 64 examples", "config.train.batch_size = 100"),
+    case("ignore-label-a-class", lambda t: pairs(t, data__num_classes=4, data__ignore_label=3),
+         "config.data.ignore_label = 3 is one of the 4 classes (0..3)"),
     case("num-classes-not-given", lambda t: pairs(t, data__num_classes=0),
          "config.data.num_classes = 0", "give the number of classes"),
     case("class-names-and-num-classes-disagree",

@@ -96,6 +96,18 @@ def test_pair_folder_errors_name_the_file(tmp_path):
         data_lib.pair_folder(str(tmp_path / "c"), "CameraRGB", "Masks", (20, 30), 4)
 
 
+def test_the_ignore_label_is_no_class_to_check(tmp_path):
+    masks = _write_pairs(tmp_path)
+    boundary = masks[0].copy()
+    boundary[0] = 255  # Pascal VOC's object boundaries
+    Image.fromarray(boundary, "L").save(tmp_path / "CameraMask" / "000000.png")
+    _, read = data_lib.pair_folder(str(tmp_path), "CameraRGB", "CameraMask", (20, 30), 4)
+    np.testing.assert_array_equal(read[0], boundary)
+    with pytest.raises(UserError, match="label 255 outside the 4 classes .0..3. and not "
+                                        "config.data.ignore_label = 0"):
+        data_lib.pair_folder(str(tmp_path), "CameraRGB", "CameraMask", (20, 30), 4, 0)
+
+
 def test_a_damaged_image_is_found_when_its_pair_is_read(tmp_path):
     """The images are decoded as batches need them: a truncated one (its header
     is fine) lists, and its read names it (training skips and counts it)."""

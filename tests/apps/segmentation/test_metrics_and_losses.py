@@ -85,6 +85,27 @@ def test_losses_match_their_formulas():
                                np.mean(keras_ce, axis=(1, 2)), rtol=1e-5)
 
 
+def test_the_ignore_label_is_left_out_of_losses_and_metrics():
+    """Pixels labelled 255 count nowhere: the losses equal those of the other
+    pixels alone (a NumPy transcription over them), the confusion matrix
+    holds only them."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 4, (2, 5, 6))
+    labels[:, 0] = 255  # a boundary row
+    logits = rng.normal(0, 2, (2, 5, 6, 4)).astype(np.float32)
+    weights = np.array([0.5, 2.0, 1.0, 3.0])
+    kept_labels, kept_logits = labels[:, 1:], logits[:, 1:]
+    ce, dice = _numpy_losses(kept_labels, kept_logits, weights)
+    np.testing.assert_allclose(
+        losses_lib.cross_entropy(labels, logits, weights, ignore_label=255), ce, rtol=1e-5)
+    np.testing.assert_allclose(losses_lib.soft_dice(labels, logits, ignore_label=255), dice,
+                               rtol=1e-5)
+    predictions = rng.integers(0, 4, labels.shape)
+    np.testing.assert_array_equal(
+        metrics_lib.confusion_matrix(labels, predictions, 4),
+        metrics_lib.confusion_matrix(kept_labels, predictions[:, 1:], 4))
+
+
 def test_dice_loss_is_near_zero_for_a_confident_right_answer_and_has_gradients():
     labels = np.random.default_rng(4).integers(0, 3, (2, 8, 8))
     logits = tf.constant(30.0 * np.eye(3)[labels], tf.float32)
