@@ -103,7 +103,10 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def restore(self, required=False):
-        """Restores the latest checkpoint of this workdir; returns True if one was found."""
+        """Restores the latest checkpoint of this workdir; returns True if one was found.
+
+        What a write that failed or was killed left (ckpt-N_temp/) is removed first."""
+        _remove_partial_checkpoints(self.paths["ckpt"])
         latest = tf.train.latest_checkpoint(self.paths["ckpt"])
         if latest is None:
             if required:
@@ -122,10 +125,28 @@ class Trainer:
         return True
 
     def save(self):
-        with quiet():
+        with quiet(), self.writing("the checkpoint", self.manager.directory):
             self.manager.save(checkpoint_number=int(self.step.numpy()))
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def writing(self, what, where):
+        """A failed write (a full disk, no permission) as one line saying what
+        could not be written where; what was written before stays (checkpoints
+        are written beside the last one, exports swapped in whole)."""
+        try:
+            yield
+        except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+                tf.errors.UnknownError, OSError) as e:
+            reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+            reason = " ".join(str(reason).split())[:200]
+            _remove_partial_checkpoints(self.paths["ckpt"])
+            latest = tf.train.latest_checkpoint(self.paths["ckpt"])
+            raise UserError(f"could not write {what} to {where} ({reason}); kept "
+                            f"{latest or 'no checkpoint'} and {self.paths['export']} as they "
+                            "were; free space (or fix the folder) and run the same command "
+                            "again") from None
 
     # ------------------------------------------------------------- training
 
@@ -327,7 +348,8 @@ class Trainer:
             self._write_eval(self._writers()["eval"], step, test, images, prefix="test_")
             hparams.write_final(self._writers()["train"], metrics, step)
             self.export()
-            workdir_lib.write_metrics(self.workdir, metrics)
+            with self.writing("metrics.json", self.workdir):
+                workdir_lib.write_metrics(self.workdir, metrics)
         return metrics
 
     def _check_skipped(self):
@@ -384,7 +406,7 @@ class Trainer:
         if restore:
             self.restore(required=True)
         endpoints = self.task.export_endpoints(self.model)
-        with quiet():
+        with quiet(), self.writing("the SavedModel", self.paths["export"]):
             path = export_lib.write_saved_model(
                 self.paths["export"], self.model, endpoints,
                 variable_collections={"model_variables": self.model.variables})
@@ -432,6 +454,15 @@ class Trainer:
                 tf.summary.image(prefix + name, image, max_outputs=len(image))
             self.task.write_summaries(prefix)
         writer.flush()
+
+
+def _remove_partial_checkpoints(folder):
+    """Removes what an interrupted checkpoint write left (TensorFlow writes
+    ckpt-N_temp/ and renames it when done)."""
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.endswith("_temp"):
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
 
 def _synchronize_batch_norm(model):

@@ -173,3 +173,41 @@ def test_a_training_run_prints_what_a_keras_user_expects(tmp_path):
             tags |= {value.tag for value in event.summary.value}
     assert {"final/test_accuracy", "final/examples_per_sec", "_hparams_/experiment",
             "_hparams_/session_start_info"} <= tags, tags
+
+
+def test_a_full_disk_is_one_line_and_loses_nothing(tmp_path, monkeypatch):
+    """A checkpoint write that fails (the disk full) stops the run with one line
+    saying what and where; the last good checkpoint stays, the half-written
+    one goes, and the same command then resumes and finishes."""
+    saves = []
+    real_save = tf.train.CheckpointManager.save
+
+    def failing_save(manager, checkpoint_number=None, **kwargs):
+        saves.append(checkpoint_number)
+        if len(saves) == 3:
+            os.makedirs(os.path.join(manager.directory, f"ckpt-{checkpoint_number}_temp"))
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+        return real_save(manager, checkpoint_number=checkpoint_number, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", failing_save)
+    workdir = tmp_path / "run"
+    with pytest.raises(UserError, match=r"could not write the checkpoint to .*ckpt \(No space "
+                                        r"left on device\); kept .*ckpt-(\d+) and"):
+        execute(ClassificationTask, get_config("tiny"), str(workdir))
+    kept = tf.train.latest_checkpoint(str(workdir / "ckpt"))
+    assert kept.endswith(f"ckpt-{saves[1]}")
+    assert not [n for n in os.listdir(workdir / "ckpt") if n.endswith("_temp")]
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
+    metrics = execute(ClassificationTask, get_config("tiny"), str(workdir))
+    assert metrics["steps"] == 66
+    # An export that cannot be written leaves the last one as it was.
+    before = sorted(os.listdir(workdir / "export"))
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("apps.core.export.write_saved_model", no_space)
+    with pytest.raises(UserError, match=r"could not write the SavedModel to .*export \(No "
+                                        r"space left on device\)"):
+        execute(ClassificationTask, get_config("tiny"), str(workdir), "export")
+    assert sorted(os.listdir(workdir / "export")) == before
