@@ -45,6 +45,7 @@ def _ints(low, high, length=None):
 # zoom and shift move the boxes too (apps.detection.data.augment).
 RULES = {
     "data.source": one_of("digits", "tfds", "coco_json"),
+    "data.cache": one_of("none", "memory"),
     "data.split": fractions_summing_to_one,
     "data.tfds_splits": Rule(lambda v: isinstance(v, tuple) and len(v) == 3
                              and all(isinstance(s, str) and s for s in v),
@@ -116,6 +117,8 @@ def get_config(variant=""):
     config.data.tfds_splits = ("train", "validation", "test")  # train, val, test
     config.data.annotations = ""  # COCO-format JSON, for source=coco_json
     config.data.images = ""  # its image folder ('' = the JSON's folder)
+    # COCO-JSON images are read as training goes; "memory" reads them all once.
+    config.data.cache = "none"  # none | memory
     config.data.split = (0.8, 0.1, 0.1)  # train, val, test of a coco_json set
     config.data.image_size = 96  # images are resized to image_size x image_size
     config.data.channels = 1

@@ -25,10 +25,12 @@ from absl import logging
 from PIL import Image
 
 from apps.core import images as images_lib
-from apps.core.data import MissingSplit, Split, load_tfds, stratified_split
+from apps.core.data import MissingSplit, Split, cached, load_tfds, stratified_split
 from apps.core.errors import UserError
 from apps.core.task import Data
 from apps.detection import synth
+
+EXIF_ORIENTATION = 0x0112
 
 TOLERANCE_PX = 1.0  # how far (in pixels) a box may stick out before it is invalid
 
@@ -50,7 +52,8 @@ class BoxCheck:
             problem = "has a non-finite coordinate"
         elif x2 - x1 <= 0 or y2 - y1 <= 0:
             problem = f"has non-positive size {x2 - x1:g} x {y2 - y1:g}"
-        elif x1 < -t or y1 < -t or x2 > width + t or y2 > height + t:
+        elif x2 <= t or y2 <= t or x1 >= width - t or y1 >= height - t:
+            # Wholly outside; one that sticks out is clipped, as COCO's tools do.
             problem = f"lies outside the {width:g} x {height:g} image"
         if problem:
             if self.policy == "skip":
@@ -82,14 +85,15 @@ def _pack(per_image, max_boxes, check):
 
 
 def load(config):
-    """Returns (Data, class_names) for config.data."""
+    """Returns (Data, class names, category ids) for config.data: the ids are the
+    data set's own (COCO's 1..90 with gaps), for results that go back to its tools."""
     source = config.data.source
     if source == "digits":
         return digit_scenes(config)
     if source == "coco_json":
-        images, targets, names = coco_json(config.data.annotations, config.data.images,
-                                           config.data.image_size, config.data.channels,
-                                           config.data.max_boxes, config.data.invalid_boxes)
+        images, targets, names, category_ids = coco_json(
+            config.data.annotations, config.data.images, config.data.image_size,
+            config.data.channels, config.data.max_boxes, config.data.invalid_boxes)
         n = len(images)
         if n < 3:
             raise UserError(f"config.data.annotations = {config.data.annotations!r}: "
@@ -100,8 +104,10 @@ def load(config):
         test_idx, val_idx = order[:counts[1]], order[counts[1]:counts[1] + counts[0]]
         train_idx = order[counts[0] + counts[1]:]
         split = Split(images, targets)
-        return Data(split.take(train_idx), split.take(val_idx), split.take(test_idx)), names
-    return _tfds(config)
+        return (Data(*(cached(split.take(i), config.data.cache)
+                       for i in (train_idx, val_idx, test_idx))), names, category_ids)
+    data, names = _tfds(config)
+    return data, names, list(range(len(names)))
 
 
 def digit_scenes(config):
@@ -120,18 +126,27 @@ def digit_scenes(config):
         if d.channels == 3:
             images = np.repeat(images, 3, axis=-1)
         splits.append(Split(images, {"boxes": boxes, "classes": classes}))
-    return Data(*splits), [str(i) for i in range(10)]
+    return Data(*splits), [str(i) for i in range(10)], list(range(10))
+
+
+def image_size_of(path):
+    """(width, height) of the image file as it is shown: its EXIF orientation
+    applied, as apps.core.images.read_image applies it to the pixels (a phone
+    photograph stored on its side), so boxes and pixels agree. Reads the header only."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # a quarter turn
+                width, height = height, width
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise UserError(f"{path}: not a readable image ({e})") from None
+    return width, height
 
 
 def read_image(path, image_size=None, channels=3):
-    """One image file -> (uint8 (H, W, channels), resized when `image_size`; the
-    file's own (width, height), which its boxes are measured in)."""
-    try:
-        with Image.open(path) as image:
-            size = image.size
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise UserError(f"{path}: not a readable image ({e})") from None
-    return images_lib.read_image(path, image_size, channels), size
+    """One image file -> (uint8 (H, W, channels), resized when `image_size`; its
+    (width, height) as shown, which its boxes are measured in)."""
+    return images_lib.read_image(path, image_size, channels), image_size_of(path)
 
 
 def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="error"):
@@ -141,8 +156,11 @@ def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="e
     ({image_id, category_id, bbox [x, y, width, height] in pixels, [iscrowd]})
     and "categories" ({id, name}); crowd annotations are left out. Class ids are
     the categories sorted by id. Image and category ids must be distinct, and
-    an image's width and height, when given, its file's own. Returns images,
-    targets and class names.
+    an image's width and height, when given, its file's own (as shown: EXIF
+    orientation applied). An image file that is missing or no image stops the
+    load, or with policy "skip" is left out with its boxes (counted). Returns
+    the images as a column read as training goes (apps.core.columns), the
+    targets, the class names and the data set's category ids of the classes.
     """
     if not annotations:
         raise UserError("config.data.annotations is empty: give the COCO-format JSON file")
@@ -208,27 +226,43 @@ def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="e
         if ann.get("iscrowd", 0):
             continue
         pending.append((image_id, bbox, class_of[category], i))
-    arrays, sizes = {}, {}
+    paths, sizes, missing = {}, {}, []
     for image_id, entry in images_by_id.items():
         path = os.path.join(image_dir, entry["file_name"])
-        if not os.path.exists(path):
-            raise UserError(f"{annotations}: image {image_id}: {path} does not exist")
-        arrays[image_id], sizes[image_id] = read_image(path, image_size, channels)
+        try:
+            if not os.path.exists(path):
+                raise UserError(f"{annotations}: image {image_id}: {path} does not exist")
+            sizes[image_id] = image_size_of(path)
+        except UserError as e:
+            if policy != "skip":
+                raise
+            logging.warning("skipped %s", e)
+            missing.append(image_id)
+            continue
+        paths[image_id] = path
         _check_declared_size(annotations, image_id, entry, path, sizes[image_id])
+    if missing:
+        logging.warning("%s: left out %d image(s) missing or unreadable, with their boxes "
+                        "(config.data.invalid_boxes=skip)", annotations, len(missing))
     for image_id, (x, y, w, h), label, i in pending:
+        if image_id not in paths:
+            continue
         width, height = sizes[image_id]
         where = f"{annotations}: annotations[{i}] of {images_by_id[image_id]['file_name']}"
         box = check(where, (x, y, x + w, y + h), width, height)
         if box is not None:
             normalized = (box[0] / width, box[1] / height, box[2] / width, box[3] / height)
             boxes[image_id].append((normalized, label))
-    per_image = [([b for b, _ in boxes[k]], [c for _, c in boxes[k]]) for k in images_by_id]
-    packed_boxes, packed_classes = _pack(per_image, max_boxes, check)
-    check.report(annotations)
     if not images_by_id:
         raise UserError(f"{annotations}: 'images' is empty")
-    images = np.stack([arrays[k] for k in images_by_id])
-    return images, {"boxes": packed_boxes, "classes": packed_classes}, names
+    if not paths:
+        raise UserError(f"{annotations}: none of its {len(images_by_id)} images is readable")
+    per_image = [([b for b, _ in boxes[k]], [c for _, c in boxes[k]]) for k in paths]
+    packed_boxes, packed_classes = _pack(per_image, max_boxes, check)
+    check.report(annotations)
+    images = images_lib.image_column(list(paths.values()), image_size, channels)
+    return (images, {"boxes": packed_boxes, "classes": packed_classes}, names,
+            [c["id"] for c in categories])
 
 
 def _check_declared_size(annotations, image_id, entry, path, actual):

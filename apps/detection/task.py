@@ -32,7 +32,7 @@ class DetectionTask(Task):
     # ------------------------------------------------------------------ data
 
     def load_data(self):
-        data, self.class_names = data_lib.load(self.config)
+        data, self.class_names, self.category_ids = data_lib.load(self.config)
         self.num_classes = len(self.class_names)
         self.anchors = self._choose_anchors(data.train)
         logging.info("data: %d train, %d val, %d test images, %d classes; grid %dx%d, "
@@ -188,6 +188,7 @@ class DetectionTask(Task):
 
     def export_endpoints(self, model):
         names = tf.constant(self.class_names + [""])
+        category_ids = tf.constant(self.category_ids + [-1], tf.int64)
         threshold = self.config.decode.score_threshold
         anchors = tf.constant(self.anchors)
 
@@ -202,12 +203,17 @@ class DetectionTask(Task):
                 "scores": scores,
                 "classes": tf.cast(classes, tf.int64),
                 "class_names": tf.gather(names, tf.where(classes >= 0, classes, len(names) - 1)),
+                # The data set's own ids (COCO's 1..90), for its evaluation tools.
+                "category_ids": tf.gather(category_ids,
+                                          tf.where(classes >= 0, classes, len(names) - 1)),
                 "num_detections": tf.cast(count, tf.int64),
             }
 
         def metadata():
-            """The anchors (w, h, normalized), class names, input size and threshold."""
+            """The anchors (w, h, normalized), class names and category ids, input
+            size and threshold."""
             return {"anchors": anchors, "class_names": names[:-1],
+                    "category_ids": category_ids[:-1],
                     "image_size": tf.constant(self.config.data.image_size),
                     "score_threshold": tf.constant(threshold)}
 
@@ -228,10 +234,11 @@ class DetectionTask(Task):
         names = self.export_class_names
         out = saved_model.signatures["serving_default"](images=tf.constant(image[None]))
         n = int(out["num_detections"][0])
-        boxes, scores, classes = (out[k][0, :n].numpy() for k in ("boxes", "scores", "classes"))
+        boxes, scores, classes, category_ids = (
+            out[k][0, :n].numpy() for k in ("boxes", "scores", "classes", "category_ids"))
         found = [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 4),
-                  "class_id": int(c), "class_name": names[int(c)]}
-                 for b, s, c in zip(boxes, scores, classes, strict=True)]
+                  "class_id": int(c), "class_name": names[int(c)], "category_id": int(i)}
+                 for b, s, c, i in zip(boxes, scores, classes, category_ids, strict=True)]
         height, width = image.shape[:2]
         picture = draw_lib.draw(image, boxes, classes, names, scores=scores,
                                 scale=max(1, 256 // max(width, height)))

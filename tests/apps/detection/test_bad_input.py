@@ -191,8 +191,8 @@ CASES = [
          "labels.json: images[2] repeats the id 1 of a.png", "expected distinct ids"),
     case("image-without-file-name", lambda t: coco(t, lambda d: d["images"][1].pop("file_name")),
          "labels.json: image 2 has no 'file_name'"),
-    case("box-outside-the-image", lambda t: coco(t, _annotation(bbox=[30, 0, 20, 5])),
-         "labels.json: annotations[0] of a.png", "(30, 0, 50, 5) lies outside the 40 x 30 image"),
+    case("box-outside-the-image", lambda t: coco(t, _annotation(bbox=[45, 0, 20, 5])),
+         "labels.json: annotations[0] of a.png", "(45, 0, 65, 5) lies outside the 40 x 30 image"),
     case("box-negative-width", lambda t: coco(t, _annotation(bbox=[10, 1, -3, 4])),
          "annotations[0] of a.png", "has non-positive size -3 x 4"),
     case("box-zero-height", lambda t: coco(t, _annotation(bbox=[10, 1, 3, 0])),
@@ -278,7 +278,7 @@ def test_invalid_boxes_are_skipped_counted_and_reported_when_asked(tmp_path, cap
 
     config = coco(tmp_path, edit, data__invalid_boxes="skip")["config"]
     with caplog.at_level(logging.WARNING):
-        data, _ = data_lib.load(config)
+        data, _, _ = data_lib.load(config)
     kept = sum(int((split.targets["classes"] >= 0).sum())
                for split in (data.train, data.val, data.test))
     assert kept == 3, problem  # the three good boxes, not the bad one
@@ -293,5 +293,5 @@ def test_boxes_beyond_max_boxes_are_counted_and_reported(tmp_path, caplog):
 
     config = coco(tmp_path, edit, data__max_boxes=4)["config"]
     with caplog.at_level(logging.WARNING):
-        data, _ = data_lib.load(config)
+        data, _, _ = data_lib.load(config)
     assert "labels.json: 2 box(es) beyond config.data.max_boxes dropped" in caplog.text

@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from apps.core import images as images_lib
 from apps.core.errors import UserError
 from apps.detection import data as data_lib
 from configs.detection import get_config
@@ -15,8 +16,8 @@ from configs.detection import get_config
 
 def test_digit_scenes_are_fixed_by_the_seed_and_boxes_are_valid():
     config = get_config("tiny")
-    first, names = data_lib.load(config)
-    second, _ = data_lib.load(config)
+    first, names, _ = data_lib.load(config)
+    second, _, _ = data_lib.load(config)
     assert names == [str(i) for i in range(10)]
     assert [len(first.train), len(first.val), len(first.test)] == list(
         config.data.digits.scenes)
@@ -60,8 +61,10 @@ def _coco_folder(tmp_path, annotations=None, images=None, categories=None):
 
 def test_coco_json_loader_reads_boxes_classes_and_images(tmp_path):
     path, folder = _coco_folder(tmp_path)
-    images, targets, names = data_lib.coco_json(path, folder, 16, 3, max_boxes=3)
+    images, targets, names, category_ids = data_lib.coco_json(path, folder, 16, 3,
+                                                              max_boxes=3)
     assert names == ["cat", "dog"]  # categories sorted by id: 3 -> 0, 7 -> 1
+    assert category_ids == [3, 7]  # the data set's own ids, for its tools
     assert images.shape == (3, 16, 16, 3) and images.dtype == np.uint8
     np.testing.assert_allclose(targets["boxes"][0, :2],
                                [[4 / 40, 3 / 30, 24 / 40, 18 / 30], [0, 0, 1, 1]], atol=1e-6)
@@ -76,7 +79,7 @@ def test_coco_json_source_through_the_config(tmp_path):
     config = get_config("coco_json")
     config.data.annotations, config.data.images = path, folder
     config.data.image_size = 32
-    data, names = data_lib.load(config)
+    data, names, _ = data_lib.load(config)
     assert names == ["cat", "dog"]
     assert len(data.train) + len(data.val) + len(data.test) == 3
     assert data.train.inputs.shape[1:] == (32, 32, 3)
@@ -86,8 +89,8 @@ def test_coco_json_source_through_the_config(tmp_path):
     (lambda p: p.write_text("{not json"), "not valid JSON"),
     (lambda p: p.write_text(json.dumps({"images": [], "categories": []})),
      "has no 'annotations'"),
-    (lambda p: _edit(p, annotations=[{"image_id": 1, "category_id": 3, "bbox": [30, 0, 20, 5]}]),
-     r"a\.png: box \(30, 0, 50, 5\) lies outside the 40 x 30 image"),
+    (lambda p: _edit(p, annotations=[{"image_id": 1, "category_id": 3, "bbox": [45, 0, 20, 5]}]),
+     r"a\.png: box \(45, 0, 65, 5\) lies outside the 40 x 30 image"),
     (lambda p: _edit(p, annotations=[{"image_id": 3, "category_id": 3, "bbox": [1, 1, 0, 4]}]),
      r"c\.jpg: box .* has non-positive size"),
     (lambda p: _edit(p, annotations=[{"image_id": 1, "category_id": 9, "bbox": [1, 1, 2, 2]}]),
@@ -113,12 +116,50 @@ def _edit(path, **fields):
     path.write_text(json.dumps(doc))
 
 
+def test_a_box_sticking_out_is_clipped_as_coco_tools_do(tmp_path):
+    path, folder = _coco_folder(tmp_path, annotations=[
+        {"image_id": 1, "category_id": 3, "bbox": [30, -4, 20, 14]}])  # x to 50, y from -4
+    _, targets, _, _ = data_lib.coco_json(path, folder, 16, 3, max_boxes=2)
+    np.testing.assert_allclose(targets["boxes"][0, 0], [30 / 40, 0, 1, 10 / 30], atol=1e-6)
+
+
+def test_a_missing_image_is_left_out_with_its_boxes_when_skipping(tmp_path, caplog):
+    images = [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "gone.png"},
+              {"id": 3, "file_name": "c.jpg"}]
+    path, folder = _coco_folder(tmp_path, images=images, annotations=[
+        {"image_id": 2, "category_id": 3, "bbox": [1, 1, 4, 4]},
+        {"image_id": 3, "category_id": 7, "bbox": [1, 1, 4, 4]}])
+    loaded, targets, _, _ = data_lib.coco_json(path, folder, 16, 3, max_boxes=2, policy="skip")
+    assert len(loaded) == 2 and targets["classes"][:, 0].tolist() == [-1, 1]
+    assert "gone.png does not exist" in caplog.text and "left out 1 image(s)" in caplog.text
+
+
+def test_boxes_of_a_photo_stored_on_its_side_follow_its_exif_orientation(tmp_path):
+    """A phone photo stored 40 wide x 30 high with EXIF orientation 6 (turn 90
+    degrees) is shown 30 wide x 40 high: the labeller's boxes, and the pixels
+    read_image returns, are in that shown frame."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(folder / "phone.jpg", exif=exif)
+    doc = {"images": [{"id": 1, "file_name": "phone.jpg", "width": 30, "height": 40}],
+           "annotations": [{"image_id": 1, "category_id": 1, "bbox": [3, 20, 15, 20]}],
+           "categories": [{"id": 1, "name": "cup"}]}
+    (tmp_path / "labels.json").write_text(json.dumps(doc))
+    _, targets, _, _ = data_lib.coco_json(str(tmp_path / "labels.json"), str(folder),
+                                          16, 3, max_boxes=1)
+    assert data_lib.image_size_of(str(folder / "phone.jpg")) == (30, 40)
+    assert images_lib.read_image(str(folder / "phone.jpg")).shape == (40, 30, 3)
+    np.testing.assert_allclose(targets["boxes"][0, 0], [0.1, 0.5, 0.6, 1.0], atol=1e-6)
+
+
 def test_invalid_boxes_can_be_skipped_and_are_counted(tmp_path, caplog):
-    bad = [{"image_id": 1, "category_id": 3, "bbox": [30, 0, 20, 5]},
+    bad = [{"image_id": 1, "category_id": 3, "bbox": [45, 0, 20, 5]},
            {"image_id": 1, "category_id": 7, "bbox": [2, 2, 4, 4]},
            {"image_id": 2, "category_id": 3, "bbox": [1, 1, -3, 4]}]
     path, folder = _coco_folder(tmp_path, annotations=bad)
-    _, targets, _ = data_lib.coco_json(path, folder, 16, 1, max_boxes=4, policy="skip")
+    _, targets, _, _ = data_lib.coco_json(path, folder, 16, 1, max_boxes=4, policy="skip")
     assert (targets["classes"] >= 0).sum() == 1
     assert "skipped 2 invalid box(es)" in caplog.text
 
@@ -131,7 +172,7 @@ def test_tfds_detection_set_by_name_with_mock_data(tmp_path):
         with pytest.raises(UserError, match="TFDS voc/2007 train example 0: box"):
             data_lib.load(config)  # mock boxes are random corners: invalid ones are errors
         config.data.invalid_boxes = "skip"
-        data, names = data_lib.load(config)
+        data, names, _ = data_lib.load(config)
     assert len(names) == 20 and names[0] == "aeroplane"
     assert [len(data.train), len(data.val), len(data.test)] == [5, 5, 5]
     assert data.train.inputs.shape == (5, 32, 32, 3)
