@@ -58,11 +58,16 @@ def _eight_bit(image):
 
 
 def image_files(path):
-    """The image files at `path` (a file, or a folder searched recursively), sorted."""
+    """The image files at `path` (a file, or a folder searched recursively,
+    hidden and system files such as ._x.jpg left out), sorted."""
     if os.path.isfile(path):
         return [path]
-    files = sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names
-                   if f.lower().endswith(IMAGE_EXTENSIONS))
+    files = []
+    for root, folders, names in os.walk(path):
+        folders[:] = [f for f in folders if not _hidden(f)]  # __MACOSX/, .git/
+        files += [os.path.join(root, f) for f in names
+                  if f.lower().endswith(IMAGE_EXTENSIONS) and not _hidden(f)]
+    files.sort()
     if not files:
         raise UserError(f"{path}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
     return files

@@ -49,3 +49,15 @@ def test_the_exif_orientation_is_applied(tmp_path):
     upright = read_image(tmp_path / "phone.jpg")
     assert upright.shape == (4, 2, 3)
     assert upright[0, -1].min() > 200 and upright[-1, 0].max() < 60  # now at the top right
+
+
+def test_image_files_leave_out_hidden_and_system_files(tmp_path):
+    from apps.core.images import image_files
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "._a.png").write_bytes(b"a Mac's resource fork")
+    (tmp_path / "__MACOSX").mkdir()
+    (tmp_path / "__MACOSX" / "a.png").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "sub" / "b.jpg")
+    assert image_files(str(tmp_path)) == [str(tmp_path / "a.png"), str(tmp_path / "sub" / "b.jpg")]
