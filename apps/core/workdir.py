@@ -41,8 +41,9 @@ def read_metrics(workdir):
 def keep_vocabulary(workdir, vocabulary, save=False):
     """Refuses a workdir trained with another vocabulary; `save` writes DIR/vocab.json.
 
-    An app whose token ids are learned from config.data (word embeddings,
-    translation) calls this: other data (another file, other sizes) can give
+    The trainer calls this for a task whose token ids are learned from
+    config.data (Task.vocabulary: word embeddings, translation): other data
+    (another file, other sizes) can give
     other ids, and a checkpoint read with them would load without complaint
     when the sizes agree and give every token another's weights.
     `vocabulary` is JSON: a list of tokens, or {name: list of tokens}.
