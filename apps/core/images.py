@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 
 from apps.core.errors import UserError
 
+EXIF_ORIENTATION = 0x0112  # the tag; 5..8 turn the image a quarter
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -76,6 +77,22 @@ def image_files(path):
 def _hidden(name):
     """Files and folders a system writes beside the data (.DS_Store, ._x.jpg, __MACOSX)."""
     return name.startswith((".", "__MACOSX"))
+
+
+def shown_size(path):
+    """(width, height) of the image file as it is shown: its EXIF orientation
+    applied, as read_image applies it to the pixels (a phone photograph stored
+    on its side). Reads the header only; UserError for a file that is no image."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            try:
+                turned = image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+            except (OSError, ValueError, SyntaxError):  # damaged EXIF: its read will say
+                turned = False
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"{path}: not a readable image ({e})") from None
+    return (height, width) if turned else (width, height)
 
 
 def is_image(path):

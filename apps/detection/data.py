@@ -22,15 +22,12 @@ import os
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from PIL import Image
 
 from apps.core import images as images_lib
 from apps.core.data import MissingSplit, Split, cached, load_tfds, stratified_split
 from apps.core.errors import UserError
 from apps.core.task import Data
 from apps.detection import synth
-
-EXIF_ORIENTATION = 0x0112
 
 TOLERANCE_PX = 1.0  # how far (in pixels) a box may stick out before it is invalid
 
@@ -129,24 +126,10 @@ def digit_scenes(config):
     return Data(*splits), [str(i) for i in range(10)], list(range(10))
 
 
-def image_size_of(path):
-    """(width, height) of the image file as it is shown: its EXIF orientation
-    applied, as apps.core.images.read_image applies it to the pixels (a phone
-    photograph stored on its side), so boxes and pixels agree. Reads the header only."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # a quarter turn
-                width, height = height, width
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise UserError(f"{path}: not a readable image ({e})") from None
-    return width, height
-
-
 def read_image(path, image_size=None, channels=3):
     """One image file -> (uint8 (H, W, channels), resized when `image_size`; its
     (width, height) as shown, which its boxes are measured in)."""
-    return images_lib.read_image(path, image_size, channels), image_size_of(path)
+    return images_lib.read_image(path, image_size, channels), images_lib.shown_size(path)
 
 
 def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="error"):
@@ -232,7 +215,7 @@ def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="e
         try:
             if not os.path.exists(path):
                 raise UserError(f"{annotations}: image {image_id}: {path} does not exist")
-            sizes[image_id] = image_size_of(path)
+            sizes[image_id] = images_lib.shown_size(path)
         except UserError as e:
             if policy != "skip":
                 raise

@@ -33,11 +33,9 @@ from apps.core.data import (
     stratified_split,
 )
 from apps.core.errors import UserError
-from apps.core.images import IMAGE_EXTENSIONS, is_image, read_image
+from apps.core.images import IMAGE_EXTENSIONS, is_image, read_image, shown_size
 from apps.core.task import Data
 from apps.segmentation import synth
-
-EXIF_ORIENTATION = 0x0112
 
 LOSSY_EXTENSIONS = (".jpg", ".jpeg")  # compression blurs class ids into their neighbours
 
@@ -167,30 +165,15 @@ def _files_by_stem(folder):
 
 
 def checked_mask(mask_path, image_path, num_classes, ignore_label=255):
-    """A mask (uint8 class ids) checked against its image's size (read from the
-    image's header, EXIF orientation applied as read_image does) and the classes."""
+    """A mask (uint8 class ids) checked against its image's size (as shown,
+    from its header) and the classes."""
     mask = read_mask(mask_path)
-    try:
-        with Image.open(image_path) as header:
-            width, height = header.size
-            if _orientation(header) in (5, 6, 7, 8):  # turned a quarter
-                width, height = height, width
-    except (OSError, ValueError) as e:
-        raise UserError(f"{image_path}: not a readable image ({e})") from None
+    width, height = shown_size(image_path)
     if (height, width) != mask.shape:
         raise UserError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but its "
                         f"image {image_path} is {width}x{height}")
     check_labels(mask, num_classes, mask_path, ignore_label)
     return mask
-
-
-def _orientation(image):
-    """The EXIF orientation of an opened image (1 when it has none or it is damaged:
-    the image's own read then says what is wrong)."""
-    try:
-        return image.getexif().get(EXIF_ORIENTATION, 1)
-    except (OSError, ValueError, SyntaxError):
-        return 1
 
 
 def check_labels(mask, num_classes, where, ignore_label=255):

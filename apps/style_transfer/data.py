@@ -11,8 +11,10 @@ validation / test photograph config.data.eval_crops_per_image) of a random
 side between 35% and 100% of the photograph's short side, at a random place,
 resized to config.data.crop_size: the augmentation by crops that lets a
 handful of photographs train a stylizer. Crops are drawn once from the seed,
-so every run (and every resume) sees the same ones. Splits hold the crops as
-uint8 (N, crop, crop, 3); the targets are unused (the content is the input).
+so every run (and every resume) sees the same ones. A split's inputs are a
+column of crops (apps.core.columns) cut when a batch needs them, so a folder
+of any size is never held in memory ("memory" in config.data.cache cuts them
+all at the start); the targets are unused (the content is the input).
 """
 
 import os
@@ -20,8 +22,10 @@ import os
 import numpy as np
 from absl import logging
 
-from apps.core.data import Split
+from apps.core.columns import Column
+from apps.core.data import Split, cached
 from apps.core.errors import UserError
+from apps.core.images import image_files, shown_size
 from apps.core.task import Data
 from apps.style_transfer import images as images_lib
 
@@ -32,7 +36,6 @@ EMBEDDED_ORDER = ("chelsea", "coffee", "china", "flower", "astronaut", "rocket",
 def load(config):
     """Data for --mode=train_fast, from config.data."""
     d = config.data
-    rng = np.random.default_rng(config.seed)
     if d.content_dir:
         photos = folder_photos(d.content_dir, d.split, config.seed, d.max_images)
     else:
@@ -40,39 +43,54 @@ def load(config):
         photos = tuple([(n, lambda n=n: images_lib.embedded(n)) for n in part]
                        for part in (names[2:], names[1:2], names[:1]))
     counts = (d.crops_per_image, d.eval_crops_per_image, d.eval_crops_per_image)
-    splits, skipped = [], 0
-    for part, count, name in zip(photos, counts, ("train", "val", "test"), strict=True):
-        crops = []
-        for _name, loader in part:
-            try:
-                image = loader()
-            except UserError as e:
-                logging.warning("skipped %s", e)
-                skipped += 1
-                continue
-            crops.extend(random_crops(image, count, d.crop_size, rng))
-        if not crops:
-            raise UserError(f"config.data.content_dir = {d.content_dir!r}: none of the "
-                            f"{len(part)} photographs of the {name} split is a readable image "
-                            f"of at least {images_lib.MIN_SIDE}x{images_lib.MIN_SIDE} pixels "
-                            "(each is named in a warning)")
-        crops = np.stack(crops)
-        splits.append(Split(crops, np.zeros(len(crops), np.int64)))
-    if skipped:
-        logging.warning("skipped %d of the %d photographs in config.data.content_dir = %r "
-                        "(named above)", skipped, sum(map(len, photos)), d.content_dir)
+    splits = []
+    for part, (photos_of_part, count) in enumerate(zip(photos, counts, strict=True)):
+        crops = CropColumn([loader for _, loader in photos_of_part], count, d.crop_size,
+                           (config.seed, part))
+        splits.append(cached(Split(crops, np.zeros(len(crops), np.int64)), d.cache))
     return Data(*splits)
+
+
+class CropColumn(Column):
+    """Crop c of photograph p at position p * count + c: a random square of a
+    side between 35% and 100% of the photograph's short side, at a random place,
+    resized to `size`, drawn from (seed, position) alone (so the same on every
+    read, in every run)."""
+
+    def __init__(self, loaders, count, size, seed):
+        super().__init__(np.uint8, (size, size, 3), np.arange(len(loaders) * count))
+        self.loaders, self.count, self.size, self.seed = loaders, count, size, seed
+
+    def _read(self, row):
+        photo = self.loaders[row // self.count]()
+        u = np.random.default_rng([*self.seed, int(row)]).uniform(size=3)
+        return crop(photo, u, self.size)
 
 
 def folder_photos(root, fractions, seed, max_images=0):
     """(train, val, test) lists of (path, loader) from the image files under `root`."""
     if not os.path.isdir(root):
         raise UserError(f"config.data.content_dir = {root!r}: no such folder")
-    files = sorted(os.path.join(top, f) for top, _, names in os.walk(root) for f in names
-                   if f.lower().endswith(images_lib.IMAGE_EXTENSIONS))
+    try:
+        listed = image_files(root)
+    except UserError:  # no image files: said below with what is expected
+        listed = []
+    files = []
+    for path in listed:  # the headers only; the pixels are read as crops are cut
+        try:
+            width, height = shown_size(path)
+            images_lib.check_sides(height, width, path)
+            files.append(path)
+        except UserError as e:
+            logging.warning("skipped %s", e)
+    if len(files) < len(listed):
+        logging.warning("skipped %d of the %d photographs in config.data.content_dir = %r "
+                        "(named above)", len(listed) - len(files), len(listed), root)
     if len(files) < 3:
-        raise UserError(f"config.data.content_dir = {root!r}: {len(files)} image files; "
-                        f"expected at least 3 ({', '.join(images_lib.IMAGE_EXTENSIONS)})")
+        raise UserError(f"config.data.content_dir = {root!r}: {len(files)} readable image "
+                        f"files of at least {images_lib.MIN_SIDE}x{images_lib.MIN_SIDE} "
+                        f"pixels (of {len(listed)}); expected at least 3 "
+                        f"({', '.join(images_lib.IMAGE_EXTENSIONS)})")
     files = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
     if max_images:
         files = files[:max_images]
@@ -86,14 +104,11 @@ def folder_photos(root, fractions, seed, max_images=0):
                   for f in part] for part in parts)
 
 
-def random_crops(image, count, size, rng):
-    """`count` random square crops of `image` (uint8 H, W, 3), resized to `size`."""
+def crop(image, u, size):
+    """The square crop of `image` (uint8 H, W, 3) that three uniform numbers `u`
+    choose (its side in [35%, 100%] of the short side, its place), resized to `size`."""
     h, w = image.shape[:2]
-    short = min(h, w)
-    crops = []
-    for _ in range(count):
-        side = max(1, int(round(short * rng.uniform(0.35, 1.0))))
-        top = int(rng.integers(0, h - side + 1))
-        left = int(rng.integers(0, w - side + 1))
-        crops.append(images_lib.resize(image[top:top + side, left:left + side], size, size))
-    return crops
+    side = max(1, int(round(min(h, w) * (0.35 + 0.65 * u[0]))))
+    top = min(int(u[1] * (h - side + 1)), h - side)
+    left = min(int(u[2] * (w - side + 1)), w - side)
+    return images_lib.resize(image[top:top + side, left:left + side], size, size)

@@ -149,7 +149,7 @@ def test_boxes_of_a_photo_stored_on_its_side_follow_its_exif_orientation(tmp_pat
     (tmp_path / "labels.json").write_text(json.dumps(doc))
     _, targets, _, _ = data_lib.coco_json(str(tmp_path / "labels.json"), str(folder),
                                           16, 3, max_boxes=1)
-    assert data_lib.image_size_of(str(folder / "phone.jpg")) == (30, 40)
+    assert images_lib.shown_size(str(folder / "phone.jpg")) == (30, 40)
     assert images_lib.read_image(str(folder / "phone.jpg")).shape == (40, 30, 3)
     np.testing.assert_allclose(targets["boxes"][0, 0], [0.1, 0.5, 0.6, 1.0], atol=1e-6)
 

@@ -131,12 +131,13 @@ CASES = [
                  id="content-dir-missing"),
     pytest.param(lambda c: c.photos("photos", 2).file("photos/notes.txt")
                  .set(mode="train_fast", content="@photos"),
-                 Error("config.data.content_dir = '", "photos': 2 image files; expected at "
-                       "least 3"), id="content-dir-too-few-images"),
+                 Error("config.data.content_dir = '", "photos': 2 readable image files of at "
+                       "least 16x16 pixels (of 2); expected at least 3"),
+                 id="content-dir-too-few-images"),
     pytest.param(lambda c: c.file("photos/a.jpg").file("photos/b.png").file("photos/c.png")
                  .file("photos/d.png").set(mode="train_fast", content="@photos"),
-                 Error("config.data.content_dir = '", "photos': none of the 2 photographs of "
-                       "the train split is a readable image of at least 16x16 pixels"),
+                 Error("config.data.content_dir = '", "photos': 0 readable image files of at "
+                       "least 16x16 pixels (of 4)", "expected at least 3"),
                  id="content-dir-unreadable"),
     pytest.param(lambda c: c.photos("photos", 8).file("photos/broken.jpg")
                  .image("photos/tiny.png", (10, 10)).set(mode="train_fast", content="@photos"),

@@ -47,6 +47,11 @@ def test_embedded_crops_leave_out_the_style_and_split_by_photograph():
     np.testing.assert_array_equal(again.train.inputs, data.train.inputs)  # from the seed
     config.seed = 1
     assert not np.array_equal(data_lib.load(config).train.inputs, data.train.inputs)
+    # Cut as batches need them, or all at the start: the same crops.
+    config.seed, config.data.cache = 0, "memory"
+    cached = data_lib.load(config).train.inputs
+    assert isinstance(cached, np.ndarray) and not isinstance(data.train.inputs, np.ndarray)
+    np.testing.assert_array_equal(cached, data.train.inputs)
 
 
 def test_a_content_folder_is_split_by_file(tmp_path):
