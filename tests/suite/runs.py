@@ -10,10 +10,15 @@ class App:
     app: str
     flags: tuple = ()
     exports: bool = True  # whether its training run writes DIR/export
+    image_folder: bool = False  # whether it reads the session's class folder (suite_files)
 
 
 APPS = {
     "classification": App("classification", ("--config.train.checkpoint_every=3",)),
+    # Read from files as training goes (apps.core.columns), not from memory.
+    "classification_folder": App("classification", (
+        "--config.data.source=folder", "--config.data.channels=3", "--config.train.batch_size=8",
+        "--config.train.checkpoint_every=3"), image_folder=True),
     "detection": App("detection", ("--config.train.epochs=4",
                                    "--config.train.checkpoint_every=1")),
     "segmentation": App("segmentation", ("--config.train.epochs=4",
@@ -38,9 +43,12 @@ APPS = {
 }
 
 
-def flags_of(case, trigger_word_cache):
+def flags_of(case, suite_files):
+    """The run's flags, with the session's files it reads (conftest.suite_files)."""
     if case.app == "trigger_word":
-        return (*case.flags, f"--config.data.cache_dir={trigger_word_cache}")
+        return (*case.flags, f"--config.data.cache_dir={suite_files['trigger_word_cache']}")
+    if case.image_folder:
+        return (*case.flags, f"--config.data.path={suite_files['image_folder']}")
     return case.flags
 
 

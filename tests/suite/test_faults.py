@@ -74,9 +74,9 @@ def _killed_run(case, flags, workdir, rng, after_step, total_steps):
 @pytest.mark.parametrize("kill_seed", KILL_SEEDS)
 @pytest.mark.parametrize("name", sorted(APPS))
 def test_sigkill_at_random_steps_then_resume_gives_the_uninterrupted_result(
-        name, kill_seed, reference, trigger_word_cache, tmp_path):
+        name, kill_seed, reference, suite_files, tmp_path):
     case = APPS[name]
-    flags = flags_of(case, trigger_word_cache)
+    flags = flags_of(case, suite_files)
     expected = read_metrics(reference(name))
     total_steps = _latest_step(reference(name))
     rng = random.Random(f"faults-{name}-{kill_seed}")
@@ -106,9 +106,9 @@ def _serving_outputs(path):
 
 @pytest.mark.parametrize("name", sorted(n for n, c in APPS.items() if c.exports))
 def test_a_kill_while_exporting_never_leaves_a_half_written_export(
-        name, reference, trigger_word_cache, tmp_path):
+        name, reference, suite_files, tmp_path):
     case = APPS[name]
-    flags = flags_of(case, trigger_word_cache)
+    flags = flags_of(case, suite_files)
     workdir = str(tmp_path / "run")
     shutil.copytree(reference(name), workdir)
     export = os.path.join(workdir, "export")

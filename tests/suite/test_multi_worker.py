@@ -80,12 +80,12 @@ def _assert_close(metrics, expected):
 
 
 @pytest.mark.parametrize("name", DISTRIBUTED)
-def test_two_workers_reach_the_one_worker_metrics(name, reference, trigger_word_cache, tmp_path):
+def test_two_workers_reach_the_one_worker_metrics(name, reference, suite_files, tmp_path):
     case = APPS[name]
     expected = read_metrics(reference(name))
     workdir = str(tmp_path / "run")
     logs = [str(tmp_path / f"worker{i}.log") for i in range(2)]
-    _wait(_start_workers(case, workdir, flags_of(case, trigger_word_cache), logs), logs)
+    _wait(_start_workers(case, workdir, flags_of(case, suite_files), logs), logs)
     metrics = read_metrics(workdir)
     assert metrics["steps"] == expected["steps"]
     _assert_close(metrics, expected)
@@ -95,11 +95,11 @@ def test_two_workers_reach_the_one_worker_metrics(name, reference, trigger_word_
     assert not [d for d in os.listdir(os.path.join(workdir, "ckpt")) if d.startswith(".worker")]
 
 
-def test_killed_workers_restarted_resume_from_the_last_checkpoint(reference, trigger_word_cache,
+def test_killed_workers_restarted_resume_from_the_last_checkpoint(reference, suite_files,
                                                                   tmp_path):
     name = "classification"
     case = APPS[name]
-    flags = flags_of(case, trigger_word_cache)
+    flags = flags_of(case, suite_files)
     workdir = str(tmp_path / "run")
     logs = [str(tmp_path / f"first{i}.log") for i in range(2)]
     # Worker 1 SIGKILLs itself (apps.core.faults) soon after step 4, which

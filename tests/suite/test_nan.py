@@ -43,14 +43,14 @@ def _longer(name, workdir, finished_at):
 
 @pytest.mark.parametrize("name", sorted(APPS))
 def test_a_nan_loss_stops_with_the_step_and_keeps_checkpoint_and_export(
-        name, reference, trigger_word_cache, tmp_path):
+        name, reference, suite_files, tmp_path):
     case = APPS[name]
     workdir = str(tmp_path / "run")
     shutil.copytree(reference(name), workdir)
     finished_at = _step_of(_latest(workdir))
     export_pb = os.path.join(workdir, "export", "saved_model.pb")
     export_stamp = os.path.getmtime(export_pb) if case.exports else None
-    flags = flags_of(case, trigger_word_cache)
+    flags = flags_of(case, suite_files)
     bad_step = finished_at + 2
     result = cli.run_app(case.app, workdir, *flags, _longer(name, workdir, finished_at),
                          check=False,
