@@ -4,7 +4,7 @@ A run's console shows what a Keras user expects (a progress bar per epoch, a
 validation line, a summary). TensorFlow's C++ start-up lines (oneDNN, "could
 not find cuda drivers", a cuInit error on every machine without a GPU) and its
 Python INFO lines (savers, signature renames) are hidden unless the command
-line asks for more with -v / --verbosity (absl's flags), which shows them all.
+line asks for more with -v 1 / --verbosity=1 (absl's flags), which shows them all.
 """
 
 import logging
@@ -14,11 +14,15 @@ import tempfile
 
 
 def verbose(argv):
-    """Whether `argv` asks for TensorFlow's own lines (-v, --v=N, --verbosity=N > 0)."""
-    for arg in argv[1:]:
-        name, _, value = arg.partition("=")
+    """Whether `argv` asks for TensorFlow's own lines: absl's verbosity above 0
+    (-v 1, -v=1, --v=1, --verbosity 1, --verbosity=1)."""
+    args = list(argv[1:])
+    for i, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
         if name in ("-v", "--v", "--verbosity"):
-            if not value or value.lstrip("-").isdigit() and int(value) > 0:
+            if not equals:
+                value = args[i + 1] if i + 1 < len(args) else ""
+            if value.lstrip("-").isdigit() and int(value) > 0:
                 return True
     return False
 

@@ -2,7 +2,7 @@
 
     python -m apps.<app> --config=configs/<app>.py[:variant] --workdir=DIR \\
         [--mode=train|eval|predict|export|config] [--input=PATH] [--output=DIR] \\
-        [--config.a.b=value ...] [-v]
+        [--config.a.b=value ...] [-v 1]
 
 An app's __main__.py is two lines: `from apps.core.main import run` and
 `run(MyTask)`. The core runs the standard modes (apps.core.modes) and the
@@ -36,7 +36,7 @@ MODES = {"train": modes_lib.train, "eval": modes_lib.evaluate,
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to configs/<app>.py (optionally :variant); override any field "
-    "with --config.section.field=value (--mode=config lists them all). -v shows "
+    "with --config.section.field=value (--mode=config lists them all). -v 1 shows "
     "TensorFlow's own log lines.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, TensorBoard, export.")
 _MODE = flags.DEFINE_string("mode", "train", "train | eval | predict | export | config (print "

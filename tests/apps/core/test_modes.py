@@ -21,8 +21,10 @@ from tests.apps.cli import ROOT, user_error_of
 
 def test_verbose_reads_absl_verbosity_flags():
     assert not console.verbose(["app", "--mode=train"])
-    assert console.verbose(["app", "-v"])
+    assert console.verbose(["app", "-v", "1"])
     assert console.verbose(["app", "--verbosity=1"])
+    assert console.verbose(["app", "--verbosity", "2", "--mode=train"])
+    assert not console.verbose(["app", "-v"])  # absl wants its value
     assert not console.verbose(["app", "--verbosity=0"])
     assert not console.verbose(["app", "--verbosity=-1"])
 
@@ -135,7 +137,8 @@ def test_mode_config_prints_the_resolved_config_and_the_console_is_quiet(tmp_pat
     assert "I0000" not in result.stderr and "cuInit" not in result.stderr, result.stderr
     # ... unless asked for.
     verbose = _command("--config=configs/classification.py:tiny", f"--workdir={tmp_path}",
-                       "--mode=config", "-v")
+                       "--mode=config", "-v", "1")
+    assert verbose.returncode == 0, verbose.stderr
     assert "oneDNN" in verbose.stderr or "cuda" in verbose.stderr.lower(), verbose.stderr
 
 
