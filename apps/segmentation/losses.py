@@ -55,10 +55,16 @@ def soft_dice(labels, logits, epsilon=DICE_EPSILON, ignore_label=None):
     return 1.0 - tf.reduce_mean((2.0 * overlap + epsilon) / (total + epsilon), axis=-1)
 
 
-def balanced_class_weights(masks, num_classes):
-    """w_c = N / (K n_c) over the pixels of `masks`; 0 for a class with no pixel."""
-    counts = np.bincount(np.asarray(masks, np.int64).ravel(), minlength=num_classes)
-    counts = counts[:num_classes].astype(np.float64)
+def balanced_class_weights(masks, num_classes, chunk=256):
+    """w_c = N / (K n_c) over the pixels of `masks`; 0 for a class with no pixel.
+
+    The masks (an array, or a column read from files) are counted `chunk` at a
+    time, so a large training split is never held whole."""
+    counts = np.zeros(num_classes, np.int64)
+    for start in range(0, len(masks), chunk):
+        part = np.asarray(masks[np.arange(start, min(start + chunk, len(masks)))], np.int64)
+        counts += np.bincount(part.ravel(), minlength=num_classes)[:num_classes]
+    counts = counts.astype(np.float64)
     weights = np.zeros(num_classes)
     present = counts > 0
     weights[present] = counts.sum() / (num_classes * counts[present])

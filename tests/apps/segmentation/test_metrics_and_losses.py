@@ -123,3 +123,5 @@ def test_balanced_class_weights_match_scikit_learn():
     # scikit-learn's K counts the classes present; ours counts all classes.
     np.testing.assert_allclose(weights[:3], expected * 3 / 4)
     assert weights[3] == 0.0
+    # Counted a few masks at a time (a split read from files), the same weights.
+    np.testing.assert_allclose(losses_lib.balanced_class_weights(masks, 4, chunk=4), weights)
