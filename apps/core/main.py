@@ -21,6 +21,7 @@ import ast  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
+import traceback  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
@@ -105,7 +106,28 @@ def run(task_cls):
     main_module = sys.argv[0]
     for name in ("config", "workdir", "mode", "input", "output", *task_cls.flags):
         flags.FLAGS.register_key_flag_for_module(main_module, flags.FLAGS[name])
-    app.run(lambda argv: _main(task_cls, argv), flags_parser=_parse_flags)
+    try:
+        app.run(lambda argv: _main(task_cls, argv), flags_parser=_parse_flags)
+    except SystemExit as e:
+        code = e.code
+    except BaseException:  # a bug: its traceback, as Python would print it
+        traceback.print_exc()
+        code = 1
+    _exit_now(code)
+
+
+def _exit_now(code):
+    """Ends the process without Python's finalization. Python cannot always
+    finish after an error while tf.data's threads are still reading values
+    through a Python function (apps.core.columns): finalization waits on them,
+    and they on it. Everything written is flushed first (the trainer flushes
+    its TensorBoard writers; checkpoints and exports are complete on disk)."""
+    if isinstance(code, str):  # sys.exit("message")
+        print(code, file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def _main(task_cls, argv):

@@ -311,6 +311,8 @@ class Trainer:
                         tf.summary.scalar(f"loss_{name}", float(value))
                     tf.summary.scalar("learning_rate", self._learning_rate())
                     tf.summary.scalar("examples_per_sec", speed)
+                # On disk now: a run that stops with an error exits at once (apps.core.main).
+                writers["train"].flush()
             end_of_epoch = step % self.steps_per_epoch == 0
             every = self.config.train.checkpoint_every
             if end_of_epoch or (every and step % every == 0):
