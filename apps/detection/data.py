@@ -126,12 +126,6 @@ def digit_scenes(config):
     return Data(*splits), [str(i) for i in range(10)], list(range(10))
 
 
-def read_image(path, image_size=None, channels=3):
-    """One image file -> (uint8 (H, W, channels), resized when `image_size`; its
-    (width, height) as shown, which its boxes are measured in)."""
-    return images_lib.read_image(path, image_size, channels), images_lib.shown_size(path)
-
-
 def coco_json(annotations, image_dir, image_size, channels, max_boxes, policy="error"):
     """A COCO-format detection file and its image folder.
 

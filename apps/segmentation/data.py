@@ -33,7 +33,7 @@ from apps.core.data import (
     stratified_split,
 )
 from apps.core.errors import UserError
-from apps.core.images import IMAGE_EXTENSIONS, is_image, read_image, shown_size
+from apps.core.images import IMAGE_EXTENSIONS, read_image, shown_size
 from apps.core.task import Data
 from apps.segmentation import synth
 
@@ -134,22 +134,17 @@ def pair_folder(root, image_dir, mask_dir, size, num_classes, ignore_label=255):
             raise UserError(f"{path}: no image of the same name in "
                             f"{os.path.join(root, image_dir)}")
     stems = sorted(image_files)
-    image_of = {mask_files[stem]: image_files[stem] for stem in stems}
     for stem in stems:
         # The masks are checked now (small files: a wrong num_classes, a JPEG mask
-        # or a size that is not the image's is found before training starts);
-        # the images' headers only, their pixels are decoded as batches need them.
-        if not is_image(image_files[stem]):
-            raise UserError(f"{image_files[stem]}: not a readable image")
+        # or a size that is not the image's is found before training starts), so
+        # a batch only reads them again; of the images only the headers are read.
         checked_mask(mask_files[stem], image_files[stem], num_classes, ignore_label)
-
-    def mask(path):
-        return resize_mask(checked_mask(path, image_of[path], num_classes, ignore_label), size)
 
     logging.info("found %d image/mask pairs in %s", len(stems), root)
     return (FileColumn([image_files[s] for s in stems],
                        lambda path: resize_image(read_image(path), size), np.uint8, (*size, 3)),
-            FileColumn([mask_files[s] for s in stems], mask, np.uint8, size))
+            FileColumn([mask_files[s] for s in stems],
+                       lambda path: resize_mask(read_mask(path), size), np.uint8, size))
 
 
 def _files_by_stem(folder):

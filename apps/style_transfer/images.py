@@ -100,15 +100,15 @@ def read_image(path, field="--content"):
 
 
 def check_size(image, what):
-    return check_sides(*image.shape[:2], what) and image
+    check_sides(*image.shape[:2], what)
+    return image
 
 
 def check_sides(h, w, what):
-    """True, or a UserError for an image of a side under MIN_SIDE."""
+    """A UserError for an image of a side under MIN_SIDE."""
     if min(h, w) < MIN_SIDE:
         raise UserError(f"{what}: the image is {w}x{h} pixels; expected at least "
                         f"{MIN_SIDE}x{MIN_SIDE}")
-    return True
 
 
 def fit_size(height, width, long_side, multiple=16):
