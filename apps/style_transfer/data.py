@@ -17,6 +17,7 @@ of any size is never held in memory ("memory" in config.data.cache cuts them
 all at the start); the targets are unused (the content is the input).
 """
 
+import functools
 import os
 
 import numpy as np
@@ -40,7 +41,9 @@ def load(config):
         photos = folder_photos(d.content_dir, d.split, config.seed, d.max_images)
     else:
         names = [n for n in EMBEDDED_ORDER if n != d.style]
-        photos = tuple([(n, lambda n=n: images_lib.embedded(n)) for n in part]
+        # The embedded photographs (a few, small) are decoded once, not for
+        # every crop: the default config trains as fast as when crops were arrays.
+        photos = tuple([(n, functools.cache(lambda n=n: images_lib.embedded(n))) for n in part]
                        for part in (names[2:], names[1:2], names[:1]))
     counts = (d.crops_per_image, d.eval_crops_per_image, d.eval_crops_per_image)
     splits = []
