@@ -18,6 +18,7 @@ reported by `read_checked`: in training it is skipped, named once in the log
 and counted (`skipped_files` in metrics.json); see apps.core.data.train_stream.
 """
 
+import copy
 import threading
 
 import numpy as np
@@ -53,8 +54,7 @@ class Column:
 
     def take(self, index):
         """The column of the values at `index` (positions of this column)."""
-        taken = object.__new__(type(self))
-        taken.__dict__.update(self.__dict__)
+        taken = copy.copy(self)
         taken.rows = self.rows[np.asarray(index)]
         return taken
 
