@@ -21,6 +21,7 @@ from apps.core.config import (
     boolean,
     check_source_fields,
     common_config,
+    data_cache,
     fractions_summing_to_one,
     non_negative_float,
     non_negative_int,
@@ -35,7 +36,7 @@ from apps.core.optim import optimizer_config
 RULES = {
     **AUGMENT_RULES,
     "data.source": one_of("digits", "tfds", "folder", "h5"),
-    "data.cache": one_of("none", "memory"),
+    "data.cache": data_cache,
     "data.split": fractions_summing_to_one,
     "data.image_size": Rule(lambda v: isinstance(v, int) and 8 <= v <= 1024,
                             "an integer in [8, 1024]"),
@@ -74,7 +75,7 @@ def get_config(variant=""):
     config.data.path = ""  # for source=folder (or h5: the training file)
     config.data.test_path = ""  # for source=h5: the test file
     # Files (folder, h5) are read as training goes; "memory" reads them all once.
-    config.data.cache = "none"  # none | memory
+    config.data.cache = "none"  # none | memory | a folder (decoded once to .npy files)
     config.data.split = (0.6, 0.2, 0.2)  # train, val, test (small data: 6:2:2)
     config.data.image_size = 16
     config.data.channels = 1

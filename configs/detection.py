@@ -17,6 +17,7 @@ from apps.core.config import (
     Rule,
     check_source_fields,
     common_config,
+    data_cache,
     fraction,
     fractions_summing_to_one,
     int_in,
@@ -45,7 +46,7 @@ def _ints(low, high, length=None):
 # zoom and shift move the boxes too (apps.detection.data.augment).
 RULES = {
     "data.source": one_of("digits", "tfds", "coco_json"),
-    "data.cache": one_of("none", "memory"),
+    "data.cache": data_cache,
     "data.split": fractions_summing_to_one,
     "data.tfds_splits": Rule(lambda v: isinstance(v, tuple) and len(v) == 3
                              and all(isinstance(s, str) and s for s in v),
@@ -118,7 +119,7 @@ def get_config(variant=""):
     config.data.annotations = ""  # COCO-format JSON, for source=coco_json
     config.data.images = ""  # its image folder ('' = the JSON's folder)
     # COCO-JSON images are read as training goes; "memory" reads them all once.
-    config.data.cache = "none"  # none | memory
+    config.data.cache = "none"  # none | memory | a folder (decoded once to .npy files)
     config.data.split = (0.8, 0.1, 0.1)  # train, val, test of a coco_json set
     config.data.image_size = 96  # images are resized to image_size x image_size
     config.data.channels = 1

@@ -23,6 +23,7 @@ from apps.core.config import (
     augment_config,
     check_source_fields,
     common_config,
+    data_cache,
     fractions_summing_to_one,
     int_in,
     non_negative_int,
@@ -44,7 +45,7 @@ RULES = {
     "data.image_size": int_in(8, 512),
     "data.channels": one_of(1, 3),
     "data.crop": positive_fraction,
-    "data.cache": one_of("none", "memory"),
+    "data.cache": data_cache,
     "data.min_images": int_in(2, 1_000_000),
     "data.max_examples": non_negative_int,
     "data.synthetic.num_identities": int_in(6, 1_000_000),
@@ -89,7 +90,7 @@ def get_config(variant=""):
     config.data.label_key = "label"
     config.data.path = ""  # for source=folder: <path>/<person>/<images>
     # A folder is read as training goes; "memory" reads it all once at the start.
-    config.data.cache = "none"  # none | memory
+    config.data.cache = "none"  # none | memory | a folder (decoded once to .npy files)
     config.data.split = (0.85, 0.05, 0.1)  # fractions of the *people*: train, val, test
     config.data.image_size = 32
     config.data.channels = 3

@@ -20,6 +20,7 @@ from apps.core.config import (
     boolean,
     check_source_fields,
     common_config,
+    data_cache,
     fractions_summing_to_one,
     int_in,
     non_negative_float,
@@ -42,7 +43,7 @@ def _image_size(v):
 # mask with the image; no rotation) have the image apps' rules (AUGMENT_RULES).
 RULES = {
     "data.source": one_of("synthetic", "tfds", "folder"),
-    "data.cache": one_of("none", "memory"),
+    "data.cache": data_cache,
     "data.split": fractions_summing_to_one,
     "data.image_size": Rule(_image_size, "(height, width), integers in [8, 4096]"),
     "data.num_classes": int_in(0, 256),
@@ -93,7 +94,7 @@ def get_config(variant=""):
     config.data.mask_offset = 0  # subtracted from TFDS mask values (pets: 1)
     config.data.path = ""  # for source=folder: holds image_dir/ and mask_dir/
     # A folder is read as training goes; "memory" reads it all once at the start.
-    config.data.cache = "none"  # none | memory
+    config.data.cache = "none"  # none | memory | a folder (decoded once to .npy files)
     config.data.image_dir = "CameraRGB"
     config.data.mask_dir = "CameraMask"
     config.data.num_classes = 0  # tfds / folder: classes of the masks (0 = len(class_names))

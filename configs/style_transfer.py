@@ -24,6 +24,7 @@ from apps.core.config import (
     Rule,
     boolean,
     common_config,
+    data_cache,
     fractions_summing_to_one,
     int_in,
     non_negative_float,
@@ -60,7 +61,7 @@ RULES = {
     "data.image_size": int_in(32, 4096),
     "data.keep_aspect": boolean,
     "data.content_dir": Rule(lambda v: isinstance(v, str), "a folder path or ''"),
-    "data.cache": one_of("none", "memory"),
+    "data.cache": data_cache,
     "data.crop_size": Rule(lambda v: isinstance(v, int) and v >= 16 and v % 4 == 0,
                            "an integer >= 16 and a multiple of 4"),
     "data.crops_per_image": positive_int,
@@ -108,7 +109,7 @@ def get_config(variant=""):
     config.data.content_dir = ""  # a folder of photographs ('' = the embedded ones)
     # The crops are cut from the photographs as batches need them; "memory" cuts
     # them all at the start.
-    config.data.cache = "none"  # none | memory
+    config.data.cache = "none"  # none | memory | a folder (decoded once to .npy files)
     config.data.crop_size = 128  # training crops (and the style image) are this square size
     config.data.crops_per_image = 32  # random crops taken from each training photograph
     config.data.eval_crops_per_image = 4  # ... from each validation / test photograph

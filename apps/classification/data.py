@@ -9,28 +9,22 @@
                                    training file, train_set_x / train_set_y /
                                    list_classes) and config.data.test_path
 
-The digits and TFDS images are held in memory as uint8 (N, H, W, C). A folder
-and HDF5 files are read as training goes (apps.core.columns): the files are
-listed (an image's header checked) at the start and each image decoded when a
-batch needs it, so memory and start-up do not grow with the data set;
-config.data.cache = "memory" reads them all once instead.
+The digits are held in memory as uint8 (N, H, W, C). A folder, HDF5 files and
+TFDS sets are read as training goes (apps.core.columns): the files are listed
+(an image's header checked) at the start and each image decoded when a batch
+needs it, so memory and start-up do not grow with the data set;
+config.data.cache = "memory" reads them all once instead, a folder decodes them
+once into .npy files.
 """
 
 import numpy as np
-import tensorflow as tf
 
-from apps.core.columns import H5Column
-from apps.core.data import (
-    MissingSplit,
-    Split,
-    cached,
-    decode_all,
-    load_tfds,
-    stratified_split,
-)
+from apps.core.columns import ExampleColumn, H5Column
+from apps.core.data import Split, cached, stratified_split
 from apps.core.errors import UserError
-from apps.core.images import image_column, image_folder_files, prepare_image
+from apps.core.images import image_column, image_folder_files, read_image
 from apps.core.task import Data
+from apps.core.tfds_source import tfds_data
 
 
 def load(config):
@@ -118,56 +112,47 @@ def digits():
 
 
 def _tfds(config):
-    name, data_dir = config.data.name, config.data.data_dir
-    size, channels = config.data.image_size, config.data.channels
+    """A prepared TFDS image classification set (mnist, cifar10, imagenet2012, ...),
+    each image decoded when a batch needs it (apps.core.tfds_source)."""
+    d = config.data
+    names = None
 
-    def arrays(split):
-        ds, info = load_tfds(name, data_dir, split, as_supervised=True)
-        names = _class_names(ds, info, name)
-        if config.data.max_examples:
-            ds = ds.take(config.data.max_examples)
+    def make_split(source):
+        nonlocal names
+        names = names or _class_names(source, d.name)
+        image_key, label_key = source.supervised_keys
+        images = ExampleColumn(
+            source, lambda example: read_image(example[image_key], d.image_size, d.channels),
+            np.uint8, (d.image_size, d.image_size, d.channels),
+            decoding=f"read_image {d.image_size} {d.channels}")
+        labels = ExampleColumn(source, lambda example: _label(example[label_key], names),
+                               np.int64, (), decoding="label")
+        return Split(images, labels)
 
-        def prepare(image, label):  # resized, channels converted, back to uint8
-            image = prepare_image(image, size, channels) * 255.0
-            return tf.cast(tf.round(image), tf.uint8), label
-
-        images, labels = decode_all(
-            ds, prepare, f"TFDS data set {name!r} split {split!r}", batch_size=1024)
-        labels = labels.astype(np.int64)
-        bad = labels[(labels < 0) | (labels >= len(names))]
-        if len(bad):
-            raise UserError(f"TFDS data set {name!r} split {split!r}: label {bad[0]} is "
-                            f"outside its {len(names)} classes (0..{len(names) - 1})")
-        return images, labels, names
-
-    images, labels, names = arrays("train")
-    try:
-        test = Split(*arrays("test")[:2])
-    except MissingSplit:
-        splits = _nonempty(stratified_split(labels, config.data.split, config.seed),
-                           f"TFDS data set {name!r}", config.data.split)
-        return Data(*(Split(images[i], labels[i]) for i in splits)), names
-    # The data set's own test split is kept; validation is carved from train.
-    train_frac, val_frac, _ = config.data.split
-    train_idx, val_idx = _nonempty(stratified_split(labels, (train_frac, val_frac), config.seed),
-                                   f"TFDS data set {name!r}", config.data.split)
-    return Data(Split(images[train_idx], labels[train_idx]),
-                Split(images[val_idx], labels[val_idx]), test), names
+    return Data(*(cached(split, d.cache)
+                  for split in tfds_data(d, config.seed, make_split))), names
 
 
-def _class_names(ds, info, name):
+def _label(label, names):
+    if not 0 <= label < len(names):
+        raise UserError(f"label {label} is outside its {len(names)} classes "
+                        f"(0..{len(names) - 1})")
+    return label
+
+
+def _class_names(source, name):
     """The class names of a TFDS image classification set; UserError for any other kind."""
-    image, label = ds.element_spec
-    if not isinstance(image, tf.TensorSpec) or image.shape.rank != 3:
-        raise UserError(f"config.data.name = {name!r}: its inputs are {image}, expected "
-                        "images (height, width, channels)")
-    if not image.dtype.is_integer and not image.dtype.is_floating:
-        raise UserError(f"config.data.name = {name!r}: its images are {image.dtype.name}, "
-                        "expected numbers (uint8 pixels)")
-    keys = info.supervised_keys or (None, None)
-    feature = info.features[keys[1]] if isinstance(keys[1], str) else None
-    names = getattr(feature, "names", None)
-    if not names or not isinstance(label, tf.TensorSpec) or not label.dtype.is_integer:
+    import tensorflow_datasets as tfds
+
+    keys = source.supervised_keys
+    if not keys or not all(isinstance(key, str) for key in keys):
+        raise UserError(f"config.data.name = {name!r}: not an (image, label) data set "
+                        "(expected supervised keys, as mnist or cifar10 have)")
+    image, label = (source.features[key] for key in keys)
+    if not isinstance(image, tfds.features.Image):
+        raise UserError(f"config.data.name = {name!r}: its inputs are "
+                        f"{type(image).__name__}, expected images (height, width, channels)")
+    if not isinstance(label, tfds.features.ClassLabel):
         raise UserError(f"config.data.name = {name!r}: its labels are not classes (expected "
                         "a ClassLabel feature, as mnist or cifar10 have)")
-    return list(names)
+    return list(label.names)

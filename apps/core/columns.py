@@ -12,6 +12,10 @@ worker would.
 - `FileColumn`: one file per value, decoded by a Python function (image
   files through Pillow, as apps.core.images.read_image reads them).
 - `H5Column`: the rows of an HDF5 data set (h5py reads only the rows asked for).
+- `ExampleColumn`: a value computed from example i of an index-addressable
+  source (a prepared TFDS split, apps.core.tfds_source).
+- `NpyColumn`: the rows of a .npy file, memory-mapped: what a column becomes
+  once cached to disk (config.data.cache = a folder, apps.core.data.cached).
 
 A value that cannot be read (a truncated JPEG in the middle of a folder) is
 reported by `read_checked`: in training it is skipped, named once in the log
@@ -19,6 +23,7 @@ and counted (`skipped_files` in metrics.json); see apps.core.data.train_stream.
 """
 
 import copy
+import hashlib
 import threading
 
 import numpy as np
@@ -51,6 +56,18 @@ class Column:
 
     def _read(self, row):
         raise NotImplementedError
+
+    def identity(self):
+        """A string naming where the values come from and how they are decoded
+        (not which rows): with the rows it keys a column's file cache."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be cached to a file")
+
+    def fingerprint(self):
+        """Hex digest of (identity, dtype, value shape, rows): the same values, the same digest."""
+        digest = hashlib.sha256(
+            f"{self.identity()}|{self.dtype.str}|{self.value_shape}".encode())
+        digest.update(self.rows.tobytes())
+        return digest.hexdigest()[:32]
 
     def take(self, index):
         """The column of the values at `index` (positions of this column)."""
@@ -128,12 +145,17 @@ SKIPPED = _Skipped()
 
 class FileColumn(Column):
     """One file per value: `read(path)` decodes it to `dtype`/`value_shape` (a
-    UserError for an unreadable file)."""
+    UserError for an unreadable file); `decoding` names how (e.g. the image
+    size and crop), for the file cache's key."""
 
-    def __init__(self, paths, read, dtype, value_shape):
+    def __init__(self, paths, read, dtype, value_shape, decoding=""):
         super().__init__(dtype, value_shape, np.arange(len(paths)))
         self.paths = list(paths)
         self.read = read
+        self.decoding = decoding or getattr(read, "__qualname__", repr(read))
+
+    def identity(self):
+        return "files|" + self.decoding + "|" + "\n".join(self.paths)
 
     def _read(self, row):
         value = np.asarray(self.read(self.paths[row]), self.dtype)
@@ -162,9 +184,62 @@ class H5Column(Column):
         self.path, self.key = path, key
         self._local = threading.local()
 
+    def identity(self):
+        import os
+
+        stat = os.stat(self.path)
+        return f"h5|{os.path.abspath(self.path)}|{self.key}|{stat.st_size}|{stat.st_mtime_ns}"
+
     def _read(self, row):
         import h5py
 
         if getattr(self._local, "file", None) is None:
             self._local.file = h5py.File(self.path, "r")
         return np.asarray(self._local.file[self.key][row], self.dtype)
+
+
+class ExampleColumn(Column):
+    """`convert(source[row])` for each row of `source`, a sequence of examples read
+    by index (a prepared TFDS split: apps.core.tfds_source.TFDSSource).
+
+    `convert` returns a `dtype`/`value_shape` value or raises UserError; an
+    error reading the record itself becomes a UserError naming the example.
+    `decoding` names what `convert` does, for the file cache's key.
+    """
+
+    def __init__(self, source, convert, dtype, value_shape, decoding):
+        super().__init__(dtype, value_shape, np.arange(len(source)))
+        self.source, self.convert, self.decoding = source, convert, decoding
+
+    def identity(self):
+        return f"examples|{self.source.identity()}|{self.decoding}"
+
+    def _read(self, row):
+        example = self.source.example(int(row))
+        try:
+            value = np.asarray(self.convert(example), self.dtype)
+        except UserError as e:
+            raise UserError(f"{self.source.name(row)}: {e}") from None
+        if value.shape != self.value_shape:
+            raise UserError(f"{self.source.name(row)}: converted to shape {value.shape}, "
+                            f"expected {self.value_shape}")
+        return value
+
+
+class NpyColumn(Column):
+    """The rows of a .npy file, memory-mapped (a column cached to disk); rows listed
+    in `unreadable` ({row: message}) failed when the cache was written and fail again."""
+
+    def __init__(self, path, unreadable=None):
+        values = np.load(path, mmap_mode="r")
+        super().__init__(values.dtype, values.shape[1:], np.arange(len(values)))
+        self.path, self.values = path, values
+        self.unreadable = {int(k): v for k, v in (unreadable or {}).items()}
+
+    def identity(self):
+        return f"npy|{self.path}"
+
+    def _read(self, row):
+        if int(row) in self.unreadable:
+            raise UserError(self.unreadable[int(row)])
+        return np.array(self.values[row])

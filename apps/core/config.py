@@ -57,6 +57,11 @@ fractions_summing_to_one = Rule(
 )
 
 
+#: config.data.cache: none | memory | a folder (apps.core.data.cached)
+data_cache = Rule(lambda v: isinstance(v, str) and v.strip() == v and v != "",
+                  "'none', 'memory' or a folder to cache the decoded data in")
+
+
 def one_of(*choices):
     return Rule(lambda v: v in choices, "one of " + ", ".join(repr(c) for c in choices))
 

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from apps.core.columns import Column
+from apps.core.columns import SKIPPED, Column, NpyColumn
 from apps.core.errors import UserError
 
 
@@ -72,13 +72,69 @@ def gather(tensors, index):
 
 
 def cached(split, cache):
-    """`split` with its columns read into memory when `cache` is "memory"
-    (config.data.cache: small data read from files once, then as fast as the
-    embedded data); "none" leaves it streaming."""
+    """`split` as config.data.cache asks.
+
+    "none" leaves its columns streaming (decoded when a batch needs them);
+    "memory" reads them into memory once (small data: then as fast as the
+    embedded data); any other value is a folder where each column is decoded
+    once into a .npy file (apps.core.columns.NpyColumn, memory-mapped: decoded
+    pixels read from disk, for data that are slow to decode but do not fit in
+    memory). A column's file is named by its fingerprint (its files, decoding
+    and rows), so a second run, or another split of the same files, reuses it.
+    """
     if cache == "none":
         return split
+    if cache == "memory":
+        def convert(a):
+            return a.materialize()
+    else:
+        def convert(a):
+            return cached_to_file(a, cache)
     return Split(*tf.nest.map_structure(
-        lambda a: a.materialize() if isinstance(a, Column) else a, (split.inputs, split.targets)))
+        lambda a: convert(a) if isinstance(a, Column) else a, (split.inputs, split.targets)))
+
+
+def cached_to_file(column, folder, threads=None):
+    """`column` decoded into FOLDER/<fingerprint>.npy (once; later calls reuse the
+    file) and returned as an NpyColumn. The file is written under a temporary
+    name and renamed when complete, so a killed run never leaves a partial
+    cache; unreadable values are listed in <fingerprint>.json and stay unreadable."""
+    import concurrent.futures
+    import json
+    import os
+
+    key = column.fingerprint()
+    path = os.path.join(folder, f"{key}.npy")
+    bad_path = os.path.join(folder, f"{key}.json")
+    if os.path.exists(path) and os.path.exists(bad_path):
+        with open(bad_path, encoding="utf-8") as f:
+            return NpyColumn(path, json.load(f))
+    partial = os.path.join(folder, f"{key}.partial.npy")
+    unreadable = {}
+    try:
+        os.makedirs(folder, exist_ok=True)
+        values = np.lib.format.open_memmap(partial, "w+", column.dtype, column.shape)
+
+        def read(position):
+            try:
+                values[position] = column[position]
+            except UserError as e:  # named now; counted when training meets it
+                SKIPPED.add(str(e))
+                unreadable[position] = str(e)
+        # Decoding (Pillow, h5py) releases the GIL: threads fill the file in parallel.
+        with concurrent.futures.ThreadPoolExecutor(threads or os.cpu_count()) as pool:
+            list(pool.map(read, range(len(column))))
+        values.flush()
+        with open(bad_path, "w", encoding="utf-8") as f:
+            json.dump({str(k): v for k, v in sorted(unreadable.items())}, f)
+        os.replace(partial, path)
+    except OSError as e:
+        for leftover in (partial, bad_path):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+        raise UserError(f"config.data.cache = {folder!r}: could not write the cache "
+                        f"{path} ({e.strerror or e})") from None
+    return NpyColumn(path, unreadable)
 
 
 def stratified_split(labels, fractions, seed):
@@ -100,6 +156,19 @@ def stratified_split(labels, fractions, seed):
         for part, chunk in zip(parts, np.split(members, bounds[:-1]), strict=True):
             part.append(chunk)
     return tuple(rng.permutation(np.concatenate(p)).astype(np.int64) for p in parts)
+
+
+def random_split(count, fractions, seed, where):
+    """Index arrays, one per fraction, of a seeded permutation of range(count):
+    every part after the first gets round(fraction * count) examples (at least
+    one), the first the rest; a part left empty is a UserError naming `where`."""
+    order = np.random.default_rng(seed).permutation(count).astype(np.int64)
+    sizes = [max(1, round(f * count)) for f in fractions[1:]]
+    first = count - sum(sizes)
+    if first < 1:
+        raise UserError(f"{where}: {count} examples are too few to split by "
+                        f"fractions {tuple(fractions)}; expected at least one in each part")
+    return tuple(np.split(order, np.cumsum([first] + sizes)[:-1]))
 
 
 def steps_per_epoch(num_examples, global_batch_size):

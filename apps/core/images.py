@@ -5,6 +5,7 @@ choice is a stateless op keyed by an explicit seed, so a resumed run sees the
 same augmented examples as an uninterrupted one.
 """
 
+import io
 import math
 import os
 import unicodedata
@@ -23,9 +24,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 def read_image(path, image_size=None, channels=3, crop=1.0):
     """One image file -> uint8 (H, W, channels); UserError naming an unreadable file.
 
+    `path` may also be the file's bytes (an encoded image of a TFDS record).
     `crop` < 1 keeps that central fraction of each side; `image_size` then
     resizes to image_size x image_size (bilinear).
     """
+    if isinstance(path, bytes):
+        path = _EncodedImage(path)
     try:
         with Image.open(path) as image:
             # Phone photographs store their orientation in EXIF; apply it.
@@ -42,6 +46,13 @@ def read_image(path, image_size=None, channels=3, crop=1.0):
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: not a readable image ({e})") from None
     return array.reshape(array.shape[0], array.shape[1], channels)
+
+
+class _EncodedImage(io.BytesIO):
+    """An encoded image held in memory, named as such in an error message."""
+
+    def __str__(self):
+        return f"its encoded image ({len(self.getbuffer())} bytes)"
 
 
 def _eight_bit(image):
@@ -160,7 +171,8 @@ def image_column(paths, image_size, channels, crop=1.0):
     from apps.core.columns import FileColumn
 
     return FileColumn(paths, lambda path: read_image(path, image_size, channels, crop),
-                      np.uint8, (image_size, image_size, channels))
+                      np.uint8, (image_size, image_size, channels),
+                      decoding=f"read_image {image_size} {channels} {crop}")
 
 
 def prepare_image(image, size, channels):

@@ -142,9 +142,11 @@ def pair_folder(root, image_dir, mask_dir, size, num_classes, ignore_label=255):
 
     logging.info("found %d image/mask pairs in %s", len(stems), root)
     return (FileColumn([image_files[s] for s in stems],
-                       lambda path: resize_image(read_image(path), size), np.uint8, (*size, 3)),
+                       lambda path: resize_image(read_image(path), size), np.uint8, (*size, 3),
+                       decoding=f"image {size}"),
             FileColumn([mask_files[s] for s in stems],
-                       lambda path: resize_mask(read_mask(path), size), np.uint8, size))
+                       lambda path: resize_mask(read_mask(path), size), np.uint8, size,
+                       decoding=f"mask {size}"))
 
 
 def _files_by_stem(folder):

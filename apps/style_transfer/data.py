@@ -48,8 +48,7 @@ def load(config):
     counts = (d.crops_per_image, d.eval_crops_per_image, d.eval_crops_per_image)
     splits = []
     for part, (photos_of_part, count) in enumerate(zip(photos, counts, strict=True)):
-        crops = CropColumn([loader for _, loader in photos_of_part], count, d.crop_size,
-                           (config.seed, part))
+        crops = CropColumn(photos_of_part, count, d.crop_size, (config.seed, part))
         splits.append(cached(Split(crops, np.zeros(len(crops), np.int64)), d.cache))
     return Data(*splits)
 
@@ -60,9 +59,15 @@ class CropColumn(Column):
     resized to `size`, drawn from (seed, position) alone (so the same on every
     read, in every run)."""
 
-    def __init__(self, loaders, count, size, seed):
-        super().__init__(np.uint8, (size, size, 3), np.arange(len(loaders) * count))
-        self.loaders, self.count, self.size, self.seed = loaders, count, size, seed
+    def __init__(self, photos, count, size, seed):
+        """`photos`: (name, loader) pairs, loader() -> the photograph (uint8 H x W x 3)."""
+        super().__init__(np.uint8, (size, size, 3), np.arange(len(photos) * count))
+        self.names = [name for name, _ in photos]
+        self.loaders = [loader for _, loader in photos]
+        self.count, self.size, self.seed = count, size, seed
+
+    def identity(self):
+        return f"crops|{self.count}|{self.size}|{self.seed}|" + "\n".join(self.names)
 
     def _read(self, row):
         photo = self.loaders[row // self.count]()

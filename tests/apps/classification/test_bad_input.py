@@ -23,6 +23,7 @@ from apps.classification.task import ClassificationTask
 from apps.core import config as config_lib
 from apps.core import main
 from configs.classification import get_config
+from tests.apps import tfds_toys
 from tests.apps.bad_input import (
     TinyConfig,
     assert_contains,
@@ -116,26 +117,26 @@ def _kept_the_readable(loaded):
             assert ok == (not path.endswith("truncated.png")), path
 
 
-# ----------------------------------------------------------------- TFDS (mocked)
+# ------------------------------------------------------------- TFDS (toy sets)
 
 
-def _mnist(tmp, labels=(0, 1, 2, 3), **changes):
-    """configs/classification.py:mnist on a mocked TFDS whose examples have `labels`
-    (the train split empty when `labels` is empty)."""
-    def as_dataset(self, split, **kwargs):
-        images = np.random.default_rng(0).integers(0, 255, (len(labels), 28, 28, 1), np.uint8)
-        return tf.data.Dataset.from_tensor_slices(
-            {"image": images.reshape(-1, 28, 28, 1),
-             "label": np.asarray(labels, np.int64).reshape(-1)})
-
-    return {"config": tiny("mnist", data__data_dir=str(tmp), data__image_size=12, **changes),
-            "within": tfds.testing.mock_data(as_dataset_fn=as_dataset)}
+def _toy_set(tmp, splits, **features):
+    """configs/classification.py:mnist on a toy TFDS set prepared in tmp/tfds."""
+    data_dir = tfds_toys.classification(tmp / "tfds", splits, **features)
+    return {"config": tiny("mnist", data__name="toy_classes", data__data_dir=data_dir,
+                           data__image_size=12)}
 
 
 def _not_an_image_set(tmp):
-    return {"config": tiny(data__source="tfds", data__name="speech_commands",
-                           data__data_dir=str(tmp)),
-            "within": tfds.testing.mock_data(num_examples=2)}
+    """A prepared set whose inputs are not images (a tensor, as audio sets have)."""
+    data_dir = tfds_toys.prepare(
+        tmp / "tfds", "toy_sounds",
+        tfds.features.FeaturesDict({"audio": tfds.features.Tensor(shape=(8,), dtype=np.int16),
+                                    "label": tfds.features.ClassLabel(names=["x", "y"])}),
+        {"train": [{"audio": np.zeros(8, np.int16), "label": i % 2} for i in range(4)]},
+        supervised_keys=("audio", "label"))
+    return {"config": tiny(data__source="tfds", data__name="toy_sounds",
+                           data__data_dir=data_dir)}
 
 
 # ------------------------------------------------------------------ transfer
@@ -240,11 +241,9 @@ CASES = [
     case("tfds-not-prepared", lambda t: {"config": tiny("mnist", data__data_dir=str(t))},
          "TFDS data set 'mnist' is not prepared in config.data.data_dir"),
     case("tfds-not-an-image-set", _not_an_image_set,
-         "config.data.name = 'speech_commands': its inputs are", "expected images (height, "),
-    case("tfds-label-out-of-range", lambda t: _mnist(t, labels=(3, 1, 12)),
-         "TFDS data set 'mnist' split 'train': label 12 is outside its 10 classes (0..9)"),
-    case("tfds-split-empty", lambda t: _mnist(t, labels=()),
-         "TFDS data set 'mnist' split 'train' has no examples"),
+         "config.data.name = 'toy_sounds': its inputs are Tensor, expected images (height, "),
+    case("tfds-too-few-to-split", lambda t: _toy_set(t, {"train": [0], "test": [0, 1]}),
+         "TFDS data set 'toy_classes' split 'train': 1 examples are too few to split"),
     # ------------------------------------------------------------------ transfer
     case("transfer-from-a-missing-path",
          lambda t: {"config": tiny(transfer__init_from=str(t / "nowhere"))},

@@ -1,4 +1,4 @@
-"""Classification data sources: embedded digits, image folders, TFDS (mocked)."""
+"""Classification data sources: embedded digits, image folders, HDF5 files, TFDS."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,10 @@ from PIL import Image
 
 from apps.classification import data as data_lib
 from apps.core import images as images_lib
+from apps.core.columns import ExampleColumn
 from apps.core.errors import UserError
 from configs.classification import get_config
+from tests.apps import tfds_toys
 
 
 def test_digits_are_the_real_scikit_learn_scans_split_6_2_2():
@@ -113,16 +115,42 @@ def test_folder_source_through_the_config(tmp_path):
     assert set(data.test.targets) == {0, 1}
 
 
-def test_tfds_source_by_name_with_mock_data(tmp_path):
+@pytest.mark.parametrize("file_format", ["array_record", "tfrecord"])
+def test_tfds_set_is_read_by_index_from_either_format(tmp_path, file_format):
+    labels = [0, 1, 2] * 10
+    data_dir = tfds_toys.classification(tmp_path, {"train": labels, "test": [2, 1, 0]},
+                                        file_format=file_format)
     config = get_config("mnist")
-    config.data.data_dir = str(tmp_path)
-    config.data.image_size = 16
-    with tfds.testing.mock_data(num_examples=40):
-        data, names = data_lib.load(config)
-    assert names == [str(i) for i in range(10)]
-    assert data.train.inputs.shape[1:] == (16, 16, 1)
-    assert len(data.test) == 40  # the data set's own test split
-    assert len(data.train) + len(data.val) == 40
+    config.data.update(name="toy_classes", data_dir=data_dir, image_size=16, channels=3)
+    data, names = data_lib.load(config)
+    assert names == ["a", "b", "c"]
+    # Nothing decoded up front: each split's images and labels are columns.
+    assert isinstance(data.train.inputs, ExampleColumn)
+    assert data.train.inputs.shape[1:] == (16, 16, 3)
+    assert len(data.test) == 3  # the data set's own test split
+    assert len(data.val) == round(config.data.split[1] * 30)
+    assert len(data.train) == 30 - len(data.val)
+    seen = np.concatenate([data.train.targets[np.arange(len(data.train))],
+                           data.val.targets[np.arange(len(data.val))]])
+    assert sorted(seen) == sorted(labels)
+    # Example i is the image the data set holds at i, decoded as a folder image is.
+    source = data.test.inputs.source
+    builder = tfds.builder("toy_classes", data_dir=data_dir)
+    stored = (builder.as_data_source("test") if file_format == "array_record"
+              else builder.as_dataset(split="test").as_numpy_iterator())  # decoded by TFDS
+    for i, example in enumerate(stored):
+        expected = np.asarray(Image.fromarray(example["image"]).resize((16, 16), Image.BILINEAR))
+        assert np.array_equal(data.test.inputs[i], expected)
+        assert data.test.targets[i] == example["label"] == source.example(i)["label"]
+
+
+def test_tfds_max_examples_and_missing_test_split(tmp_path):
+    data_dir = tfds_toys.classification(tmp_path, {"train": [0, 1] * 20}, names=("x", "y"))
+    config = get_config("mnist")
+    config.data.update(name="toy_classes", data_dir=data_dir, max_examples=30)
+    data, _ = data_lib.load(config)
+    sizes = len(data.train), len(data.val), len(data.test)
+    assert sizes == (24, 3, 3)  # 30 of 40 read, split 8:1:1 (the mnist config)
 
 
 def test_tfds_not_prepared_is_a_clear_error(tmp_path):

@@ -24,6 +24,7 @@ from apps.core.faults import KILL_AT_STEP
 from apps.core.main import execute
 from apps.core.workdir import read_metrics as _metrics
 from configs.classification import get_config
+from tests.apps import tfds_toys
 from tests.apps.cli import run_app, run_isolated
 
 CHANGES = {"model.name": "resnet", "model.width": 0.5, "model.dropout": 0.2,
@@ -170,3 +171,23 @@ def test_transfer_from_a_saved_model_copies_all_but_the_head(finished):
         if id(mine) not in head and "seed_generator" not in mine.path:
             np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
     assert model.get_layer("head").kernel.shape[-1] == 4  # the new head, for 4 classes
+
+
+def test_tfds_set_trains_alike_streamed_and_cached_to_files(tmp_path):
+    """A TFRecord-only TFDS set is read by index (apps.core.tfds_source); decoding
+    it once into .npy files (config.data.cache = a folder) changes nothing."""
+    data_dir = tfds_toys.classification(tmp_path / "tfds", {"train": [0, 1, 2] * 16,
+                                                            "test": [0, 1, 2] * 2},
+                                        file_format="tfrecord")
+    cache = tmp_path / "cache"
+    results = []
+    for name, where in (("streamed", "none"), ("cached", str(cache)), ("reused", str(cache))):
+        config = _config(**{"data.source": "tfds", "data.name": "toy_classes",
+                            "data.data_dir": data_dir, "data.channels": 3,
+                            "data.cache": where, "train.epochs": 2})
+        execute(ClassificationTask, config, str(tmp_path / name), "train")
+        metrics = _metrics(str(tmp_path / name))
+        results.append({k: v for k, v in metrics.items() if k not in VOLATILE})
+    assert results[0] == results[1] == results[2]
+    assert results[0]["steps"] > 0
+    assert len(list(cache.glob("*.npy"))) == 6  # images and labels of three splits
