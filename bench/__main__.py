@@ -36,7 +36,7 @@ SECTIONS = {
                   "from bench import peers; r = peers.detection()"),
     "embeddings": ("word2vec vs gensim (speed and quality)",
                    "from bench import peers; r = peers.embeddings()"),
-    "data": ("an image folder of 2,000 vs 16,000 JPEGs: start-up, speed, peak RSS",
+    "data": ("image folders, COCO JSON, text of 1x vs 8x size: start-up, speed, peak RSS",
              "from bench import data; r = data.main()"),
 }
 

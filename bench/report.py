@@ -240,24 +240,27 @@ def _embeddings(entry):
 
 
 def _data(entry):
-    lines = ["## Data larger than memory: an image folder, read as training goes", ""]
+    lines = ["## Data larger than memory: data sets on disk, read as training goes", ""]
     if "error" in entry:
         return lines + _failed("data", entry)
     rows = entry["result"]["rows"]
-    lines += _table(["JPEGs", "config.data.cache", "start-up to the first step (s)",
+    lines += _table(["data set", "size", "config.data.cache", "start-up to the first step (s)",
                      "examples/s", "peak RSS (MiB)"],
-                    [[f"{r['images']:,}", r["cache"], f"{r['startup_seconds']:.1f}",
-                      f"{r['examples_per_sec']:.0f}", f"{r['peak_rss_mib']:.0f}"]
-                     for r in rows])
-    by = {(r["images"], r["cache"]): r for r in rows}
-    small, large = sorted({r["images"] for r in rows})
-    lines += ["", "Growth from the small to the large folder: "
-              + "; ".join(f"cache={c}: peak RSS {by[large, c]['peak_rss_mib'] - by[small, c]['peak_rss_mib']:+.0f} MiB, "
-                          f"start-up {by[large, c]['startup_seconds'] - by[small, c]['startup_seconds']:+.1f} s"
-                          for c in ("none", "memory"))
-              + f". Streaming speed / in-memory speed at {large:,}: "
-              f"{by[large, 'none']['examples_per_sec'] / by[large, 'memory']['examples_per_sec']:.2f}. "
-              f"bench/data.py; load {_load(entry)}.", ""]
+                    [[r["case"], f"{r['size']:,} {r['unit']}", r["cache"],
+                      f"{r['startup_seconds']:.1f}", f"{r['examples_per_sec']:.0f}",
+                      f"{r['peak_rss_mib']:.0f}"] for r in rows])
+    growth = []
+    for case in dict.fromkeys(r["case"] for r in rows):
+        by = {(r["size"], r["cache"]): r for r in rows if r["case"] == case}
+        small, large = sorted({size for size, _ in by})
+        parts = [f"cache={c}: peak RSS {by[large, c]['peak_rss_mib'] - by[small, c]['peak_rss_mib']:+.0f} MiB, "
+                 f"start-up {by[large, c]['startup_seconds'] - by[small, c]['startup_seconds']:+.1f} s"
+                 for c in dict.fromkeys(c for _, c in by) if (small, c) in by and (large, c) in by]
+        if (large, "memory") in by:
+            parts.append(f"streaming speed / in-memory speed at the large size "
+                         f"{by[large, 'none']['examples_per_sec'] / by[large, 'memory']['examples_per_sec']:.2f}")
+        growth.append(f"- {case}, small to large: " + "; ".join(parts) + ".")
+    lines += ["", *growth, "", f"bench/data.py; load {_load(entry)}.", ""]
     return lines
 
 

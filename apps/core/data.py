@@ -275,20 +275,6 @@ def eval_batches(split, batch_size, example_fn=None):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def decode_all(ds, prepare, what, batch_size=512):
-    """`prepare` mapped over the examples of `ds`, as NumPy arrays (one per
-    element of what `prepare` returns), in order. An empty `ds` is a UserError:
-    "`what` has no examples"."""
-    parts = None
-    for batch in ds.map(prepare).batch(batch_size).as_numpy_iterator():
-        parts = parts or [[] for _ in batch]
-        for part, array in zip(parts, batch, strict=True):
-            part.append(array)
-    if parts is None:
-        raise UserError(f"{what} has no examples")
-    return tuple(np.concatenate(part) for part in parts)
-
-
 def load_tfds(name, data_dir, split, **kwargs):
     """A prepared TFDS data set by name from `data_dir` (never downloads).
 

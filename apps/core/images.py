@@ -21,19 +21,22 @@ EXIF_ORIENTATION = 0x0112  # the tag; 5..8 turn the image a quarter
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def read_image(path, image_size=None, channels=3, crop=1.0):
+def read_image(path, image_size=None, channels=3, crop=1.0, orient=True):
     """One image file -> uint8 (H, W, channels); UserError naming an unreadable file.
 
     `path` may also be the file's bytes (an encoded image of a TFDS record).
     `crop` < 1 keeps that central fraction of each side; `image_size` then
-    resizes to image_size x image_size (bilinear).
+    resizes to image_size x image_size (bilinear). `orient` applies the EXIF
+    orientation (phone photographs store it there); without it the stored
+    pixels are kept, the grid a TFDS set's boxes refer to.
     """
     if isinstance(path, bytes):
-        path = _EncodedImage(path)
+        path = encoded_file(path)
     try:
         with Image.open(path) as image:
-            # Phone photographs store their orientation in EXIF; apply it.
-            image = ImageOps.exif_transpose(_eight_bit(image))
+            image = _eight_bit(image)
+            if orient:
+                image = ImageOps.exif_transpose(image)
             image = image.convert("L" if channels == 1 else "RGB")
             if crop < 1.0:
                 w, h = image.size
@@ -53,6 +56,21 @@ class _EncodedImage(io.BytesIO):
 
     def __str__(self):
         return f"its encoded image ({len(self.getbuffer())} bytes)"
+
+
+def stored_size(data):
+    """(width, height) of an encoded image's stored pixels, from its header."""
+    try:
+        with Image.open(encoded_file(data)) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"{encoded_file(data)}: not a readable image ({e})") from None
+
+
+def encoded_file(data):
+    """An encoded image's bytes (a TFDS record's) as a file Pillow opens, named
+    "its encoded image (N bytes)" in an error message."""
+    return _EncodedImage(data)
 
 
 def _eight_bit(image):

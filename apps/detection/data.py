@@ -24,9 +24,11 @@ import tensorflow as tf
 from absl import logging
 
 from apps.core import images as images_lib
-from apps.core.data import MissingSplit, Split, cached, load_tfds, stratified_split
+from apps.core.columns import ExampleColumn
+from apps.core.data import Split, cached, stratified_split
 from apps.core.errors import UserError
 from apps.core.task import Data
+from apps.core.tfds_source import tfds_data
 from apps.detection import synth
 
 TOLERANCE_PX = 1.0  # how far (in pixels) a box may stick out before it is invalid
@@ -258,69 +260,70 @@ def _check_declared_size(annotations, image_id, entry, path, actual):
 
 
 def _tfds(config):
-    """A TFDS detection set (voc, coco): image, objects/bbox (ymin, xmin, ymax, xmax), objects/label."""
-    d = config.data
-    check = BoxCheck(d.invalid_boxes)
-    size, channels = d.image_size, d.channels
+    """A prepared TFDS detection set (voc, coco: image, objects/bbox (ymin, xmin,
+    ymax, xmax), objects/label), each example read when a batch needs it
+    (apps.core.tfds_source).
 
-    def arrays(split):
-        ds, info = load_tfds(d.name, d.data_dir, split)
-        features = info.features
-        objects = features["objects"].feature if "objects" in features else {}
-        if "image" not in features or not {"bbox", "label"} <= set(objects.keys()):
+    Its boxes are checked as the example is read: under invalid_boxes=error
+    an invalid box makes the example unreadable (named in the log, counted in
+    skipped_files, the run stopped past train.max_skipped_fraction); crowd
+    boxes are left out, and boxes beyond max_boxes dropped (said once).
+    """
+    d = config.data
+    names = None
+
+    def make_split(source):
+        nonlocal names
+        objects = source.features["objects"].feature if "objects" in source.features else {}
+        if "image" not in source.features or not {"bbox", "label"} <= set(objects.keys()):
             raise UserError(f"config.data.name = {d.name!r}: not a detection data set; "
                             "expected the features image and objects/bbox, objects/label, "
-                            f"found {', '.join(features.keys())}")
-        if d.max_examples:
-            ds = ds.take(d.max_examples)
+                            f"found {', '.join(source.features.keys())}")
+        names = names or list(objects["label"].names)
+        targets = TFDSTargets(d.invalid_boxes, d.max_boxes)
+        # TFDS's boxes are fractions of the stored pixels, so no EXIF rotation here.
+        images = ExampleColumn(
+            source, lambda example: images_lib.read_image(
+                example["image"], d.image_size, d.channels, orient=False),
+            np.uint8, (d.image_size, d.image_size, d.channels),
+            decoding=f"read_image {d.image_size} {d.channels} unoriented")
+        boxes = ExampleColumn(source, lambda example: targets(example)[0], np.float32,
+                              (d.max_boxes, 4), decoding=f"boxes {d.max_boxes} {d.invalid_boxes}")
+        classes = ExampleColumn(source, lambda example: targets(example)[1], np.int32,
+                                (d.max_boxes,), decoding=f"classes {d.max_boxes} {d.invalid_boxes}")
+        return Split(images, {"boxes": boxes, "classes": classes})
 
-        def prepare(example):
-            image = tf.image.resize(example["image"], (size, size), antialias=True)
-            if channels == 1 and image.shape[-1] == 3:
-                image = tf.image.rgb_to_grayscale(image)
-            elif channels == 3 and image.shape[-1] == 1:
-                image = tf.image.grayscale_to_rgb(image)
-            objects = example["objects"]
-            crowd = objects.get("is_crowd", tf.zeros_like(objects["label"], tf.bool))
-            return (tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8),
-                    objects["bbox"], objects["label"], tf.cast(crowd, tf.bool),
-                    tf.shape(example["image"])[:2])
+    splits = tfds_data(d, config.seed, make_split, tuple(d.tfds_splits))
+    return Data(*(cached(split, d.cache) for split in splits)), names
 
-        images, per_image = [], []
-        for n, (image, bbox, label, crowd, hw) in enumerate(ds.map(prepare).as_numpy_iterator()):
-            images.append(image)
-            h, w = (float(v) for v in hw)
-            kept_boxes, kept_classes = [], []
-            # (zip stops at the shortest: the fields have one length in real data, but
-            # tfds.testing.mock_data draws each sequence's length on its own.)
-            for box, c, is_crowd in zip(bbox, label, crowd):  # noqa: B905
-                if is_crowd:
-                    continue
-                ymin, xmin, ymax, xmax = box
-                ok = check(f"TFDS {d.name} {split} example {n}",
-                           (xmin * w, ymin * h, xmax * w, ymax * h), w, h)
-                if ok is not None:
-                    kept_boxes.append((ok[0] / w, ok[1] / h, ok[2] / w, ok[3] / h))
-                    kept_classes.append(int(c))
-            per_image.append((kept_boxes, kept_classes))
-        if not images:
-            raise UserError(f"TFDS data set {d.name!r} split {split!r} is empty")
-        boxes, classes = _pack(per_image, d.max_boxes, check)
-        return Split(np.stack(images), {"boxes": boxes, "classes": classes}), info
 
-    train_split, val_split, test_split = d.tfds_splits
-    train, info = arrays(train_split)
-    names = list(info.features["objects"]["label"].names)
-    try:
-        val = arrays(val_split)[0]
-    except MissingSplit:
-        n = len(train)
-        order = np.random.default_rng(config.seed).permutation(n)
-        cut = max(1, int(round(config.data.split[1] * n)))
-        train, val = train.take(order[cut:]), train.take(order[:cut])
-    test = arrays(test_split)[0]
-    check.report(f"TFDS {d.name}")
-    return Data(train, val, test), names
+class TFDSTargets:
+    """A TFDS detection example -> (boxes (max_boxes, 4) normalized corners
+    (x1, y1, x2, y2), classes (max_boxes,), -1 for padding), checked as BoxCheck does."""
+
+    def __init__(self, invalid_boxes, max_boxes):
+        self.check, self.max_boxes = BoxCheck(invalid_boxes), max_boxes
+        self.truncation_said = False
+
+    def __call__(self, example):
+        w, h = images_lib.stored_size(example["image"])
+        objects = example["objects"]
+        crowd = objects.get("is_crowd", np.zeros(len(objects["label"]), bool))
+        kept_boxes, kept_classes = [], []
+        for (ymin, xmin, ymax, xmax), label, is_crowd in zip(
+                objects["bbox"], objects["label"], crowd, strict=True):
+            if is_crowd:
+                continue
+            box = self.check("its objects", (xmin * w, ymin * h, xmax * w, ymax * h), w, h)
+            if box is not None:
+                kept_boxes.append((box[0] / w, box[1] / h, box[2] / w, box[3] / h))
+                kept_classes.append(int(label))
+        if len(kept_classes) > self.max_boxes and not self.truncation_said:
+            self.truncation_said = True
+            logging.warning("an image has %d boxes; those beyond config.data.max_boxes = %d "
+                            "are dropped", len(kept_classes), self.max_boxes)
+        boxes, classes = _pack([(kept_boxes, kept_classes)], self.max_boxes, self.check)
+        return boxes[0], classes[0]
 
 
 # ------------------------------------------------------------- augmentation

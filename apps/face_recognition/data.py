@@ -10,18 +10,21 @@ splits are never seen in training. People with fewer than
 config.data.min_images images are left out (a person needs two images for a
 same-person pair). Faces are assumed cropped; config.data.crop keeps the
 central fraction of each image first (LFW's faces fill about the central
-half). Images are held in memory as uint8 (N, size, size, channels); the
-targets are int64 identity ids indexing the returned names.
+half). Synthetic faces are held in memory as uint8 (N, size, size, channels);
+a folder's and a TFDS set's are decoded when a batch needs them. The targets
+are int64 identity ids indexing the returned names.
 """
 
 
 import numpy as np
 from absl import logging
 
-from apps.core.data import Split, cached, decode_all, load_tfds
+from apps.core.columns import ExampleColumn
+from apps.core.data import Split, cached
 from apps.core.errors import UserError
-from apps.core.images import image_column, image_folder_files, prepare_image
+from apps.core.images import image_column, image_folder_files, read_image
 from apps.core.task import Data
+from apps.core.tfds_source import TFDSSource
 from apps.face_recognition import synth
 
 
@@ -97,27 +100,23 @@ def _to_grey(images):
 
 
 def _tfds(config):
-    """TFDS `lfw` (or any data set with an image and a person label), one split."""
-    import tensorflow as tf
-
+    """TFDS `lfw` (or any data set with an image and a person label), one split:
+    the labels read in one pass over its records (the images left encoded),
+    each image decoded when a batch needs it (apps.core.tfds_source)."""
     d = config.data
-    ds, info = load_tfds(d.name, d.data_dir, "train")
+    source = TFDSSource(d.name, d.data_dir, "train")
     for key in (d.image_key, d.label_key):
-        if key not in info.features:
+        if key not in source.features:
             raise UserError(f"TFDS data set {d.name!r} has no feature {key!r} "
                             f"(config.data.image_key / label_key); it has "
-                            f"{', '.join(sorted(info.features))}")
-    if d.max_examples:
-        ds = ds.take(d.max_examples)
-
-    def prepare(example):
-        image = example[d.image_key]
-        if d.crop < 1.0:
-            image = tf.image.central_crop(image, d.crop)
-        image = prepare_image(image, d.image_size, d.channels) * 255.0  # resized, channels
-        return tf.cast(tf.round(image), tf.uint8), example[d.label_key]
-
-    images, raw = decode_all(ds, prepare, f"TFDS data set {d.name!r} in {d.data_dir!r}")
+                            f"{', '.join(sorted(source.features))}")
+    count = min(len(source), d.max_examples) if d.max_examples else len(source)
+    raw = [source.example(i)[d.label_key] for i in range(count)]
     raw = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in raw])
     names, labels = np.unique(raw, return_inverse=True)
+    images = ExampleColumn(
+        source, lambda example: read_image(example[d.image_key], d.image_size, d.channels,
+                                           d.crop),
+        np.uint8, (d.image_size, d.image_size, d.channels),
+        decoding=f"read_image {d.image_size} {d.channels} {d.crop}").take(np.arange(count))
     return images, labels.astype(np.int64), [str(n) for n in names]

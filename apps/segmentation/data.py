@@ -23,18 +23,16 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from apps.core.columns import FileColumn
+from apps.core.columns import ExampleColumn, FileColumn
 from apps.core.data import (
-    MissingSplit,
     Split,
     cached,
-    decode_all,
-    load_tfds,
     stratified_split,
 )
 from apps.core.errors import UserError
-from apps.core.images import IMAGE_EXTENSIONS, read_image, shown_size
+from apps.core.images import IMAGE_EXTENSIONS, encoded_file, read_image, shown_size
 from apps.core.task import Data
+from apps.core.tfds_source import tfds_data
 from apps.segmentation import synth
 
 LOSSY_EXTENSIONS = (".jpg", ".jpeg")  # compression blurs class ids into their neighbours
@@ -187,8 +185,11 @@ def read_mask(path):
     """A mask file -> uint8 (H, W) class ids (RGB: the largest channel, as CARLA's).
 
     A JPEG mask is refused: its compression changes the ids along every edge.
+    `path` may also be the file's bytes (a TFDS record's encoded mask).
     """
-    if path.lower().endswith(LOSSY_EXTENSIONS):
+    if isinstance(path, bytes):  # a TFDS record's encoded mask
+        path = encoded_file(path)
+    elif path.lower().endswith(LOSSY_EXTENSIONS):
         raise UserError(f"{path}: a JPEG mask; expected a lossless format (PNG) whose "
                         "pixels are class ids")
     try:
@@ -224,50 +225,43 @@ def resize_mask(mask, size):
 
 
 def _tfds(config, names):
-    """A TFDS segmentation set: features `image` and `segmentation_mask`.
+    """A prepared TFDS segmentation set (features `image` and `segmentation_mask`),
+    each pair decoded when a batch needs it (apps.core.tfds_source).
 
     Mask values minus config.data.mask_offset are the class ids (the pets'
-    trimaps are 1 pet, 2 background, 3 outline: offset 1).
+    trimaps are 1 pet, 2 background, 3 outline: offset 1); a pixel holding
+    config.data.ignore_label stays ignored (the offset is not subtracted from it).
     """
-    import tensorflow as tf
+    d = config.data
+    size = tuple(d.image_size)
 
-    name, data_dir = config.data.name, config.data.data_dir
-    height, width = config.data.image_size
-    offset, k = config.data.mask_offset, len(names)
-
-    def arrays(split):
-        ds, info = load_tfds(name, data_dir, split)
-        if not {"image", "segmentation_mask"} <= set(info.features.keys()):
-            raise UserError(f"config.data.name = {name!r}: not a segmentation data set; "
+    def make_split(source):
+        if not {"image", "segmentation_mask"} <= set(source.features.keys()):
+            raise UserError(f"config.data.name = {d.name!r}: not a segmentation data set; "
                             "expected the features image and segmentation_mask, found "
-                            f"{', '.join(info.features.keys())}")
-        if config.data.max_examples:
-            ds = ds.take(config.data.max_examples)
+                            f"{', '.join(source.features.keys())}")
+        images = ExampleColumn(
+            source, lambda example: resize_image(read_image(example["image"]), size),
+            np.uint8, (*size, 3), decoding=f"image {size}")
+        masks = ExampleColumn(
+            source, lambda example: resize_mask(offset_mask(
+                read_mask(example["segmentation_mask"]), d.mask_offset, len(names),
+                d.ignore_label), size),
+            np.uint8, size, decoding=f"mask {size} {d.mask_offset} {d.ignore_label}")
+        return Split(images, masks)
 
-        def prepare(example):
-            image = tf.image.resize(example["image"], (height, width), antialias=True)
-            image = tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8)
-            mask = tf.cast(example["segmentation_mask"], tf.int32) - offset
-            mask = tf.image.resize(mask, (height, width), method="nearest")[..., 0]
-            return image, mask
+    return Data(*(cached(split, d.cache) for split in tfds_data(d, config.seed, make_split)))
 
-        images, masks = decode_all(ds, prepare, f"TFDS data set {name!r} split {split!r}",
-                                   batch_size=256)
-        labels = masks[masks != config.data.ignore_label]
-        if labels.size and (labels.min() < 0 or labels.max() >= k):
-            raise UserError(f"TFDS data set {name!r} ({split}): mask label "
-                            f"{labels.min() if labels.min() < 0 else labels.max()} outside "
-                            f"the {k} classes after config.data.mask_offset = {offset}")
-        return images, masks.astype(np.uint8)
 
-    images, masks = arrays("train")
-    try:
-        test = Split(*arrays("test"))
-    except MissingSplit:
-        return _split(images, masks, config, f"TFDS data set {name!r}")
-    # The data set's own test split is kept; validation is carved from train.
-    train_frac, val_frac, _ = config.data.split
-    train_idx, val_idx = stratified_split(np.zeros(len(images)), (train_frac, val_frac),
-                                          config.seed)
-    return Data(Split(images[train_idx], masks[train_idx]),
-                Split(images[val_idx], masks[val_idx]), test)
+def offset_mask(mask, offset, num_classes, ignore_label):
+    """A TFDS mask's values minus `offset`, checked to be classes (or `ignore_label`)."""
+    ignored = mask == ignore_label
+    labels = mask.astype(np.int32) - offset
+    low = int(labels[~ignored].min()) if (~ignored).any() else 0
+    if low < 0:
+        raise UserError(f"mask label {low} outside the {num_classes} classes after "
+                        f"config.data.mask_offset = {offset}")
+    labels[ignored] = ignore_label
+    check_labels(labels, num_classes, f"its mask after config.data.mask_offset = {offset}",
+                 ignore_label)
+    return labels.astype(np.uint8)

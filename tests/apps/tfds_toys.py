@@ -69,3 +69,50 @@ def classification(data_dir, splits, names=("a", "b", "c"), channels=3,
                      strict=True)]
          for split, labels in splits.items()},
         file_format, supervised_keys=("image", "label"))
+
+
+def segmentation(data_dir, splits, mask_values=(1, 4), name="toy_pets", file_format="array_record"):
+    """A segmentation set (image, segmentation_mask), like oxford_iiit_pet; `splits`
+    is {split: count}, the masks random in [mask_values[0], mask_values[1])."""
+    features = tfds.features.FeaturesDict({
+        "image": tfds.features.Image(shape=(None, None, 3)),
+        "segmentation_mask": tfds.features.Image(shape=(None, None, 1))})
+    examples = {}
+    for split, count in splits.items():
+        rng = np.random.default_rng(len(split))
+        examples[split] = [{"image": image,
+                            "segmentation_mask": rng.integers(*mask_values, (*image.shape[:2], 1),
+                                                              np.uint8)}
+                           for image in images(count, seed=len(split))]
+    return prepare(data_dir, name, features, examples, file_format)
+
+
+def detection(data_dir, splits, name="toy_voc", file_format="array_record"):
+    """A detection set like voc: image, objects {bbox (ymin, xmin, ymax, xmax)
+    fractions, label, is_crowd}; `splits` is {split: [[(bbox, label, is_crowd), ...]
+    per image]}."""
+    features = tfds.features.FeaturesDict({
+        "image": tfds.features.Image(shape=(None, None, 3)),
+        "objects": tfds.features.Sequence({
+            "bbox": tfds.features.BBoxFeature(),
+            "label": tfds.features.ClassLabel(names=["cat", "dog", "bird"]),
+            "is_crowd": np.bool_})})
+    examples = {
+        split: [{"image": image,
+                 "objects": {"bbox": [tfds.features.BBox(*box) for box, _, _ in objects],
+                             "label": [label for _, label, _ in objects],
+                             "is_crowd": [crowd for _, _, crowd in objects]}}
+                for image, objects in zip(images(len(per_image), seed=len(split)), per_image,
+                                          strict=True)]
+        for split, per_image in splits.items()}
+    return prepare(data_dir, name, features, examples, file_format)
+
+
+def faces(data_dir, people, name="toy_lfw", file_format="array_record"):
+    """A face set like lfw: image and label (the person's name, a string);
+    `people` is the label of each image, in order."""
+    features = tfds.features.FeaturesDict({"image": tfds.features.Image(shape=(None, None, 3)),
+                                           "label": tfds.features.Text()})
+    examples = [{"image": image, "label": person}
+                for image, person in zip(images(len(people), size=(30, 30)), people, strict=True)]
+    return prepare(data_dir, name, features, {"train": examples}, file_format)

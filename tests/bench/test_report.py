@@ -41,6 +41,13 @@ def _results():
             "detection": _entry({"nms": [{"name": "nms", "ours_ms": 3.0, "keras_ms": 1.5,
                                           "ratio": 2.0}],
                                  "keras_cv": None, "keras_cv_skipped": "keras-cv is not installed"}),
+            "data": _entry({"rows": [
+                {"case": "detection: COCO", "app": "detection", "unit": "images", "size": size,
+                 "cache": cache, "startup_seconds": startup, "examples_per_sec": speed,
+                 "peak_rss_mib": rss}
+                for size, cache, startup, speed, rss in (
+                    (1000, "none", 3.0, 90.0, 1000.0), (1000, "memory", 4.0, 100.0, 1100.0),
+                    (8000, "memory", 9.5, 100.0, 1500.0), (8000, "none", 3.5, 95.0, 1010.0))]}),
             "machine_end": _entry({"peak": {"n": 4096, "best_gflops": 100.0,
                                             "median_gflops": 95.0}}),
         }}
@@ -65,6 +72,10 @@ def test_every_figure_and_failure_reaches_the_markdown(tmp_path):
     assert "KerasCV YOLOV8: not measured: keras-cv is not installed." in text
     assert "the whole run took 10.0 min" in text
     assert "the median of 5 rounds of about 1 s" in text
+    assert "| detection: COCO | 8,000 images | none | 3.5 | 95 | 1010 |" in text
+    assert ("- detection: COCO, small to large: cache=none: peak RSS +10 MiB, start-up +0.5 s; "
+            "cache=memory: peak RSS +400 MiB, start-up +5.5 s; streaming speed / in-memory "
+            "speed at the large size 0.95.") in text
 
 
 def test_peak_is_none_without_a_machine_section():

@@ -14,13 +14,13 @@ import logging
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 from PIL import Image
 
 from apps.core import config as config_lib
 from apps.detection import data as data_lib
 from apps.detection.task import DetectionTask
 from configs.detection import get_config
+from tests.apps import tfds_toys
 from tests.apps.bad_input import (
     TinyConfig,
     case,
@@ -111,8 +111,8 @@ def _corrupt_workdir(tmp):
 
 
 def _not_a_detection_set(tmp):
-    return {"config": tiny(data__source="tfds", data__name="mnist", data__data_dir=str(tmp)),
-            "within": tfds.testing.mock_data(num_examples=2)}
+    data_dir = tfds_toys.classification(tmp / "tfds", {"train": [0, 1, 2]})
+    return {"config": tiny(data__source="tfds", data__name="toy_classes", data__data_dir=data_dir)}
 
 
 def _empty_folder(tmp):
@@ -234,7 +234,7 @@ CASES = [
                                    data__data_dir=str(t))},
          "TFDS data set 'voc/2007' is not prepared in config.data.data_dir"),
     case("tfds-not-a-detection-set", _not_a_detection_set,
-         "config.data.name = 'mnist': not a detection data set",
+         "config.data.name = 'toy_classes': not a detection data set",
          "expected the features image and objects/bbox"),
     # ------------------------------------------------------------------ workdir
     case("workdir-of-another-app", _workdir_of(config_lib.common_config("segmentation")),

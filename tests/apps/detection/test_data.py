@@ -5,13 +5,14 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 from PIL import Image
 
 from apps.core import images as images_lib
+from apps.core.columns import ExampleColumn
 from apps.core.errors import UserError
 from apps.detection import data as data_lib
 from configs.detection import get_config
+from tests.apps import tfds_toys
 
 
 def test_digit_scenes_are_fixed_by_the_seed_and_boxes_are_valid():
@@ -164,20 +165,42 @@ def test_invalid_boxes_can_be_skipped_and_are_counted(tmp_path, caplog):
     assert "skipped 2 invalid box(es)" in caplog.text
 
 
-def test_tfds_detection_set_by_name_with_mock_data(tmp_path):
+@pytest.mark.parametrize("file_format", ["array_record", "tfrecord"])
+def test_tfds_detection_set_streams_its_boxes(tmp_path, file_format):
+    cat = ((0.1, 0.2, 0.5, 0.6), 0, False)  # ymin, xmin, ymax, xmax
+    crowd = ((0.0, 0.0, 1.0, 1.0), 1, True)
+    flat = ((0.3, 0.3, 0.3, 0.7), 2, False)  # zero height: invalid
+    per_image = [[cat, crowd], [cat, cat, cat], [cat]] * 3
+    data_dir = tfds_toys.detection(tmp_path, {"train": per_image, "validation": per_image[:3],
+                                              "test": per_image[:2] + [[cat, flat]]},
+                                   file_format=file_format)
     config = get_config("voc")
-    config.data.data_dir = str(tmp_path)
-    config.data.image_size = 32
-    with tfds.testing.mock_data(num_examples=5):
-        with pytest.raises(UserError, match="TFDS voc/2007 train example 0: box"):
-            data_lib.load(config)  # mock boxes are random corners: invalid ones are errors
-        config.data.invalid_boxes = "skip"
-        data, names, _ = data_lib.load(config)
-    assert len(names) == 20 and names[0] == "aeroplane"
-    assert [len(data.train), len(data.val), len(data.test)] == [5, 5, 5]
-    assert data.train.inputs.shape == (5, 32, 32, 3)
-    valid = data.train.targets["boxes"][data.train.targets["classes"] >= 0]
-    assert len(valid) and np.all(valid[:, 2] > valid[:, 0]) and np.all(valid <= 1)
+    config.data.update(name="toy_voc", data_dir=data_dir, image_size=32, max_boxes=2)
+    data, names, ids = data_lib.load(config)
+    assert names == ["cat", "dog", "bird"] and ids == [0, 1, 2]
+    assert [len(data.train), len(data.val), len(data.test)] == [9, 3, 3]
+    assert isinstance(data.train.inputs, ExampleColumn)
+    assert data.train.inputs.shape[1:] == (32, 32, 3)
+    boxes = data.val.targets["boxes"][np.arange(3)]
+    classes = data.val.targets["classes"][np.arange(3)]
+    kept = (classes >= 0).sum(axis=1)
+    assert sorted(kept.tolist()) == [1, 1, 2]  # crowd left out; 3 cats cut to max_boxes
+    np.testing.assert_allclose(boxes[classes >= 0][0], (0.2, 0.1, 0.6, 0.5), atol=1e-6)
+    # An invalid box is an error naming the example, at once (example 0 is read
+    # now) or when a batch meets it; with invalid_boxes=skip it is dropped.
+    # (TFDS stores a split's examples in an order of its own: find the flat one.)
+    errors = []
+    for i in range(3):
+        try:
+            data.test.targets["classes"][i]
+        except UserError as e:
+            errors.append((i, str(e)))
+    [(flat_at, message)] = errors
+    assert f"split 'test' example {flat_at}: its objects: box" in message
+    assert "non-positive size" in message and "invalid_boxes=skip" in message
+    config.data.invalid_boxes = "skip"
+    data, _, _ = data_lib.load(config)
+    assert (data.test.targets["classes"][flat_at] >= 0).sum() == 1
 
 
 def test_tfds_not_prepared_is_a_clear_error(tmp_path):

@@ -1,14 +1,15 @@
-"""Synthetic faces, the identity split, the folder loader and TFDS `lfw` (mocked)."""
+"""Synthetic faces, the identity split, the folder loader and a TFDS set like `lfw`."""
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
+import pytest
 from PIL import Image
 
+from apps.core.columns import ExampleColumn
 from apps.face_recognition import data as data_lib
 from apps.face_recognition import metrics as m
 from apps.face_recognition import synth
 from configs.face_recognition import get_config
+from tests.apps import tfds_toys
 
 
 def test_synthetic_faces_are_deterministic_and_identity_major():
@@ -72,18 +73,15 @@ def test_folder_source_through_the_config(tmp_path):
     assert data.train.inputs.shape[1:] == (16, 16, 3)
 
 
-def test_tfds_lfw_by_name_with_mock_data(tmp_path):
-    def as_dataset(self, *args, **kwargs):
-        people = np.repeat([f"person_{i}".encode() for i in range(8)], 3)
-        images = np.random.default_rng(0).integers(0, 255, (24, 250, 250, 3), dtype=np.uint8)
-        return tf.data.Dataset.from_tensor_slices({"image": images, "label": people})
-
+@pytest.mark.parametrize("file_format", ["array_record", "tfrecord"])
+def test_tfds_lfw_like_set_streams_its_images(tmp_path, file_format):
+    people = [f"person_{i}" for i in range(8) for _ in range(3)] + ["Zoë"]
+    data_dir = tfds_toys.faces(tmp_path, people, file_format=file_format)
     config = get_config("lfw")
-    config.data.data_dir = str(tmp_path)
-    config.data.image_size = 20
-    config.data.split = (0.5, 0.25, 0.25)
-    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
-        data, names = data_lib.load(config)
-    assert names == [f"person_{i}" for i in range(8)]
+    config.data.update(name="toy_lfw", data_dir=data_dir, image_size=20, split=(0.5, 0.25, 0.25))
+    data, names = data_lib.load(config)  # Zoë has one image: left out (min_images)
+    assert names == sorted(set(people))
     assert [len(np.unique(s.targets)) for s in (data.train, data.val, data.test)] == [4, 2, 2]
+    assert isinstance(data.test.inputs, ExampleColumn)
     assert data.test.inputs.shape[1:] == (20, 20, 3)
+    assert data.test.inputs[np.arange(len(data.test))].shape == (len(data.test), 20, 20, 3)

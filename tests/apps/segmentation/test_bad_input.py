@@ -10,13 +10,12 @@ real `python -m apps.segmentation`.
 
 import numpy as np
 import pytest
-import tensorflow as tf
-import tensorflow_datasets as tfds
 from PIL import Image
 
 from apps.core import config as config_lib
 from apps.segmentation.task import SegmentationTask
 from configs.segmentation import get_config
+from tests.apps import tfds_toys
 from tests.apps.bad_input import (
     TinyConfig,
     case,
@@ -83,22 +82,17 @@ def _empty_images(root):
 
 
 def _pets(tmp, masks_from=1, **changes):
-    """configs/segmentation.py:pets on a mocked TFDS whose trimaps hold `masks_from`..3."""
-    def as_dataset(self, split, **kwargs):
-        rng = np.random.default_rng(0)
-        return tf.data.Dataset.from_tensor_slices({
-            "image": rng.integers(0, 255, (4, 20, 20, 3), dtype=np.uint8),
-            "segmentation_mask": rng.integers(masks_from, 4, (4, 20, 20, 1), dtype=np.uint8)})
-
-    return {"config": tiny("pets", data__data_dir=str(tmp), data__image_size=(16, 16),
-                           **changes),
-            "within": tfds.testing.mock_data(as_dataset_fn=as_dataset)}
+    """configs/segmentation.py:pets on a toy TFDS set whose trimaps hold `masks_from`..3."""
+    data_dir = tfds_toys.segmentation(tmp / "tfds", {"train": 6, "test": 2},
+                                      mask_values=(masks_from, 4))
+    return {"config": tiny("pets", data__name="toy_pets", data__data_dir=data_dir,
+                           data__image_size=(16, 16), **changes)}
 
 
 def _not_a_segmentation_set(tmp):
-    return {"config": tiny(data__source="tfds", data__name="mnist", data__num_classes=10,
-                           data__data_dir=str(tmp)),
-            "within": tfds.testing.mock_data(num_examples=2)}
+    data_dir = tfds_toys.classification(tmp / "tfds", {"train": [0, 1, 2]})
+    return {"config": tiny(data__source="tfds", data__name="toy_classes", data__num_classes=3,
+                           data__data_dir=data_dir)}
 
 
 def _workdir_of(config):
@@ -217,13 +211,13 @@ CASES = [
     case("tfds-not-prepared", lambda t: {"config": tiny("pets", data__data_dir=str(t))},
          "TFDS data set 'oxford_iiit_pet' is not prepared in config.data.data_dir"),
     case("tfds-not-a-segmentation-set", _not_a_segmentation_set,
-         "config.data.name = 'mnist': not a segmentation data set",
+         "config.data.name = 'toy_classes': not a segmentation data set",
          "expected the features image and segmentation_mask"),
     case("tfds-mask-offset-forgotten", lambda t: _pets(t, data__mask_offset=0),
-         "TFDS data set 'oxford_iiit_pet' (train): mask label 3 outside the 3 classes",
-         "config.data.mask_offset = 0"),
+         "TFDS data set 'toy_pets' split 'train' example ",
+         ": its mask after config.data.mask_offset = 0: label 3 outside the 3 classes"),
     case("tfds-mask-below-the-offset", lambda t: _pets(t, masks_from=0),
-         "mask label -1 outside the 3 classes", "config.data.mask_offset = 1"),
+         "mask label -1 outside the 3 classes after config.data.mask_offset = 1"),
     # ------------------------------------------------------------------ workdir
     case("workdir-of-another-app", _workdir_of(config_lib.common_config("detection")),
          "holds a run of the 'detection' app, not 'segmentation'"),

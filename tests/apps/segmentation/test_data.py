@@ -3,14 +3,15 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 from PIL import Image
 
+from apps.core.columns import ExampleColumn
 from apps.core.errors import UserError
 from apps.segmentation import data as data_lib
 from apps.segmentation import synth
 from apps.segmentation.task import augment_pair, to_rgb
 from configs.segmentation import get_config
+from tests.apps import tfds_toys
 
 
 def test_synthetic_scenes_have_pixel_exact_masks_and_fixed_splits():
@@ -134,24 +135,25 @@ def test_folder_source_through_the_config(tmp_path):
         data_lib.load(config)
 
 
-def test_pets_by_name_with_mock_data(tmp_path):
+@pytest.mark.parametrize("file_format", ["array_record", "tfrecord"])
+def test_pets_like_tfds_set_streams_with_its_offset(tmp_path, file_format):
+    data_dir = tfds_toys.segmentation(tmp_path, {"train": 12, "test": 5}, file_format=file_format)
     config = get_config("pets")
-    config.data.data_dir = str(tmp_path)
-    config.data.image_size = (24, 20)
-
-    def as_dataset(self, split, **kwargs):
-        rng = np.random.default_rng(len(split))
-        n = 12 if split == "train" else 5
-        return tf.data.Dataset.from_tensor_slices({
-            "image": rng.integers(0, 255, (n, 40, 30, 3), dtype=np.uint8),
-            "segmentation_mask": rng.integers(1, 4, (n, 40, 30, 1), dtype=np.uint8)})
-
-    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
-        data, names = data_lib.load(config)
+    config.data.update(name="toy_pets", data_dir=data_dir, image_size=(24, 20))
+    data, names = data_lib.load(config)
     assert names == ["pet", "background", "outline"]
     assert len(data.test) == 5 and len(data.train) + len(data.val) == 12
+    assert isinstance(data.train.inputs, ExampleColumn)
     assert data.train.inputs.shape[1:] == (24, 20, 3)
-    assert set(np.unique(data.test.targets)) == {0, 1, 2}  # trimap 1..3 minus the offset
+    masks = data.test.targets[np.arange(5)]
+    assert masks.shape == (5, 24, 20) and set(np.unique(masks)) == {0, 1, 2}  # trimap 1..3 - 1
+
+
+def test_tfds_mask_keeps_the_ignore_label_and_subtracts_the_offset():
+    mask = np.array([[1, 2, 255], [3, 1, 255]], np.uint8)
+    assert data_lib.offset_mask(mask, 1, 3, 255).tolist() == [[0, 1, 255], [2, 0, 255]]
+    with pytest.raises(UserError, match="label 3 outside the 3 classes"):
+        data_lib.offset_mask(mask, 0, 3, 255)
 
 
 def test_tfds_not_prepared_is_a_clear_error(tmp_path):
