@@ -195,3 +195,63 @@ def test_a_damaged_image_is_counted_in_training_and_named_in_evaluation(tmp_path
                                         f".{val_file}: not a readable image"):
         execute(ClassificationTask, config, str(tmp_path / "two"))
     assert os.listdir(tmp_path / "two" / "ckpt")  # the epoch's checkpoint is kept
+
+
+def test_a_column_cached_to_a_folder_is_decoded_once_and_reads_the_same(tmp_path):
+    values = [np.full((2, 3), i, np.float32) for i in range(5)]
+    paths = _files(tmp_path, values)
+    (tmp_path / "2.npy").write_bytes(b"not numpy")  # unreadable
+    reads = []
+
+    def read(path):
+        reads.append(path)
+        return _read_npy(path)
+
+    column = FileColumn(paths, read, np.float32, (2, 3), decoding="npy").take([4, 2, 0, 1])
+    split = data.Split(column, np.arange(4))
+    cache = tmp_path / "cache"
+    cached = data.cached(split, str(cache)).inputs
+    assert isinstance(cached, columns.NpyColumn) and len(reads) == 4
+    assert sorted(os.listdir(cache)) == [f"{column.fingerprint()}.{e}" for e in ("json", "npy")]
+    for position, expected in ((0, 4), (2, 0), (3, 1)):
+        np.testing.assert_array_equal(cached[position], values[expected])
+    with pytest.raises(UserError, match="2.npy: not a NumPy file"):
+        cached[1]  # unreadable when cached, unreadable after: skipped in training
+    # A second run reuses the file; other rows or another decoding are another file.
+    again = data.cached(split, str(cache)).inputs
+    assert len(reads) == 4 and np.array_equal(again[0], values[4])
+    assert column.take([0]).fingerprint() != column.fingerprint()
+    other = FileColumn(paths, read, np.float32, (2, 3), decoding="npy v2").take([4, 2, 0, 1])
+    assert other.fingerprint() != column.fingerprint()
+
+
+def test_a_cache_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path):
+    paths = _files(tmp_path, [np.zeros(2, np.float32)] * 3)
+    column = FileColumn(paths, _read_npy, np.float32, (2,), decoding="npy")
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would be")
+    with pytest.raises(UserError, match="config.data.cache = .*: could not write the cache"):
+        data.cached(data.Split(column, np.arange(3)), str(blocked / "cache"))
+
+
+def test_a_tfrecord_index_reads_records_by_offset_and_refuses_a_cut_file(tmp_path):
+    from apps.core.tfds_source import TFRecordIndex, _record_offsets
+
+    path = str(tmp_path / "x.tfrecord")
+    payloads = [bytes([i]) * (i * 37 % 100) for i in range(20)]
+    with tf.io.TFRecordWriter(path) as writer:
+        for payload in payloads:
+            writer.write(payload)
+
+    class Instruction:
+        filename, skip, take = path, 3, 10
+
+    index = TFRecordIndex([Instruction()])
+    assert len(index) == 10
+    assert [index[i] for i in (9, 0, 4)] == [payloads[12], payloads[3], payloads[7]]
+    with open(path, "rb") as f:
+        whole = f.read()
+    with open(path, "wb") as f:
+        f.write(whole[:-7])
+    with pytest.raises(UserError, match="x.tfrecord: a TFRecord file cut short"):
+        _record_offsets(path)
