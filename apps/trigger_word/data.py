@@ -2,7 +2,8 @@
 
     config.data.source = "synthetic"  the embedded default: eSpeak NG speech and
                                       generated backgrounds (apps/trigger_word/synth.py);
-                                      cached under config.data.cache_dir
+                                      the spoken words are cached under
+                                      config.data.cache_dir
                        = "folder"     config.data.path in the course's raw_data layout:
                                         activates/    recordings of the trigger word
                                         negatives/    recordings of other words
@@ -15,10 +16,20 @@
                                       words are negatives, its background-noise clips
                                       (_silence_) the backgrounds
 
-Each split is config.data.num_clips clips of clip_seconds, composed as the
-course does (synth.create_training_example). A Split's inputs are int16
-waveforms (N, samples); its targets {"labels": uint8 (N, Ty), "events": int32
-(N, max_triggers, 2)}, the (start, end) samples of each trigger word (-1: none).
+A split's word bank (its short recordings of words and its backgrounds) is
+held in memory, float32: small beside the clips made of it (the default
+train bank is 1.7 M samples, 6.7 MB; its 4,000 clips would be 160 M, 320 MB).
+The config.data.num_clips clips of a split are never materialized: clip i is
+composed when it is read, as the course composes its training examples
+(synth.create_training_example), with the random generator seeded with
+(config.seed, 1000 + split index, i), so it is the same clip whenever, in
+whatever order and in whichever worker it is read (exact resume).
+config.data.cache = "memory" composes a split once, at the start, into
+memory instead.
+
+A Split's inputs are int16 waveforms (samples,); its targets {"labels":
+uint8 (Ty,), "events": int32 (max_triggers, 2)}, the (start, end) samples
+of each trigger word (-1: none): three ClipColumns of one ClipComposer.
 """
 
 import hashlib
@@ -29,54 +40,119 @@ import zipfile
 import numpy as np
 from absl import logging
 
-from apps.core.data import Split, load_tfds
+from apps.core.columns import Column
+from apps.core.data import Split, cached, load_tfds
 from apps.core.errors import UserError
 from apps.core.task import Data
 from apps.trigger_word import audio, synth
 from apps.trigger_word.features import geometry
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the cache holds the word banks, not composed clips
 FOLDERS = ("activates", "negatives", "backgrounds")
+BANK_KINDS = ("triggers", "negatives", "babble", "backgrounds")
 
 
 def load(config):
-    """Data (train, val, test) for config.data; the synthetic set is cached on disk."""
-    path = None
-    if config.data.source == "synthetic":
-        path = cache_path(config)
-        if os.path.exists(path):
-            try:
-                with np.load(path) as f:
-                    logging.info("trigger_word data from the cache %s", path)
-                    return Data(*(Split(f[f"{s}_waves"], {"labels": f[f"{s}_labels"],
-                                                          "events": f[f"{s}_events"]})
-                                  for s in synth.SPLITS))
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-                logging.warning("ignoring an unreadable cache %s (%s); building it again",
-                                path, e)
+    """Data (train, val, test) for config.data: columns of clips composed on read."""
     banks = word_banks(config)
-    splits = [compose(config, banks[s], i) for i, s in enumerate(synth.SPLITS)]
-    if path:
-        _write_cache(path, splits)
-    return Data(*splits)
+    return Data(*(cached(clip_split(config, banks[s], i), config.data.cache)
+                  for i, s in enumerate(synth.SPLITS)))
 
 
-def compose(config, bank, index):
+def clip_split(config, bank, index):
+    """The Split of the config.data.num_clips[index] clips of `bank`."""
     d = config.data
-    waves, labels, events = synth.compose(
-        bank, d.num_clips[index], geometry(config), d.label_steps, d.max_triggers,
-        d.max_negatives, seed=[config.seed, 1000 + index])
-    return Split(waves, {"labels": labels, "events": events})
+    composer = ClipComposer(bank, geometry(config), d.label_steps, d.max_triggers,
+                            d.max_negatives, seed=(config.seed, 1000 + index))
+    rows = np.arange(d.num_clips[index])  # one index for the three columns
+    return Split(ClipColumn(composer, "waves", rows),
+                 {"labels": ClipColumn(composer, "labels", rows),
+                  "events": ClipColumn(composer, "events", rows)})
+
+
+class ClipComposer:
+    """The clips of one split, each composed from its index when asked.
+
+    Clip i is synth.create_training_example with the generator seeded with
+    (*seed, i): a pure function of (config.seed, split, i) and the bank.
+    `targets(i)` makes only the clip's first draws (synth.plan_clip: which
+    words go where, about 40 us); `wave(i)` makes them again, then the
+    audio (about 1 ms at the default 5 s at 8 kHz). So the three columns of
+    a split each read what they need, the audio of a clip is composed once
+    per example, and tf.data's parallel readers share no cache and no lock.
+    """
+
+    def __init__(self, bank, g, label_steps, max_triggers, max_negatives, seed):
+        self.bank, self.geometry = bank, g
+        self.label_steps, self.max_triggers = label_steps, max_triggers
+        self.max_negatives, self.seed = max_negatives, tuple(seed)
+
+    def _rng(self, i):
+        return np.random.default_rng([*self.seed, int(i)])
+
+    def _plan(self, rng):
+        return synth.plan_clip(rng, self.bank, self.geometry, self.label_steps,
+                               self.max_triggers, self.max_negatives)
+
+    def targets(self, i):
+        """(labels uint8 (Ty,), events int32 (max_triggers, 2)) of clip i."""
+        _, labels, events = self._plan(self._rng(i))
+        return labels, events
+
+    def wave(self, i):
+        """The int16 waveform (clip_samples,) of clip i."""
+        rng = self._rng(i)
+        words, _, _ = self._plan(rng)
+        return audio.to_int16(synth.render_clip(rng, self.bank, self.geometry, words))
+
+
+class ClipColumn(Column):
+    """One part of the clips `rows` of a ClipComposer: "waves" (int16
+    (clip_samples,)), "labels" (uint8 (Ty,)) or "events" (int32 (max_triggers, 2))."""
+
+    def __init__(self, composer, part, rows):
+        g = composer.geometry
+        dtype, shape = {"waves": (np.int16, (g.clip_samples,)),
+                        "labels": (np.uint8, (g.ty,)),
+                        "events": (np.int32, (composer.max_triggers, 2))}[part]
+        super().__init__(dtype, shape, rows)
+        self.composer, self.part = composer, part
+
+    def _read(self, row):
+        if self.part == "waves":
+            return self.composer.wave(row)
+        labels, events = self.composer.targets(row)
+        return labels if self.part == "labels" else events
 
 
 def word_banks(config):
     """{split: bank} with bank = {"triggers", "negatives", "babble", "backgrounds"}."""
     source = config.data.source
     if source == "synthetic":
-        return {s: synth.synthetic_bank(s, config, config.seed) for s in synth.SPLITS}
+        return synthetic_banks(config)
     if source == "folder":
         return folder_banks(config)
     return tfds_banks(config)
+
+
+def synthetic_banks(config):
+    """The eSpeak NG banks of the three splits, from the cache when it holds them.
+
+    eSpeak NG keeps some state from one utterance to the next, so a bank is
+    a function of the calls its process made before: cached, every run (and
+    a test's own process) gets the one a fresh process synthesized.
+    """
+    path = cache_path(config)
+    if os.path.exists(path):
+        try:
+            banks = _read_cache(path)
+            logging.info("trigger_word word banks from the cache %s", path)
+            return banks
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            logging.warning("ignoring an unreadable cache %s (%s); building it again", path, e)
+    banks = {s: synth.synthetic_bank(s, config, config.seed) for s in synth.SPLITS}
+    _write_cache(path, banks)
+    return banks
 
 
 # --------------------------------------------------------------------------- folder
@@ -233,27 +309,45 @@ def cache_dir(config):
 
 
 def cache_path(config):
+    """The cache file of the synthetic banks: named by what they are made from."""
     import espeakng_loader  # the voices' version is part of the key
 
-    key = {"version": CACHE_VERSION, "seed": config.seed,
-           "data": {k: v for k, v in config.data.to_dict().items() if k != "cache_dir"},
-           "geometry": repr(geometry(config)),
+    d = config.data
+    key = {"version": CACHE_VERSION, "seed": config.seed, "sample_rate": d.sample_rate,
+           "trigger_word": d.trigger_word, "negative_words": list(d.negative_words),
+           "synthetic": d.synthetic.to_dict(), "babble": synth.BABBLE_WORDS,
            "espeak": os.path.getsize(espeakng_loader.get_library_path())}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     return os.path.join(cache_dir(config), f"synthetic-{digest[:16]}.npz")
 
 
-def _write_cache(path, splits):
+def _read_cache(path):
+    """The banks of _write_cache: each list of waveforms is stored joined, with
+    its lengths (a list that is None has no entry)."""
+    banks = {}
+    with np.load(path) as f:
+        for split in synth.SPLITS:
+            bank = dict.fromkeys(BANK_KINDS)
+            for kind in BANK_KINDS:
+                if f"{split}_{kind}" in f:
+                    lengths = f[f"{split}_{kind}_lengths"]
+                    bank[kind] = np.split(f[f"{split}_{kind}"], np.cumsum(lengths)[:-1])
+            banks[split] = bank
+    return banks
+
+
+def _write_cache(path, banks):
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + f".{os.getpid()}.tmp.npz"
         arrays = {}
-        for name, split in zip(synth.SPLITS, splits, strict=True):
-            arrays[f"{name}_waves"] = split.inputs
-            arrays[f"{name}_labels"] = split.targets["labels"]
-            arrays[f"{name}_events"] = split.targets["events"]
+        for split, bank in banks.items():
+            for kind, waves in bank.items():
+                if waves is not None:
+                    arrays[f"{split}_{kind}"] = np.concatenate(waves)
+                    arrays[f"{split}_{kind}_lengths"] = np.array([len(w) for w in waves])
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
-        logging.info("trigger_word data cached at %s", path)
+        logging.info("trigger_word word banks cached at %s", path)
     except OSError as e:
-        logging.warning("could not cache the data at %s (%s)", path, e)
+        logging.warning("could not cache the word banks at %s (%s)", path, e)

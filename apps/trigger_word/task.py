@@ -58,23 +58,26 @@ class TriggerWordTask(Task):
         data = data_lib.load(self.config)
         logging.info("data: %d train, %d val, %d test clips", len(data.train), len(data.val),
                      len(data.test))
-        mean, std = self.feature_statistics(data.train.inputs[:STATS_CLIPS])
+        mean, std = self.feature_statistics(data.train.inputs, min(STATS_CLIPS, len(data.train)))
         self.mean = mean.astype(np.float32)
         self.std = np.maximum(std, 1e-3).astype(np.float32)
         return data
 
-    def feature_statistics(self, waves, chunk=16):
-        """Per-feature mean and standard deviation over every frame of `waves`.
+    def feature_statistics(self, waves, count=None, chunk=16):
+        """Per-feature mean and standard deviation over every frame of the first
+        `count` (default: all) clips of `waves` (an array or a column).
 
-        Accumulated in float64 over chunks of clips (at the course's dimensions
-        the features of 256 clips would take 570 MB at once): with n frames,
-        S1 = sum x and S2 = sum x^2 per feature,
+        Accumulated in float64 over chunks of clips, read a chunk at a time (at
+        the course's dimensions the features of 256 clips would take 570 MB at
+        once): with n frames, S1 = sum x and S2 = sum x^2 per feature,
 
             mean = S1 / n,    std = sqrt(max(0, S2 / n - mean^2)).
         """
+        count = len(waves) if count is None else count
         n, s1, s2 = 0, 0.0, 0.0
-        for start in range(0, len(waves), chunk):
-            x = self.features(waves[start:start + chunk]).numpy().astype(np.float64)
+        for start in range(0, count, chunk):
+            clips = waves[np.arange(start, min(start + chunk, count))]
+            x = self.features(clips).numpy().astype(np.float64)
             x = x.reshape(-1, x.shape[-1])
             n += len(x)
             s1 = s1 + x.sum(axis=0)
@@ -120,25 +123,26 @@ class TriggerWordTask(Task):
         return p[..., 0]
 
     def evaluate(self, model, split):
+        """Frame and event metrics of `split`, whose clips are read in batches.
+
+        The metrics need the probabilities and targets of every clip at once:
+        they are held (Ty float32 + Ty uint8 + max_triggers int32 pairs per
+        clip, 0.6 KB at the default), never the clips' waveforms (80 KB each)."""
         c, g = self.config, self.geometry
         p = self.probabilities(model, split)
-        labels, events = split.targets["labels"], split.targets["events"]
+        labels, events = np.asarray(split.targets["labels"]), np.asarray(split.targets["events"])
         metrics = detect.frame_metrics(labels, p, c.detect.threshold)
         metrics.update(detect.event_metrics(
             p, events, g.step_samples, g.sample_rate, g.clip_samples, c.detect.threshold,
             c.detect.refractory_steps, c.data.label_steps + c.eval.tolerance_steps))
-        shown = self._shown(split)
+        shown = np.flatnonzero(events[:, 0, 0] >= 0)[:c.eval.clips_shown]  # with a trigger word
+        waves = [split.inputs[i] for i in shown]  # read one by one: a split may be a column
         images = {}
         if len(shown):
-            figures = [self.figure(split.inputs[i], p[i], labels[i]) for i in shown]
+            figures = [self.figure(w, p[i], labels[i]) for w, i in zip(waves, shown, strict=True)]
             images["clips"] = np.concatenate([images_lib.figure_to_image(f) for f in figures])
-        self._summary = [(split.inputs[i], p[i]) for i in shown]
+        self._summary = [(w, p[i]) for w, i in zip(waves, shown, strict=True)]
         return metrics, images
-
-    def _shown(self, split):
-        """The first clips with a trigger word (up to eval.clips_shown)."""
-        has = np.flatnonzero(split.targets["events"][:, 0, 0] >= 0)
-        return has[:self.config.eval.clips_shown]
 
     def write_summaries(self, prefix):
         """Audio of the clips shown, each with a chime where the model fires."""

@@ -1,5 +1,5 @@
 """Loading: wav files, the raw_data folder (with a corrupt and an empty file), TFDS
-speech_commands (mocked), eSpeak NG synthesis and the on-disk cache."""
+speech_commands (mocked), eSpeak NG synthesis and the on-disk cache of its words."""
 
 import logging
 import os
@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from scipy.io import wavfile
 
+from apps.core.data import eval_batches
 from apps.core.errors import UserError
 from apps.trigger_word import audio, speech, synth
 from apps.trigger_word import data as data_lib
@@ -75,9 +76,16 @@ def test_folder_loader_skips_a_corrupt_and_an_empty_file_by_name(tmp_path, caplo
     assert len(banks["train"]["triggers"]) == 4
     assert all(len(w) == 3200 for w in banks["train"]["triggers"])  # 0.4 s at 8 kHz
     assert len(banks["test"]["backgrounds"]) == 2  # only 2: shared by the splits
+    # The skipped files were met when listing: the clips composed from the banks
+    # (on read, config.data.cache = "none") all read, in training and evaluation.
+    config.data.cache = "none"
     data = data_lib.load(config)
     assert data.train.inputs.shape == (6, 16000) and data.train.inputs.dtype == np.int16
     assert data.test.targets["labels"].shape == (3, 46)
+    for split in (data.train, data.val, data.test):
+        read = list(eval_batches(split, batch_size=2).as_numpy_iterator())
+        waves = np.concatenate([x for x, _ in read])
+        assert waves.shape == (len(split), 16000) and np.all(np.abs(waves).max(axis=1) > 0)
 
 
 NAMES = ['down', 'go', 'left', 'no', 'off', 'on', 'right', 'stop', 'up', 'yes', '_silence_',
@@ -145,14 +153,25 @@ def test_espeak_synthesis_is_offline_deterministic_and_varied():
     assert abs(np.corrcoef(a[:n], other[:n])[0, 1]) < 0.5  # another speaker sounds different
 
 
-def test_synthetic_data_is_cached_and_reloaded_identically(tmp_path):
+def test_synthetic_word_banks_are_cached_and_reloaded_identically(tmp_path):
+    """The cache holds the spoken words (eSpeak NG's output depends on what the
+    process said before), not the clips, which are composed from them on read."""
     config = get_config("tiny")
     config.data.cache_dir = str(tmp_path)
-    first = data_lib.load(config)
+    first = data_lib.word_banks(config)
     files = os.listdir(tmp_path)
     assert len(files) == 1 and files[0].endswith(".npz")
-    second = data_lib.load(config)
-    np.testing.assert_array_equal(first.test.inputs, second.test.inputs)
-    np.testing.assert_array_equal(first.train.targets["events"], second.train.targets["events"])
-    assert first.train.inputs.shape == (48, 16000)
-    assert (first.train.targets["labels"].sum(axis=1) > 0).mean() > 0.3
+    size = os.path.getsize(tmp_path / files[0])
+    words = sum(len(w) for bank in first.values() for kind in ("triggers", "negatives", "babble")
+                for w in bank[kind])
+    assert size < 4 * words + 10_000  # float32 samples and their lengths only
+    config.data.num_clips = (480, 16, 16)  # the clips are not part of the cache
+    second = data_lib.word_banks(config)
+    assert os.listdir(tmp_path) == files
+    for split in synth.SPLITS:
+        assert first[split]["backgrounds"] is second[split]["backgrounds"] is None
+        for kind in ("triggers", "negatives", "babble"):
+            assert len(first[split][kind]) == len(second[split][kind]) >= 4
+            for a, b in zip(first[split][kind], second[split][kind], strict=True):
+                assert b.dtype == np.float32
+                np.testing.assert_array_equal(a, b)

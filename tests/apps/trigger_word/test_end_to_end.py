@@ -94,7 +94,8 @@ def test_saved_model_detects_in_a_process_without_the_project(run, tmp_path):
     config = _config(cache)
     task = TriggerWordTask(config)
     test = data_lib.load(config).test  # the run's test split (same seed, same cache)
-    clips = test.inputs.astype(np.float32) / 32768.0
+    clips = np.asarray(test.inputs).astype(np.float32) / 32768.0  # composed on read
+    labels, words = np.asarray(test.targets["labels"]), np.asarray(test.targets["events"])
     stream = np.concatenate(clips[:5])  # 10 s: several overlapping windows
     np.savez(tmp_path / "test.npz", clips=clips, stream=stream)
     out = run_isolated(ISOLATED, os.path.join(workdir, "export"), tmp_path / "test.npz")
@@ -103,8 +104,8 @@ def test_saved_model_detects_in_a_process_without_the_project(run, tmp_path):
     assert p.shape == (len(test), g.ty)  # one clip = one window: Ty steps
     # The exported model scores the test clips exactly as the run's evaluation did.
     metrics = _metrics(workdir)
-    frame = detect.frame_metrics(test.targets["labels"], p, config.detect.threshold)
-    events = detect.event_metrics(p, test.targets["events"], g.step_samples, g.sample_rate,
+    frame = detect.frame_metrics(labels, p, config.detect.threshold)
+    events = detect.event_metrics(p, words, g.step_samples, g.sample_rate,
                                   g.clip_samples, config.detect.threshold,
                                   config.detect.refractory_steps,
                                   config.data.label_steps + config.eval.tolerance_steps)
@@ -123,7 +124,7 @@ def test_saved_model_detects_in_a_process_without_the_project(run, tmp_path):
 
 def test_predict_prints_detections_and_writes_the_chime_and_plot(run, tmp_path):
     workdir, cache, _, _ = run
-    clips = data_lib.load(_config(cache)).test.inputs[:3].astype(np.float32) / 32768.0
+    clips = data_lib.load(_config(cache)).test.inputs[np.arange(3)].astype(np.float32) / 32768.0
     wave16k = audio.resample(np.concatenate(clips), 8000, 16000)  # another sample rate
     wavfile.write(tmp_path / "talk.wav", 16000, audio.to_int16(wave16k))
     (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEnothing")  # skipped, counted

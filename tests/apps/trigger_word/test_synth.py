@@ -1,9 +1,10 @@
-"""Clip synthesis: overlap-free insertion and label placement (the course's pieces)."""
+"""Clip synthesis: overlap-free placement, words added where planned and label
+placement (the course's pieces)."""
 
 import numpy as np
 import pytest
 
-from apps.trigger_word import synth
+from apps.trigger_word import audio, synth
 from apps.trigger_word.features import Geometry
 
 
@@ -25,34 +26,52 @@ def test_random_segments_stay_inside_their_limit():
     np.testing.assert_array_equal(ends - starts, 99)
 
 
-def test_inserted_clips_never_overlap_and_are_added_where_reported():
+def test_free_segments_never_overlap_and_stay_inside_their_limit():
     rng = np.random.default_rng(1)
     for _ in range(50):
-        background = np.zeros(2000, np.float32)
         segments = []
         placed = []
-        for k in range(1, 6):
-            clip = np.full(int(rng.integers(50, 400)), float(k), np.float32)
-            segment = synth.insert_audio_clip(rng, background, clip, segments)
+        for _ in range(5):
+            length = int(rng.integers(50, 400))
+            segment = synth.free_segment(rng, length, segments, end_limit=1999)
             if segment is not None:
-                placed.append((segment, k))
-        assert len(placed) == len(segments) >= 1
-        for i, (a, _) in enumerate(placed):
-            for b, _ in placed[i + 1:]:
+                assert segment[1] - segment[0] + 1 == length
+                assert 0 <= segment[0] and segment[1] <= 1999
+                placed.append(segment)
+        assert placed == segments and len(placed) >= 1
+        for i, a in enumerate(placed):
+            for b in placed[i + 1:]:
                 assert a[1] < b[0] or b[1] < a[0]
-        expected = np.zeros(2000, np.float32)
-        for (start, end), k in placed:
-            expected[start:end + 1] = k
-        np.testing.assert_array_equal(background, expected)
 
 
-def test_insertion_gives_up_when_there_is_no_room():
+def test_free_segment_gives_up_when_there_is_no_room():
     rng = np.random.default_rng(2)
-    background = np.zeros(100, np.float32)
     segments = [(0, 99)]
-    assert synth.insert_audio_clip(rng, background, np.ones(10, np.float32), segments) is None
-    assert synth.insert_audio_clip(rng, background, np.ones(101, np.float32), []) is None
-    assert not background.any() and segments == [(0, 99)]
+    assert synth.free_segment(rng, 10, segments, end_limit=99) is None
+    assert synth.free_segment(rng, 101, [], end_limit=99) is None
+    assert segments == [(0, 99)]
+
+
+def test_words_are_added_where_planned_at_their_level():
+    """render_clip over a silent recorded background: the clip is the planned
+    words, each at its level where planned, and nothing else."""
+    g = Geometry(sample_rate=8000, clip_samples=16000, nfft=200, frame_step=80, kernel=15,
+                 stride=4)
+    tone = lambda hz, n: np.sin(np.arange(n) * 2 * np.pi * hz / 8000).astype(np.float32)  # noqa: E731
+    bank = {"triggers": [tone(440, 3000)], "negatives": [tone(900, 2500), tone(700, 1000)],
+            "babble": None, "backgrounds": [np.zeros(20000, np.float32)]}
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        words, _, events = synth.plan_clip(rng, bank, g, 6, 3, 2)
+        wave = synth.render_clip(rng, bank, g, words)
+        expected = np.zeros(g.clip_samples, np.float32)
+        for kind, index, level, start in words:
+            word = bank[kind][index]
+            assert -32 <= level <= -14
+            expected[start:start + len(word)] = audio.set_level(word, level)
+        np.testing.assert_allclose(wave, expected, atol=1e-6)
+        starts = sorted(start for kind, _, _, start in words if kind == "triggers")
+        np.testing.assert_array_equal(events[:len(starts), 0], starts)
 
 
 def test_insert_ones_sets_the_steps_right_after_the_word():
