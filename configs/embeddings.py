@@ -7,7 +7,9 @@ Variants (after the colon): "" (default: skip-gram on the Lee news corpus
 shipped with gensim, a few minutes on a 2-core CPU), "cbow", "glove" (the
 same corpus), "tiny" (seconds; what the tests use), "text" (set
 --config.data.path to a text file or folder, e.g. text8), "tfds" (set
---config.data.name and --config.data.data_dir).
+--config.data.name and --config.data.data_dir). GloVe on your own text:
+":glove" with --config.data.source=text --config.data.path=... The corpus
+is kept on disk in the workdir whatever its size (apps/embeddings/README.md).
 
 config.train.batch_size counts chunks of the corpus (word2vec: about
 config.word2vec.chunk_words words each) or of the co-occurrence table
@@ -58,6 +60,7 @@ RULES = {
     "data.keep_punctuation": boolean,
     "data.max_sentence_words": positive_int,
     "data.max_words": non_negative_int,
+    "data.cache": one_of("auto", "none", "memory"),
     "model.dim": positive_int,
     "word2vec.window": int_in(1, 50),
     "word2vec.negatives": int_in(1, 100),
@@ -69,8 +72,7 @@ RULES = {
     "glove.alpha": positive_float,
     "glove.chunk_pairs": positive_int,
     "glove.block_tokens": positive_int,
-    "glove.buffer_pairs": positive_int,
-    "glove.max_pairs": positive_int,
+    "glove.memory_pairs": positive_int,
     "eval.each_epoch_analogies": boolean,
     "export.top_k": int_in(1, 1000),
     "export.projector_words": non_negative_int,
@@ -101,6 +103,12 @@ def get_config(variant=""):
     config.data.keep_punctuation = False
     config.data.max_sentence_words = 10_000  # longer lines are cut (text8 is one line)
     config.data.max_words = 0  # read only the first N words; 0 = all
+    # The corpus is always read once and kept on disk as word ids; "memory" also
+    # holds the training chunks in memory (the embedded 60,000 words: 0.5 MB, and
+    # the input pipeline some 20% lighter), "none" reads each chunk from disk as
+    # batches need it (memory does not grow with the corpus); "auto": memory for
+    # the embedded corpus, none for text and tfds.
+    config.data.cache = "auto"
 
     config.model = ml_collections.ConfigDict()
     config.model.dim = 100
@@ -118,9 +126,12 @@ def get_config(variant=""):
     config.glove.x_max = 100.0
     config.glove.alpha = 0.75
     config.glove.chunk_pairs = 4096
-    config.glove.block_tokens = 1_000_000  # corpus positions counted at a time
-    config.glove.buffer_pairs = 20_000_000  # unmerged pairs held before a merge
-    config.glove.max_pairs = 100_000_000  # distinct X_ij at most (about 12 bytes each)
+    # The co-occurrence table is built on disk (apps/embeddings/cooccurrence.py),
+    # so its size is bounded by the disk (16 bytes a distinct X_ij), not by memory.
+    config.glove.block_tokens = 100_000  # corpus positions counted at a time
+    # (i, j) pairs held in memory at once, about 50 bytes each at the peak of a
+    # sort; more are spilled to disk as sorted runs and merged.
+    config.glove.memory_pairs = 4_000_000
 
     # The project's AdaGrad (row by row, apps/embeddings/sparse.py), decaying linearly
     # as word2vec's rate does; plain gradient descent on the summed loss of a batch
@@ -155,6 +166,7 @@ def get_config(variant=""):
 
     if variant == "tiny":
         config.data.max_words = 6000
+        config.data.cache = "none"  # the tests train on chunks read from disk
         config.data.min_count = 2
         config.model.dim = 16
         config.word2vec.chunk_words = 256

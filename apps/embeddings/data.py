@@ -1,4 +1,4 @@
-"""Embeddings data: the corpus, word2vec's training examples and GloVe's co-occurrences.
+"""Embeddings data: the corpus on disk, and word2vec's training examples read from it.
 
     config.data.source = "embedded"  the Lee news corpus (gensim's test data:
                                      lee_background.cor, 300 Australian news
@@ -32,15 +32,10 @@ the trainer's per-example seed, into fixed-shape arrays, vectorised:
   distribution raised to 3/4, P(w) = c_w^0.75 / sum_v c_v^0.75, by inverse
   transform sampling on its cumulative sum.
 
-GloVe (Pennington et al., 2014). `cooccurrence` counts
-
-    X_ij = sum over occurrences of j within `window` words of i (same sentence)
-           of 1 / distance,
-
-symmetric (X_ij = X_ji), streamed block by block through NumPy with at most
-`buffer_pairs` unmerged pairs held at a time and the table limited to
-`max_pairs` distinct pairs; `glove_examples` packs the nonzero X_ij into
-chunks of `chunk_pairs` shuffled pairs.
+The corpus is read once, and kept on disk (apps.embeddings.text.build_corpus);
+a chunk is read from there when the training stream needs it (a `Windows`
+column), so memory does not grow with the corpus. GloVe's co-occurrence
+counts and their training examples are apps/embeddings/cooccurrence.py.
 """
 
 import importlib.util
@@ -54,6 +49,7 @@ from absl import logging
 from apps.core.data import Split, load_tfds
 from apps.core.errors import UserError
 from apps.embeddings import text as text_lib
+from apps.embeddings.ondisk import Windows
 
 EMBEDDED_CORPUS = "lee_background.cor"
 
@@ -73,12 +69,15 @@ def gensim_test_data(name):
 # ----------------------------------------------------------------- the corpus
 
 
-def load_corpus(config):
-    """The training `text.Corpus` for config.data."""
+def load_corpus(config, scratch=None):
+    """The training `text.Corpus` for config.data, its arrays on disk in the folder
+    `scratch` (None: the system's temporary folder). A TFDS data set streams
+    through the same single pass as a text file."""
     d = config.data
     options = dict(min_count=d.min_count, max_vocab=d.max_vocab,
                    keep_punctuation=d.keep_punctuation,
-                   max_sentence_words=d.max_sentence_words, max_words=d.max_words)
+                   max_sentence_words=d.max_sentence_words, max_words=d.max_words,
+                   scratch=scratch)
     if d.source == "tfds":
         def lines():
             ds, info = load_tfds(d.name, d.data_dir, d.split)
@@ -95,7 +94,7 @@ def load_corpus(config):
         corpus = text_lib.build_corpus(lambda: text_lib.file_lines(files),
                                        source=f"config.data.path = {path!r}", **options)
     logging.info("corpus: %d words (%d in the vocabulary), %d sentences, vocabulary %d",
-                 corpus.raw_words, len(corpus.ids), int(corpus.sentence[-1]) + 1,
+                 corpus.raw_words, len(corpus.ids), corpus.num_sentences,
                  len(corpus.vocab))
     return corpus
 
@@ -125,20 +124,21 @@ def chunk_corpus(corpus, chunk_words, margin, multiple_of=1):
     """Cuts the corpus into chunks of `size` words with `margin` words either side.
 
     The number of chunks is a multiple of `multiple_of` (the batch size), so
-    every word is a centre word once per epoch. Returns (Split, size): inputs
-    {"tokens", "sentence"} of shape (chunks, margin + size + margin), -1 past
-    the corpus's ends.
+    every word is a centre word once per epoch:
+
+        chunks = multiple_of * max(1, ceil(n / (multiple_of * chunk_words))),
+        size = ceil(n / chunks),   chunk i = positions [i size - margin, (i + 1) size + margin)
+
+    Returns (Split, size): inputs {"tokens", "sentence"}, each a `Windows`
+    column of values of shape (margin + size + margin,) read from the corpus's
+    arrays when the stream needs them, -1 past the corpus's ends.
     """
     n = len(corpus.ids)
     chunks = multiple_of * max(1, math.ceil(n / (multiple_of * chunk_words)))
     size = math.ceil(n / chunks)
-    positions = (np.arange(chunks) * size)[:, None] + np.arange(-margin, size + margin)
-    inside = (positions >= 0) & (positions < n)
-    clipped = np.clip(positions, 0, n - 1)
-    tokens = np.where(inside, corpus.ids[clipped], -1).astype(np.int32)
-    sentence = np.where(inside, corpus.sentence[clipped], -1).astype(np.int32)
-    split = Split({"tokens": tokens, "sentence": sentence}, np.zeros(chunks, np.int32))
-    return split, size
+    inputs = {"tokens": Windows(corpus.ids, chunks, size, margin, fill=-1),
+              "sentence": Windows(corpus.sentence, chunks, size, margin, fill=-1)}
+    return Split(inputs, np.zeros(chunks, np.int32)), size
 
 
 class Word2VecExamples:
@@ -206,90 +206,3 @@ class Word2VecExamples:
         u = tf.random.stateless_uniform([math.prod(shape)], seed)
         ids = tf.searchsorted(self.cdf, u, side="right", out_type=tf.int32)
         return tf.reshape(tf.minimum(ids, self.vocab_size - 1), shape)
-
-
-# --------------------------------------------------------------------- GloVe
-
-
-def cooccurrence(ids, sentence, vocab_size, window, block_tokens=1_000_000,
-                 buffer_pairs=20_000_000, max_pairs=100_000_000):
-    """The symmetric co-occurrence counts with 1/distance weighting.
-
-    X_ij = sum over positions p, q with 0 < |p - q| <= window in one sentence,
-    ids[p] = i and ids[q] = j, of 1 / |p - q|.
-
-    Streamed: `block_tokens` positions at a time are counted and reduced
-    (np.unique) into sorted partial tables, which are merged into the running
-    table whenever more than `buffer_pairs` of them are waiting. A table of
-    more than `max_pairs` distinct pairs is a UserError (the memory bound).
-
-    Returns (rows, cols, values): int32, int32, float64, sorted by (row, col).
-    """
-    ids = np.asarray(ids, np.int64)
-    sentence = np.asarray(sentence)
-    n, v = len(ids), np.int64(vocab_size)
-    table = (np.zeros(0, np.int64), np.zeros(0, np.float64))
-    waiting, waiting_pairs = [], 0
-
-    def merge(parts):
-        keys = np.concatenate([p[0] for p in parts])
-        values = np.concatenate([p[1] for p in parts])
-        unique, inverse = np.unique(keys, return_inverse=True)
-        return unique, np.bincount(inverse, weights=values, minlength=len(unique))
-
-    for start in range(0, n, block_tokens):
-        left = np.arange(start, min(n, start + block_tokens))
-        keys, values = [], []
-        for d in range(1, window + 1):
-            p = left[left + d < n]
-            p = p[sentence[p] == sentence[p + d]]
-            i, j = ids[p], ids[p + d]
-            keys += [i * v + j, j * v + i]  # both orders: X is symmetric
-            values += [np.full(2 * len(p), 1.0 / d)]
-        if not len(np.concatenate(keys)):
-            continue
-        part = merge([(np.concatenate(keys), np.concatenate(values))])
-        waiting.append(part)
-        waiting_pairs += len(part[0])
-        if waiting_pairs > buffer_pairs:
-            table = merge([table, *waiting])
-            waiting, waiting_pairs = [], 0
-            _check_pairs(len(table[0]), max_pairs)
-    table = merge([table, *waiting])
-    _check_pairs(len(table[0]), max_pairs)
-    keys, values = table
-    return (keys // v).astype(np.int32), (keys % v).astype(np.int32), values
-
-
-def _check_pairs(count, max_pairs):
-    if count > max_pairs:
-        raise UserError(
-            f"the co-occurrence table has more than config.glove.max_pairs = {max_pairs} "
-            "pairs; raise it (about 12 bytes per pair) or shrink the vocabulary "
-            "(config.data.min_count, config.data.max_vocab) or config.glove.window")
-
-
-def glove_weight(x, x_max=100.0, alpha=0.75):
-    """GloVe's weighting f(x) = min(1, (x / x_max)^alpha)."""
-    return np.minimum(1.0, (np.asarray(x, np.float64) / x_max) ** alpha)
-
-
-def glove_examples(rows, cols, values, chunk_pairs, multiple_of, seed, x_max, alpha):
-    """The nonzero X_ij, shuffled once, in chunks of `chunk_pairs` (padded with weight 0).
-
-    Returns a Split with inputs {"i", "j", "log_x", "weight"} of shape
-    (chunks, chunk_pairs); the number of chunks is a multiple of `multiple_of`.
-    """
-    order = np.random.default_rng(seed).permutation(len(values))
-    chunks = multiple_of * max(1, math.ceil(len(values) / (multiple_of * chunk_pairs)))
-    total = chunks * chunk_pairs
-
-    def packed(a, dtype):
-        out = np.zeros(total, dtype)
-        out[:len(a)] = a[order]
-        return out.reshape(chunks, chunk_pairs)
-
-    inputs = {"i": packed(rows, np.int32), "j": packed(cols, np.int32),
-              "log_x": packed(np.log(values), np.float32),
-              "weight": packed(glove_weight(values, x_max, alpha), np.float32)}
-    return Split(inputs, np.zeros(chunks, np.int32))

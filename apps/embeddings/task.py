@@ -26,9 +26,10 @@ import tensorflow as tf
 from absl import logging
 
 from apps.core import workdir as workdir_lib
-from apps.core.data import Split
+from apps.core.data import Split, cached
 from apps.core.errors import UserError
 from apps.core.task import Data, Task
+from apps.embeddings import cooccurrence as glove_lib
 from apps.embeddings import data as data_lib
 from apps.embeddings import evaluation as eval_lib
 from apps.embeddings import model as model_lib
@@ -56,9 +57,21 @@ class EmbeddingsTask(Task):
 
     # ------------------------------------------------------------------ data
 
+    #: the folder of the corpus's arrays on disk (make_trainer: beside the run)
+    scratch = None
+
+    def make_trainer(self, workdir):
+        # The corpus and GloVe's table go to anonymous files on the disk the
+        # user chose for the run (apps.embeddings.ondisk): the workdir, or the
+        # folder that will hold it.
+        self.scratch = os.path.abspath(workdir)
+        while not os.path.isdir(self.scratch):
+            self.scratch = os.path.dirname(self.scratch)
+        return super().make_trainer(workdir)
+
     def load_data(self):
         c = self.config
-        corpus = data_lib.load_corpus(c)
+        corpus = data_lib.load_corpus(c, self.scratch)
         self.words = corpus.vocab.words
         self.counts = corpus.vocab.counts
         self.corpus_words = len(corpus.ids)
@@ -67,13 +80,14 @@ class EmbeddingsTask(Task):
         if c.method == "glove":
             started = time.perf_counter()
             g = c.glove
-            rows, cols, values = data_lib.cooccurrence(
-                corpus.ids, corpus.sentence, len(self.words), g.window, g.block_tokens,
-                g.buffer_pairs, g.max_pairs)
-            logging.info("co-occurrence: %d nonzero X_ij counted in %.1f s", len(values),
-                         time.perf_counter() - started)
-            packed = data_lib.glove_examples(rows, cols, values, g.chunk_pairs, batch,
-                                             c.seed, g.x_max, g.alpha)
+            table = glove_lib.cooccurrence(corpus.ids, corpus.sentence, len(self.words),
+                                           g.window, g.block_tokens, g.memory_pairs,
+                                           self.scratch)
+            logging.info("co-occurrence: %d nonzero X_ij with i <= j counted in %.1f s (%d "
+                         "sorted run(s) on disk)", len(table), time.perf_counter() - started,
+                         table.runs)
+            packed = glove_lib.glove_examples(table, g.chunk_pairs, batch, c.seed, g.x_max,
+                                              g.alpha, g.memory_pairs, self.scratch)
             train = Split({k: packed.inputs[k] for k in ("i", "j")},
                           {k: packed.inputs[k] for k in ("log_x", "weight")})
             self.examples = None
@@ -83,6 +97,10 @@ class EmbeddingsTask(Task):
             self.examples = data_lib.Word2VecExamples(
                 self.counts, size, 2 * w.window, w.window, w.negatives, w.sample, c.method,
                 w.share_negatives)
+        cache = c.data.cache
+        if cache == "auto":
+            cache = "memory" if c.data.source == "embedded" else "none"
+        train = cached(train, cache)
         self.words_per_example = self.corpus_words / len(train)
         # The evaluation sets are the held-out data; these stand for the splits.
         self.val, self.test = Split(np.zeros(1), np.zeros(1)), Split(np.ones(1), np.ones(1))

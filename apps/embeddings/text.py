@@ -10,9 +10,12 @@ their own with `keep_punctuation=True`.
 A corpus is a sequence of sentences (one per line of a text file; a very
 long line, such as text8's single line, is cut into sentences of at most
 `max_sentence_words` words). Context windows never cross a sentence end.
+`build_corpus` reads the text once and keeps the corpus on disk as word ids
+and sentence numbers (apps.embeddings.ondisk), so memory holds the distinct
+words and a block of text, whatever the size of the corpus.
 """
 
-import collections
+import array
 import dataclasses
 import os
 import re
@@ -21,6 +24,7 @@ import numpy as np
 
 from apps.core.errors import UserError
 from apps.core.text import utf8_lines
+from apps.embeddings.ondisk import DiskArray
 
 _WORD = r"[^\W_]+(?:['’\-][^\W_]+)*"
 _WORDS_ONLY = re.compile(_WORD)
@@ -57,30 +61,74 @@ class Vocabulary:
     @classmethod
     def build(cls, counter, min_count=1, max_size=0):
         """Words seen at least `min_count` times, the `max_size` most frequent (0 = all)."""
-        # Counter keeps first-seen order, and sorted() is stable.
-        kept = sorted(((w, c) for w, c in counter.items() if c >= min_count),
-                      key=lambda wc: -wc[1])
+        counts = np.fromiter(counter.values(), np.int64, len(counter))
+        return cls.ranked(list(counter), counts, min_count, max_size)[0]
+
+    @classmethod
+    def ranked(cls, words, counts, min_count=1, max_size=0):
+        """(vocabulary, kept): `words` in first-seen order with their `counts`, ranked
+        as `build` ranks them; kept[k] is the position in `words` of word k."""
+        counts = np.asarray(counts, np.int64)
+        kept = np.argsort(-counts, kind="stable")
+        kept = kept[counts[kept] >= min_count]
         if max_size:
             kept = kept[:max_size]
-        words = [w for w, _ in kept]
-        return cls(words, np.array([c for _, c in kept], np.int64))
+        return cls([words[k] for k in kept], counts[kept]), kept
 
 
 @dataclasses.dataclass
 class Corpus:
-    """The training text as word ids: `ids[k]` belongs to sentence `sentence[k]`."""
+    """The training text as word ids: `ids[k]` belongs to sentence `sentence[k]`.
 
-    ids: np.ndarray  # int32 (num_tokens,)
-    sentence: np.ndarray  # int32 (num_tokens,), non-decreasing
+    The two arrays are NumPy arrays or `ondisk.DiskArray`s (what build_corpus
+    writes): both read `a[lo:hi]`, `len(a)` and `np.asarray(a)`.
+    """
+
+    ids: object  # int32 (num_tokens,)
+    sentence: object  # int32 (num_tokens,), non-decreasing from 0, no number skipped
     vocab: Vocabulary
     raw_words: int  # words before dropping those outside the vocabulary
 
     @property
+    def num_sentences(self):
+        return int(self.sentence[len(self.sentence) - 1]) + 1 if len(self.sentence) else 0
+
+    @property
     def sentences(self):
-        """The corpus as lists of word strings (for gensim and for tests)."""
-        bounds = np.flatnonzero(np.diff(self.sentence)) + 1
-        words = self.vocab.words
-        return [[words[i] for i in part] for part in np.split(self.ids, bounds) if len(part)]
+        """The corpus as lists of word strings, read from the arrays on each pass
+        (for gensim, which iterates once per epoch, and for tests)."""
+        return Sentences(self)
+
+
+class Sentences:
+    """The sentences of a `Corpus` as lists of words: a sized iterable that reads
+    `block` tokens at a time, so the corpus is never held whole."""
+
+    def __init__(self, corpus, block=1 << 20):
+        self.corpus, self.block = corpus, block
+
+    def __len__(self):
+        return self.corpus.num_sentences
+
+    def __iter__(self):
+        words, ids, sentence = self.corpus.vocab.words, self.corpus.ids, self.corpus.sentence
+        pending, last = [], None  # the last sentence of a block (it may go on), its number
+        for start in range(0, len(ids), self.block):
+            block_ids = ids[start:start + self.block]
+            block_sentence = sentence[start:start + self.block]
+            if pending and block_sentence[0] != last:
+                yield pending
+                pending = []
+            last = block_sentence[-1]
+            bounds = np.flatnonzero(np.diff(block_sentence)) + 1
+            parts = np.split(block_ids, bounds)
+            for k, part in enumerate(parts):
+                pending += [words[i] for i in part]
+                if k < len(parts) - 1:
+                    yield pending
+                    pending = []
+        if pending:
+            yield pending
 
 
 def text_files(path):
@@ -116,42 +164,81 @@ def sentences(lines, keep_punctuation=False, max_sentence_words=10_000):
 
 
 def build_corpus(make_lines, min_count=5, max_vocab=0, keep_punctuation=False,
-                 max_sentence_words=10_000, max_words=0, source="the corpus"):
-    """Two passes over `make_lines()`: count the words, then encode them.
+                 max_sentence_words=10_000, max_words=0, source="the corpus", scratch=None,
+                 block_tokens=1 << 20):
+    """One pass over `make_lines()`: the words counted and written to disk as they come.
 
-    Returns a `Corpus`. `max_words` > 0 reads only that many words; `source`
-    names the text in error messages (e.g. "config.data.path = 'a.txt'").
+    Each word gets a provisional id, its first-seen rank, and the provisional
+    ids and sentence numbers go to anonymous files in `scratch` (a folder;
+    None: the system's temporary folder) `block_tokens` at a time. Then the
+    vocabulary is ranked (Vocabulary.ranked) and a pass over those files, not
+    over the text, maps each provisional id to its word's id, drops the
+    words outside the vocabulary and numbers the sentences that keep a word
+    0, 1, 2, ... So the text is read and tokenized once, and memory holds the
+    distinct words and one block, never the corpus.
+
+    Returns a `Corpus` of `ondisk.DiskArray`s. `max_words` > 0 reads only that
+    many words; `source` names the text in error messages (e.g.
+    "config.data.path = 'a.txt'").
     """
-    def stream():
-        seen = 0
-        for tokens in sentences(make_lines(), keep_punctuation, max_sentence_words):
-            if max_words and seen + len(tokens) > max_words:
-                tokens = tokens[:max_words - seen]
-            seen += len(tokens)
-            if tokens:
-                yield tokens
-            if max_words and seen >= max_words:
-                return
+    index = {}  # word -> provisional id
+    counts = np.zeros(0, np.int64)  # by provisional id
+    seen_ids = DiskArray(scratch, np.int32, "the corpus's word ids")
+    seen_sentence = DiskArray(scratch, np.int32, "the corpus's sentence numbers")
+    block_ids, lengths = array.array("i"), []  # the block's ids, its sentences' lengths
+    raw = numbered = 0  # words read, sentences written
 
-    counter = collections.Counter()
-    raw = 0
-    for tokens in stream():
-        counter.update(tokens)
-        raw += len(tokens)
+    def flush():
+        nonlocal counts, numbered
+        encoded = np.frombuffer(block_ids, np.int32).copy()  # block_ids is cleared below
+        seen_ids.append(encoded)
+        seen_sentence.append(np.repeat(np.arange(numbered, numbered + len(lengths)), lengths))
+        numbered += len(lengths)
+        grown = np.zeros(len(index), np.int64)
+        grown[:len(counts)] = counts
+        counts = grown + np.bincount(encoded, minlength=len(index))
+        del block_ids[:]
+        lengths.clear()
+
+    for tokens in sentences(make_lines(), keep_punctuation, max_sentence_words):
+        if max_words and raw + len(tokens) > max_words:
+            tokens = tokens[:max_words - raw]
+        if tokens:
+            # setdefault gives a new word the next id: len(index) before it is added.
+            block_ids.extend([index.setdefault(t, len(index)) for t in tokens])
+            lengths.append(len(tokens))
+            raw += len(tokens)
+            if len(block_ids) >= block_tokens:
+                flush()
+        if max_words and raw >= max_words:
+            break
+    flush()
     if not raw:
         raise UserError(f"{source}: no words in the text (expected UTF-8 text, one sentence "
                         "or document per line)")
-    vocab = Vocabulary.build(counter, min_count, max_vocab)
+    vocab, kept = Vocabulary.ranked(list(index), counts, min_count, max_vocab)
+    index.clear()  # the words outside the vocabulary are not needed any more
     if len(vocab) < 2:
         raise UserError(f"{source}: {len(vocab)} distinct word(s) of its {raw} occur "
                         f"config.data.min_count = {min_count} times or more; expected at "
                         "least 2: lower config.data.min_count or give more text")
-    ids, sentence_ids = [], []
-    number = 0
-    for tokens in stream():
-        encoded = vocab.ids(tokens)
-        if encoded:
-            ids.append(np.asarray(encoded, np.int32))
-            sentence_ids.append(np.full(len(encoded), number, np.int32))
-            number += 1
-    return Corpus(np.concatenate(ids), np.concatenate(sentence_ids), vocab, raw)
+    word_id = np.full(len(counts), -1, np.int32)  # provisional id -> id, -1: dropped
+    word_id[kept] = np.arange(len(kept), dtype=np.int32)
+    ids = DiskArray(scratch, np.int32, "the corpus's word ids")
+    sentence = DiskArray(scratch, np.int32, "the corpus's sentence numbers")
+    last, number = -1, 0  # the last provisional sentence kept; sentences kept so far
+    for start in range(0, len(seen_ids), block_tokens):
+        encoded = word_id[seen_ids[start:start + block_tokens]]
+        inside = encoded >= 0
+        provisional = seen_sentence[start:start + block_tokens][inside]
+        if not len(provisional):
+            continue
+        # A sentence starts where the provisional number changes (across blocks too).
+        starts = np.diff(provisional, prepend=last) != 0
+        ids.append(encoded[inside])
+        sentence.append(number + np.cumsum(starts, dtype=np.int64) - 1)
+        number += int(starts.sum())
+        last = provisional[-1]
+    seen_ids.close()
+    seen_sentence.close()
+    return Corpus(ids, sentence, vocab, raw)

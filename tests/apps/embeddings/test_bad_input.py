@@ -177,6 +177,8 @@ CASES = [
     config_case("dim-zero", ("config.model.dim = 0", "an integer > 0"), model__dim=0),
     config_case("glove-x-max-zero", ("config.glove.x_max = 0.0", "a number > 0"),
                 glove__x_max=0.0),
+    config_case("glove-memory-pairs-zero", ("config.glove.memory_pairs = 0", "an integer > 0"),
+                glove__memory_pairs=0),
     config_case("top-k-zero", ("config.export.top_k = 0", "an integer in [1, 1000]"),
                 export__top_k=0),
     config_case("source-unknown", ("config.data.source = 'csv'", "expected one of 'embedded'"),
@@ -214,8 +216,6 @@ CASES = [
          "not UTF-8 text (byte 0xe9 at column 8)", "convert the file to UTF-8"),
     case("corpus-compressed", corpus(gzip.compress(CORPUS.encode()), name="text8.gz"),
          "text8.gz: a binary file, not text", "decompress"),
-    case("glove-table-over-max-pairs", corpus(method="glove", glove__max_pairs=3),
-         "more than config.glove.max_pairs = 3"),
     # -------------------------------------------------------- evaluation files
     case("ws353-missing", eval_file("ws353", None), "config.eval.ws353 = ", "no such file"),
     case("ws353-line-malformed", eval_file("ws353", "king queen 8.5\nking queen\n"),

@@ -8,8 +8,10 @@ import pytest
 import tensorflow as tf
 
 from apps.core.errors import UserError
+from apps.embeddings import cooccurrence as glove_lib
 from apps.embeddings import data as data_lib
 from apps.embeddings import text as text_lib
+from apps.embeddings.ondisk import DiskArray
 from configs.embeddings import get_config
 
 
@@ -37,15 +39,15 @@ def test_corpus_from_a_folder_of_files_keeps_sentences_apart(tmp_path):
     files = text_lib.text_files(str(tmp_path))
     assert [f.rsplit("/", 1)[-1] for f in files] == ["a.txt", "b.txt"]
     corpus = text_lib.build_corpus(lambda: text_lib.file_lines(files), min_count=2,
-                                   max_sentence_words=4)
+                                   max_sentence_words=4, scratch=str(tmp_path))
     words = corpus.vocab.words
     assert set(words) == {"the", "cat", "sat", "dog", "a", "and"}
     assert corpus.raw_words == 3 + 6 + 15
     # Lines are cut into 4-word sentences, then "on" and "mat" (below min_count) dropped.
-    assert corpus.sentences == [["the", "cat", "sat"], ["the", "dog", "sat"], ["the"],
+    assert list(corpus.sentences) == [["the", "cat", "sat"], ["the", "dog", "sat"], ["the"],
                                 ["a", "cat", "and", "a"], ["dog", "a", "cat", "and"],
                                 ["a", "dog", "a", "cat"], ["and", "a", "dog"]]
-    assert np.all(np.diff(corpus.sentence) >= 0)
+    assert len(corpus.sentences) == 7 and np.all(np.diff(corpus.sentence) >= 0)
 
 
 def test_bad_paths_are_user_errors(tmp_path):
@@ -187,7 +189,7 @@ def test_glove_cooccurrence_against_a_hand_computed_example():
     # Sentence 1: a b c a (a=0, b=1, c=2); sentence 2: b b.
     ids = np.array([0, 1, 2, 0, 1, 1])
     sentence = np.array([0, 0, 0, 0, 1, 1])
-    rows, cols, values = data_lib.cooccurrence(ids, sentence, 3, window=2)
+    rows, cols, values = glove_lib.cooccurrence(ids, sentence, 3, window=2).arrays()
     x = np.zeros((3, 3))
     x[rows, cols] = values
     # a-b: distance 1 (a1 b2) and 2 (b2 a4) -> 1.5; a-c: 2 (a1 c3) and 1 (c3 a4) -> 1.5;
@@ -196,34 +198,33 @@ def test_glove_cooccurrence_against_a_hand_computed_example():
     np.testing.assert_allclose(x, expected)
 
 
-def test_glove_cooccurrence_streamed_equals_brute_force():
+def test_glove_cooccurrence_in_blocks_equals_brute_force():
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 12, 300)
     sentence = np.sort(rng.integers(0, 9, 300))
-    rows, cols, values = data_lib.cooccurrence(ids, sentence, 12, window=4, block_tokens=37,
-                                               buffer_pairs=50)
+    rows, cols, values = glove_lib.cooccurrence(ids, sentence, 12, window=4,
+                                                block_tokens=37).arrays()
     expected = _brute_force_cooccurrence(ids, sentence, 4)
     assert len(values) == len(expected)
     for r, c, v in zip(rows, cols, values, strict=True):
         assert v == pytest.approx(expected[(r, c)])
-    with pytest.raises(UserError, match="config.glove.max_pairs = 10"):
-        data_lib.cooccurrence(ids, sentence, 12, window=4, max_pairs=10)
 
 
-def test_glove_examples_hold_every_pair_once_and_f_of_x():
-    rows, cols = np.array([0, 1, 2]), np.array([1, 0, 2])
-    values = np.array([1.0, 50.0, 400.0])
-    split = data_lib.glove_examples(rows, cols, values, chunk_pairs=2, multiple_of=2, seed=0,
-                                    x_max=100.0, alpha=0.75)
-    assert split.inputs["i"].shape == (2, 2)
-    weight, log_x = split.inputs["weight"].ravel(), split.inputs["log_x"].ravel()
+def test_glove_examples_hold_both_orders_of_every_pair_once_and_f_of_x(tmp_path):
+    pairs = DiskArray(str(tmp_path), glove_lib.PAIR, "pairs")  # X_01 = 1, X_22 = 400
+    pairs.append(np.array([(0 * 3 + 1, 1.0), (2 * 3 + 2, 400.0)], glove_lib.PAIR))
+    table = glove_lib.Cooccurrence(pairs, vocab_size=3, runs=1)
+    split = glove_lib.glove_examples(table, chunk_pairs=2, multiple_of=2, seed=0, x_max=100.0,
+                                     alpha=0.75, scratch=str(tmp_path))
+    inputs = {k: np.asarray(column) for k, column in split.inputs.items()}
+    assert inputs["i"].shape == (2, 2) and len(split) == 2
+    weight, log_x = inputs["weight"].ravel(), inputs["log_x"].ravel()
     real = weight > 0
-    assert real.sum() == 3
-    got = sorted(zip(split.inputs["i"].ravel()[real], split.inputs["j"].ravel()[real],
+    assert real.sum() == 3 and not real[-1]  # the padding is at the end
+    got = sorted(zip(inputs["i"].ravel()[real], inputs["j"].ravel()[real],
                      np.exp(log_x[real]).round(3), weight[real].round(6), strict=True))
-    f = [0.01 ** 0.75, 0.5 ** 0.75, 1.0]  # f(x) = min(1, (x / 100)^0.75)
-    assert got == [(0, 1, 1.0, round(f[0], 6)), (1, 0, 50.0, round(f[1], 6)),
-                   (2, 2, 400.0, 1.0)]
+    f = 0.01 ** 0.75  # f(x) = min(1, (x / 100)^0.75)
+    assert got == [(0, 1, 1.0, round(f, 6)), (1, 0, 1.0, round(f, 6)), (2, 2, 400.0, 1.0)]
 
 
 def test_tfds_text_by_name_with_mock_data(tmp_path):

@@ -9,6 +9,7 @@ import tensorflow as tf
 import optimizers
 from apps.core import config as config_lib
 from apps.core.errors import UserError
+from apps.embeddings import cooccurrence as glove_lib
 from apps.embeddings import data as data_lib
 from apps.embeddings import debias as debias_lib
 from apps.embeddings import evaluation as eval_lib
@@ -158,13 +159,14 @@ def test_skipgram_loss_decreases_with_gradient_descent():
 def test_glove_loss_decreases_with_the_projects_adagrad():
     rng = np.random.default_rng(3)
     ids = rng.integers(0, 15, 400)
-    rows, cols, values = data_lib.cooccurrence(ids, np.zeros(400), 15, window=3)
-    split = data_lib.glove_examples(rows, cols, values, 64, 1, 0, 100.0, 0.75)
+    table = glove_lib.cooccurrence(ids, np.zeros(400), 15, window=3)
+    split = glove_lib.glove_examples(table, 64, 1, 0, 100.0, 0.75)
     model = model_lib.build("glove", 15, 6)
-    inputs = {k: split.inputs[k] for k in ("i", "j")}
+    packed = {k: np.asarray(column) for k, column in split.inputs.items()}
+    inputs = {k: packed[k] for k in ("i", "j")}
     losses = _losses(model, optimizers.AdaGrad(0.1), inputs,
-                     lambda out: model_lib.glove_loss(out, split.inputs["log_x"],
-                                                      split.inputs["weight"]), 40)
+                     lambda out: model_lib.glove_loss(out, packed["log_x"], packed["weight"]),
+                     40)
     assert losses[-1] < 0.3 * losses[0]
 
 
