@@ -131,15 +131,14 @@ def probe(app, task, variant, changes, workdir):
     import tensorflow as tf
 
     from apps.core.config import lookup
-    from apps.core.trainer import Trainer
 
     config = importlib.import_module(f"configs.{app}").get_config(variant)
     for dotted, value in changes.items():
         *sections, field = dotted.split(".")
         lookup(config, ".".join(sections))[field] = value
     started = time.perf_counter()
-    trainer = Trainer(getattr(importlib.import_module(f"apps.{app}.task"), task)(config),
-                      workdir)
+    trainer = getattr(importlib.import_module(f"apps.{app}.task"), task)(config).make_trainer(
+        workdir)
     steps = trainer.train_step_function(steps=True)
     iterator = iter(trainer.train_dataset(0))
     losses, _ = steps(iterator, tf.constant(1))
