@@ -276,30 +276,27 @@ def eval_batches(split, batch_size, example_fn=None):
 
 
 def load_tfds(name, data_dir, split, **kwargs):
-    """A prepared TFDS data set by name from `data_dir` (never downloads).
+    """A prepared TFDS data set by name from `data_dir` (never downloads), read in
+    order: for text and audio sets read in one pass (image sets are read by index,
+    apps.core.tfds_source).
 
     Returns (tf.data.Dataset, tfds.core.DatasetInfo). A data set that is not
     in `data_dir` is a UserError saying how to prepare it.
     """
-    import tensorflow_datasets as tfds
+    from apps.core.tfds_source import builder, not_prepared
 
-    if not name:
-        raise UserError("config.data.name is empty: give the TFDS data set's name")
+    tfds_builder = builder(name, data_dir)
     try:
-        builder = tfds.builder(name, data_dir=data_dir or None)
-    except Exception as e:  # tfds raises its own DatasetNotFoundError and friends
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"config.data.name = {name!r}: not a TFDS data set ({reason})") from None
-    try:
-        ds = builder.as_dataset(split=split, shuffle_files=False, **kwargs)
+        ds = tfds_builder.as_dataset(split=split, shuffle_files=False, **kwargs)
     except AssertionError:  # tfds's way of saying the files are not there
-        raise UserError(
-            f"TFDS data set {name!r} is not prepared in config.data.data_dir = "
-            f"{builder.data_dir!r}; prepare it there first (`tfds build {name} "
-            f"--data_dir=DIR` on a machine with network access)") from None
+        raise not_prepared(name, tfds_builder.data_dir) from None
     except (KeyError, ValueError) as e:
         raise MissingSplit(f"TFDS data set {name!r} has no split {split!r} ({e})") from None
-    return ds, builder.info
+    except NotImplementedError:  # tf.data cannot read ArrayRecord files
+        raise UserError(f"TFDS data set {name!r} is prepared as ArrayRecord only; this app "
+                        "reads it in order through tf.data: prepare it as TFRecord too "
+                        f"(`tfds build {name} --file_format=tfrecord`)") from None
+    return ds, tfds_builder.info
 
 
 class MissingSplit(UserError):

@@ -23,6 +23,7 @@ import threading
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
 from apps.core.data import MissingSplit
 from apps.core.errors import UserError
@@ -98,7 +99,7 @@ class TFDSSource:
             record = self._records[index]
             if self._decode is not None:
                 record = self._decode(record, decoders=self._decoders)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, DecodeError) as e:  # a damaged file or record
             raise UserError(f"{self.name(index)}: not readable ({e})") from None
         return record
 
@@ -134,11 +135,12 @@ class TFRecordIndex:
             handles[file_number] = open(self.files[file_number], "rb")  # noqa: SIM115
         f = handles[file_number]
         f.seek(offset)
-        (length,) = struct.unpack("<Q", f.read(12)[:8])
-        payload = f.read(length)
-        if len(payload) != length:
-            raise OSError(f"{self.files[file_number]}: record at byte {offset} is cut short")
-        return payload
+        (length,) = struct.unpack("<Q", f.read(12)[:8].ljust(8, b"\0"))
+        # A damaged header could claim any length: never read past the file.
+        if offset + 12 + length + 4 > os.fstat(f.fileno()).st_size:
+            raise OSError(f"{self.files[file_number]}: the record at byte {offset} runs "
+                          "past the end of the file")
+        return f.read(length)
 
 
 def _record_offsets(filename):
