@@ -6,7 +6,7 @@ bench's temporary folder:
 - classification: class folders of 2,000 and 16,000 JPEGs (96x96, 10 classes;
   configs/classification.py:folder, ResNet at 64x64);
 - detection: a COCO-format JSON of 1,000 and 8,000 JPEGs (96x96, 1-3 boxes
-  each; configs/detection.py:coco_json, resized to the default image size);
+  each; configs/detection.py:coco_json, resized to its 256x256);
 - embeddings: text files of 1 M and 8 M words (a Zipf draw over 50,000 word
   types, 20-word sentences; configs/embeddings.py, source=text).
 
