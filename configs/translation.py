@@ -12,7 +12,9 @@ Variants (after the colon): "" (default: the attention model on the embedded
 dates -> ISO 8601 task), "transformer" (the Transformer on the same data,
 warm-up then inverse-square-root learning rate), "tiny" (seconds; what the
 tests use), "tsv" (set --config.data.path to a tab-separated pair file, e.g.
-manythings.org's fra.txt; WordPiece subwords), "tfds" (set
+manythings.org's fra.txt; WordPiece subwords), "parallel" (the same on two
+files of one sentence per line: --config.data.path=train.en
+--config.data.target_path=train.de, as WMT ships them), "tfds" (set
 --config.data.name, e.g. ted_hrlr_translate/pt_to_en, and
 --config.data.data_dir). Pick the model of any variant with
 --config.model.name=attention|transformer.
@@ -39,7 +41,8 @@ from apps.translation.model import NAMES
 
 # What each field must hold (apps.core.config.check).
 RULES = {
-    "data.source": one_of("dates", "tsv", "tfds"),
+    "data.source": one_of("dates", "tsv", "parallel", "tfds"),
+    "data.cache": one_of("none", "memory"),
     "data.reverse": boolean,
     "data.split": fractions_summing_to_one,
     "data.max_examples": non_negative_int,
@@ -75,7 +78,8 @@ RULES = {
 
 def check(config):
     """The check across fields: the Transformer splits d_model among its heads."""
-    check_source_fields(config.data, {"path": ("tsv",), "name": ("tfds",), "data_dir": ("tfds",)})
+    check_source_fields(config.data, {"path": ("tsv", "parallel"), "target_path": ("parallel",),
+                                      "name": ("tfds",), "data_dir": ("tfds",)})
     m = config.model
     if m.name == "transformer" and m.d_model % m.num_heads:
         raise UserError(f"config.model.d_model = {m.d_model} must be a multiple of "
@@ -86,12 +90,15 @@ def get_config(variant=""):
     config = common_config("translation")
 
     config.data = ml_collections.ConfigDict()
-    config.data.source = "dates"  # dates | tsv | tfds
-    config.data.path = ""  # tsv: source<TAB>target per line
-    config.data.reverse = False  # tsv/tfds: translate the second column into the first
+    config.data.source = "dates"  # dates | tsv | parallel | tfds
+    config.data.path = ""  # tsv: source<TAB>target per line; parallel: the source sentences
+    config.data.target_path = ""  # parallel: their translations, line by line
+    # Files (tsv, parallel) are read as training goes; "memory" reads them all once.
+    config.data.cache = "none"  # none | memory
+    config.data.reverse = False  # translate the target side (second column) into the source
     config.data.name = ""  # tfds: e.g. ted_hrlr_translate/pt_to_en
     config.data.data_dir = ""  # tfds data_dir ('' = TFDS's default)
-    config.data.split = (0.8, 0.1, 0.1)  # tsv: train, val, test
+    config.data.split = (0.8, 0.1, 0.1)  # tsv, parallel: train, val, test
     config.data.max_examples = 0  # per split; 0 = all
     config.data.tokenizer = "char"  # char | wordpiece
     config.data.vocab_size = 8000  # wordpiece: per language
@@ -160,7 +167,7 @@ def get_config(variant=""):
         config.optimizer.schedule = "constant"
         config.optimizer.learning_rate = 1e-2
         config.eval.attention_maps = 1
-    elif variant in ("tsv", "tfds"):
+    elif variant in ("tsv", "parallel", "tfds"):
         _transformer(config)
         config.data.source = variant
         config.data.tokenizer = "wordpiece"
@@ -177,7 +184,8 @@ def get_config(variant=""):
         config.train.epochs = 20
         config.train.checkpoint_every = 1000
     elif variant:
-        raise ValueError(f"unknown variant {variant!r}: '', transformer, tiny, tsv, tfds")
+        raise ValueError(f"unknown variant {variant!r}: '', transformer, tiny, tsv, parallel, "
+                         "tfds")
     return config
 
 

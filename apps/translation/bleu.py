@@ -15,6 +15,7 @@ transcribed, which the tests hold against both.
 """
 
 import collections
+import logging
 import math
 
 TOKENIZERS = ("13a", "char", "intl", "none")
@@ -62,12 +63,77 @@ def sacrebleu_score(hypotheses, references, tokenizer="13a", smooth="exp"):
 
 def keras_hub_score(hypotheses, references):
     """keras-hub's `Bleu` metric (13a-like tokenization, no smoothing), x 100."""
-    import numpy as np
-    from keras_hub.metrics import Bleu
+    score = KerasHubBleu()
+    score.update(hypotheses, references)
+    return score.result()
 
-    if not hypotheses:
-        return 0.0
-    metric = Bleu()
-    with np.errstate(divide="ignore"):  # log(0) of an n-gram order with no match: BLEU 0
-        metric.update_state([[r] for r in references], list(hypotheses))
-        return 100.0 * float(metric.result())
+
+class SacreBleu:
+    """`sacrebleu_score` of a corpus given batch by batch.
+
+    The corpus figures of the formula (n-gram matches and totals per order,
+    candidate and reference lengths) are sums over its sentences, so summing
+    each batch's and scoring the sums (sacrebleu's `compute_bleu`, with the
+    same smoothing) is the corpus BLEU, whatever the batches. sacrebleu's
+    warning about hypotheses ending in a tokenized period (" .") is given once
+    for the corpus, as a single `sacrebleu_score` gives it, not once a batch.
+    """
+
+    def __init__(self, tokenizer="13a", smooth="exp", max_order=4):
+        from sacrebleu.metrics.bleu import BLEU
+
+        self.metric = BLEU(tokenize=tokenizer, smooth_method=smooth, max_ngram_order=max_order,
+                           force=True)  # force: only silences the warning, said in result()
+        self.smooth, self.max_order = smooth, max_order
+        self.correct, self.total = [0] * max_order, [0] * max_order
+        self.sys_len = self.ref_len = self.sentences = self.tokenized_periods = 0
+
+    def update(self, hypotheses, references):
+        if not len(hypotheses):
+            return
+        s = self.metric.corpus_score(list(hypotheses), [list(references)])
+        self.correct = [a + b for a, b in zip(self.correct, s.counts, strict=True)]
+        self.total = [a + b for a, b in zip(self.total, s.totals, strict=True)]
+        self.sys_len += s.sys_len
+        self.ref_len += s.ref_len
+        self.sentences += len(hypotheses)
+        self.tokenized_periods += sum(h.endswith(" .") for h in hypotheses)
+
+    def result(self):
+        if not self.sentences:
+            return 0.0
+        if self.tokenized_periods >= 100:  # sacrebleu's threshold
+            logging.getLogger("sacrebleu").warning(
+                "That's %d lines that end in a tokenized period ('.'): the text looks not "
+                "detokenized, which may hurt the BLEU score", self.tokenized_periods)
+        return float(self.metric.compute_bleu(
+            self.correct, self.total, self.sys_len, self.ref_len, smooth_method=self.smooth,
+            max_ngram_order=self.max_order).score)
+
+
+class KerasHubBleu:
+    """keras-hub's `Bleu` metric (13a-like tokenization, no smoothing), x 100,
+    of a corpus given batch by batch (the metric sums its counts over updates)."""
+
+    def __init__(self):
+        from keras_hub.metrics import Bleu
+
+        self.metric = Bleu()
+        self.sentences = 0
+
+    def update(self, hypotheses, references):
+        import numpy as np
+
+        if not len(hypotheses):
+            return
+        with np.errstate(divide="ignore"):  # log(0) of an order with no match: BLEU 0
+            self.metric.update_state([[r] for r in references], list(hypotheses))
+        self.sentences += len(hypotheses)
+
+    def result(self):
+        import numpy as np
+
+        if not self.sentences:
+            return 0.0
+        with np.errstate(divide="ignore"):
+            return 100.0 * float(self.metric.result())

@@ -1,19 +1,23 @@
-"""Translation data: the embedded dates, a tab-separated parallel file, or TFDS.
+"""Translation data: the embedded dates, parallel text from files, or TFDS.
 
-    config.data.source = "dates"  human-readable dates -> ISO 8601, generated
-                                  (apps.translation.dates), character level
-                       = "tsv"    config.data.path: one pair per line,
-                                  "source<TAB>target[<TAB>anything]" (the Anki /
-                                  manythings.org format of the Keras and
-                                  TensorFlow NMT tutorials); config.data.reverse
-                                  swaps the two columns
-                       = "tfds"   config.data.name (e.g. ted_hrlr_translate/pt_to_en),
-                                  prepared in config.data.data_dir; its own
-                                  train / validation / test splits
+    config.data.source = "dates"     human-readable dates -> ISO 8601, generated
+                                     (apps.translation.dates), character level
+                       = "tsv"       config.data.path: one pair per line,
+                                     "source<TAB>target[<TAB>anything]" (the Anki /
+                                     manythings.org format of the Keras and
+                                     TensorFlow NMT tutorials)
+                       = "parallel"  config.data.path and config.data.target_path:
+                                     one sentence per line in each, line i of one
+                                     translating line i of the other (WMT's
+                                     train.en / train.de)
+                       = "tfds"      config.data.name (e.g. ted_hrlr_translate/pt_to_en),
+                                     prepared in config.data.data_dir; its own
+                                     train / validation / test splits
 
-Text is stripped (and lower-cased if config.data.lowercase) and tokenized by
-config.data.tokenizer ("char" or "wordpiece", apps.translation.vocab) with
-vocabularies learned on the training split. Every split becomes
+config.data.reverse swaps source and target. Text is stripped (and
+lower-cased if config.data.lowercase) and tokenized by config.data.tokenizer
+("char" or "wordpiece", apps.translation.vocab) with vocabularies learned on
+the training split. Every split becomes
 
     inputs  = (source_ids (N, S), decoder_input_ids (N, T))   decoder inputs = [START] y
     targets = target_ids (N, T)                                targets = y [END]
@@ -23,33 +27,50 @@ that are malformed (fewer than two tab-separated fields, not UTF-8), empty
 (a side with no text) or over-long (more than config.data.max_source_length
 source tokens or config.data.max_target_length target tokens with [END]) are
 counted and reported, then left out.
+
+The dates and TFDS are held in memory as arrays. Files are streamed
+(apps.translation.pairs): the lines are indexed in one pass (their byte
+offsets, 8 bytes a pair, 16 with two parallel files, and 8 more for each
+example's row in its split's columns), split into train / val
+/ test by a seeded permutation of that index, the vocabularies learned in a
+pass over the training lines, the token counts measured in a pass over the
+lines of the splits (for the over-long rule and the widths S and T), and the
+splits hold columns that read and encode a pair when a batch needs it: the
+same arrays, row for row, as the text encoded whole (config.data.cache =
+"memory" reads them all into memory once instead).
 """
 
 import os
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
-from apps.core.data import MissingSplit, Split, load_tfds
+from apps.core.data import MissingSplit, Split, cached, load_tfds
 from apps.core.errors import UserError
 from apps.core.task import Data
 from apps.core.text import utf8_lines
 from apps.translation import dates as dates_lib
+from apps.translation import pairs as pairs_lib
 from apps.translation import vocab as vocab_lib
-from apps.translation.vocab import BOS, EOS, PAD
+from apps.translation.vocab import BOS, EOS, PAD, normalize
 
 SPLITS = ("train", "val", "test")
+
+#: the sources read from files, streamed
+FILE_SOURCES = ("tsv", "parallel")
 
 
 def load(config):
     """Returns (Data, source_vocab, target_vocab, report) for config.data.
 
     `report` counts what was left out: {split: {"malformed", "empty",
-    "over_long", "kept"}}, and for a TSV file also {"file": {"malformed",
-    "empty"}}, the lines left out before the split (logged by `read_tsv`).
+    "over_long", "kept"}}, and for files also {"file": {"malformed",
+    "empty"}}, the lines left out before the split (logged when indexed).
     """
+    if config.data.source in FILE_SOURCES:
+        return _streamed(config)
     d = config.data
-    report = {}
     if d.source == "dates":
         sizes = (d.dates.train, d.dates.val, d.dates.test)
         try:
@@ -57,11 +78,6 @@ def load(config):
         except ValueError as e:
             raise UserError(f"config.data.dates.val + test: {e}") from None
         report = {s: {"malformed": 0, "empty": 0} for s in SPLITS}
-    elif d.source == "tsv":
-        sources, targets, problems = read_tsv(d.path, d.reverse)
-        texts = _random_split(sources, targets, d.split, config.seed)
-        report = {s: {"malformed": 0, "empty": 0} for s in SPLITS}
-        report["file"] = problems
     else:
         texts, report = _tfds(config)
     if d.max_examples:
@@ -74,7 +90,9 @@ def load(config):
         report[s]["empty"] = report[s].get("empty", 0) + len(src) - len(keep)
         texts[s] = ([src[i] for i in keep], [tgt[i] for i in keep])
 
-    source_vocab, target_vocab = fit_vocabs(config, *texts["train"])
+    train = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(texts["train"][0], tf.string), tf.constant(texts["train"][1], tf.string)))
+    source_vocab, target_vocab = fit_vocabs(config, train.batch(1024))
     splits = {}
     for s in SPLITS:
         src_ids = source_vocab.encode(texts[s][0])
@@ -84,26 +102,28 @@ def load(config):
         report[s]["over_long"] = len(src_ids) - len(keep)
         report[s]["kept"] = len(keep)
         splits[s] = ([src_ids[i] for i in keep], [tgt_ids[i] for i in keep])
-    _log_report(report, d)
-    for s in SPLITS:
-        if not splits[s][0]:
-            raise UserError(
-                f"the {s} split has no usable pairs after leaving out "
-                f"{_fmt_counts(report[s])} (limits: config.data.max_source_length = "
-                f"{d.max_source_length}, config.data.max_target_length = "
-                f"{d.max_target_length} tokens with [END]); expected pairs within them")
+    _check_kept(report, d)
     source_width = max(len(x) for s in SPLITS for x in splits[s][0])
     target_width = max(len(y) for s in SPLITS for y in splits[s][1]) + 1
     data = Data(*(make_split(*splits[s], source_width, target_width) for s in SPLITS))
     return data, source_vocab, target_vocab, report
 
 
-def fit_vocabs(config, sources, targets):
+def fit_vocabs(config, pairs):
+    """(source, target) vocabularies learned on `pairs`, a tf.data.Dataset of
+    (sources, targets) batches of normalised, non-empty texts: the character
+    vocabularies in one pass, WordPiece in one pass each."""
     d = config.data
     if d.tokenizer == "char":
-        return vocab_lib.CharVocab.fit(sources), vocab_lib.CharVocab.fit(targets)
-    return (vocab_lib.WordPieceVocab.fit(sources, d.vocab_size, d.lowercase),
-            vocab_lib.WordPieceVocab.fit(targets, d.vocab_size, d.lowercase))
+        points = (np.zeros(0, np.int32), np.zeros(0, np.int32))
+        for batch in pairs:
+            points = tuple(np.union1d(seen, vocab_lib.CharVocab.code_points(texts))
+                           for seen, texts in zip(points, batch, strict=True))
+        return tuple(vocab_lib.CharVocab.from_code_points(p) for p in points)
+    return (vocab_lib.WordPieceVocab.fit_batches(pairs.map(lambda s, t: s), d.vocab_size,
+                                                 d.lowercase),
+            vocab_lib.WordPieceVocab.fit_batches(pairs.map(lambda s, t: t), d.vocab_size,
+                                                 d.lowercase))
 
 
 def make_split(source_ids, target_ids, source_width, target_width):
@@ -119,74 +139,93 @@ def make_split(source_ids, target_ids, source_width, target_width):
     return Split((src, dec), tgt)
 
 
-def read_tsv(path, reverse=False):
-    """(sources, targets, {"malformed": n, "empty": n}) of a tab-separated pair file."""
-    if not path:
-        raise UserError("config.data.path is empty: give the tab-separated file of "
-                        "sentence pairs (source<TAB>target per line)")
-    if os.path.isdir(path):
-        raise UserError(f"config.data.path = {path!r}: a folder; expected a tab-separated file "
-                        "of sentence pairs (source<TAB>target per line)")
-    if not os.path.isfile(path):
-        raise UserError(f"config.data.path = {path!r}: no such file")
-    sources, targets = [], []
-    malformed, empty, first_bad, first_empty = 0, 0, [], []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                # A byte-order mark (some editors write one) is no character.
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                malformed += 1
-                first_bad.append(number)
-                continue
-            if not line.strip():
-                empty += 1
-                first_empty.append(number)
-                continue
-            fields = line.split("\t")
-            if len(fields) < 2:
-                malformed += 1
-                first_bad.append(number)
-                continue
-            source, target = fields[0].strip(), fields[1].strip()
-            if reverse:
-                source, target = target, source
-            if not source or not target:
-                empty += 1
-                first_empty.append(number)
-                continue
-            sources.append(source)
-            targets.append(target)
-    if malformed or empty:
-        logging.warning(
-            "%s: left out %d malformed line(s)%s, expected UTF-8 source<TAB>target; and %d "
-            "blank or with an empty side%s", path, malformed, _lines(first_bad), empty,
-            _lines(first_empty))
-    if not sources:
-        raise UserError(f"config.data.path = {path!r}: no source<TAB>target pairs "
-                        f"in its lines: {malformed} malformed{_lines(first_bad)}, {empty} "
-                        f"blank or with an empty side{_lines(first_empty)}; expected UTF-8 "
-                        "text, one source<TAB>target pair per line")
-    return sources, targets, {"malformed": malformed, "empty": empty}
+def layout(data_config):
+    """The apps.translation.pairs layout of config.data's file source."""
+    d = data_config
+    if d.source == "tsv":
+        return pairs_lib.TsvLayout(d.path, d.reverse)
+    return pairs_lib.ParallelLayout(d.path, d.target_path, d.reverse)
 
 
-def _lines(numbers):
-    """" (e.g. line 3 7 9)" for the first five line numbers, or ""."""
-    return f" (e.g. line {' '.join(str(n) for n in numbers[:5])})" if numbers else ""
+def _streamed(config):
+    """load() for files: the line index, three passes, columns (module docstring)."""
+    d = config.data
+    lines, problems = pairs_lib.index_pairs(layout(d))
+    parts = split_indices(len(lines), d.split, config.seed)
+    if d.max_examples:
+        parts = [p[:d.max_examples] for p in parts]
+    report = {s: {"malformed": 0} for s in SPLITS}
+    report["file"] = problems
+
+    # Learned on the training lines read in file order (sequential reads):
+    # neither vocabulary depends on the order of its texts (vocab.py).
+    train = lines.batches(np.sort(parts[0])).map(
+        lambda s, t: _non_empty(normalize(s, d.lowercase), normalize(t, d.lowercase)))
+    source_vocab, target_vocab = fit_vocabs(config, train)
+
+    used = np.unique(np.concatenate(parts))  # every split's lines, in file order
+    non_empty, source_length, target_length = _measure(lines, used, source_vocab,
+                                                       target_vocab, d.lowercase)
+    rows = {}
+    for s, part in zip(SPLITS, parts, strict=True):
+        at = np.searchsorted(used, part)
+        fits = ((source_length[at] <= d.max_source_length)
+                & (target_length[at] + 1 <= d.max_target_length))
+        report[s]["empty"] = int(np.sum(~non_empty[at]))
+        report[s]["over_long"] = int(np.sum(non_empty[at] & ~fits))
+        rows[s] = part[non_empty[at] & fits]
+        report[s]["kept"] = len(rows[s])
+    _check_kept(report, d)
+    kept = np.searchsorted(used, np.concatenate(list(rows.values())))
+    encoder = pairs_lib.PairEncoder(lines, source_vocab, target_vocab, d.lowercase,
+                                    int(source_length[kept].max()),
+                                    int(target_length[kept].max()) + 1)
+    data = Data(*(cached(_columns(encoder, rows[s]), d.cache) for s in SPLITS))
+    return data, source_vocab, target_vocab, report
 
 
-def _random_split(sources, targets, fractions, seed):
-    n = len(sources)
+def _non_empty(sources, targets):
+    keep = (tf.strings.length(sources) > 0) & (tf.strings.length(targets) > 0)
+    return tf.boolean_mask(sources, keep), tf.boolean_mask(targets, keep)
+
+
+def _measure(lines, rows, source_vocab, target_vocab, lowercase):
+    """(both sides non-empty once normalised, source tokens, target tokens) of
+    each of `rows`, NumPy arrays read BATCH lines at a time."""
+    def measure(sources, targets):
+        sources, targets = normalize(sources, lowercase), normalize(targets, lowercase)
+        non_empty = (tf.strings.length(sources) > 0) & (tf.strings.length(targets) > 0)
+        return (non_empty, source_vocab.ragged_ids(sources).row_lengths(),
+                target_vocab.ragged_ids(targets).row_lengths())
+
+    parts = [[], [], []]
+    ds = lines.batches(rows).map(measure, num_parallel_calls=tf.data.AUTOTUNE,
+                                 deterministic=True)
+    for batch in ds.as_numpy_iterator():
+        for part, values in zip(parts, batch, strict=True):
+            part.append(values)
+    return tuple(np.concatenate(p) for p in parts)
+
+
+def _columns(encoder, rows):
+    """A split of columns over `rows`; its three columns share one rows array
+    (8 bytes an example) and read each line once (PairEncoder.tf_example)."""
+    rows = np.asarray(rows, np.int64)  # Column keeps this very array (np.asarray copies nothing)
+    src, dec, tgt = (pairs_lib.PairColumn(encoder, part, rows) for part in
+                     (pairs_lib.SOURCE_IDS, pairs_lib.DECODER_INPUT_IDS, pairs_lib.TARGET_IDS))
+    return Split((src, dec), tgt)
+
+
+def split_indices(n, fractions, seed):
+    """(train, val, test) index arrays of a seeded permutation of range(n):
+    val and test get round(fraction * n) each (at least one), train the rest."""
     order = np.random.default_rng(seed).permutation(n)
     counts = [max(1, int(round(f * n))) for f in fractions[1:]]
     if n < 3 or sum(counts) >= n:
         raise UserError(f"config.data.path: {n} usable pairs are too few to split "
                         f"{tuple(fractions)} into train, val and test")
     bounds = [n - sum(counts), n - counts[1]]
-    parts = np.split(order, bounds)
-    return {s: ([sources[i] for i in p], [targets[i] for i in p])
-            for s, p in zip(SPLITS, parts, strict=True)}
+    return np.split(order.astype(np.int64), bounds)
 
 
 def _tfds(config):
@@ -231,7 +270,8 @@ def _fmt_counts(counts):
                      for k in ("malformed", "empty", "over_long"))
 
 
-def _log_report(report, d):
+def _check_kept(report, d):
+    """Logs each split's report; a split left with no pair is a UserError."""
     for s in SPLITS:
         r = report[s]
         if r.get("malformed") or r.get("empty") or r.get("over_long"):
@@ -241,6 +281,13 @@ def _log_report(report, d):
                 s, r["kept"], _fmt_counts(r), d.max_source_length, d.max_target_length)
         else:
             logging.info("%s split: %d pairs", s, r["kept"])
+    for s in SPLITS:
+        if not report[s]["kept"]:
+            raise UserError(
+                f"the {s} split has no usable pairs after leaving out "
+                f"{_fmt_counts(report[s])} (limits: config.data.max_source_length = "
+                f"{d.max_source_length}, config.data.max_target_length = "
+                f"{d.max_target_length} tokens with [END]); expected pairs within them")
 
 
 #: --input values ending so are file names, never sentences

@@ -18,6 +18,9 @@ prefers the reference, score(y*) > score(y_hat) (both by the objective the
 search maximises, the length-normalised log-probability), and the model
 otherwise; `search_error_share` is the search's share of the errors
 (apps/translation/modes.py's --mode=error_analysis prints them one by one).
+A split is read and analysed batch by batch and the figures summed as they
+go (BLEU from its corpus counts), so a split streamed from files is never
+held whole.
 
 The SavedModel's `serving_default` takes a batch of strings and returns the
 translations (beam search inside), their scores, and all B beams; `greedy`
@@ -29,6 +32,7 @@ import tensorflow as tf
 from absl import logging
 
 from apps.core import images as images_lib
+from apps.core.data import eval_batches
 from apps.core.inference import compiled
 from apps.core.task import Task
 from apps.translation import bleu as bleu_lib
@@ -75,9 +79,9 @@ class TranslationTask(Task):
 
     # ------------------------------------------------------------ decoding
 
-    def decode_ids(self, model, source_ids):
-        """Beam search (greedy when config.decode.beam_size = 1) on id arrays, in batches."""
-        d, b = self.config.decode, self.config.eval.batch_size
+    def decoder(self, model):
+        """(B, S) source ids -> beam search's outputs (greedy for beam_size 1), compiled once."""
+        d = self.config.decode
 
         def make():
             @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
@@ -86,12 +90,10 @@ class TranslationTask(Task):
                                                 d.alpha)
             return run
 
-        run = compiled(model, "translation_decode", make)
-        outs = [run(tf.constant(source_ids[i:i + b])) for i in range(0, len(source_ids), b)]
-        return {key: np.concatenate([o[key].numpy() for o in outs]) for key in outs[0]}
+        return compiled(model, "translation_decode", make)
 
-    def score_ids(self, model, inputs, targets):
-        """Teacher-forced (log P, T_y, correct tokens) of the given translations."""
+    def scorer(self, model):
+        """(src, dec, tgt) -> teacher-forced (log P, T_y, correct tokens) of the targets."""
         def make():
             spec = tf.TensorSpec([None, None], tf.int32)
 
@@ -100,51 +102,65 @@ class TranslationTask(Task):
                 return decode_lib.score_targets(model((src, dec), training=False), tgt)
             return run
 
-        run = compiled(model, "translation_score", make)
-        b = self.config.eval.batch_size
-        src, dec = inputs
-        outs = [run(tf.constant(src[i:i + b]), tf.constant(dec[i:i + b]),
-                    tf.constant(targets[i:i + b])) for i in range(0, len(src), b)]
-        return tuple(np.concatenate([o[j].numpy() for o in outs]) for j in range(3))
+        return compiled(model, "translation_score", make)
 
     # ------------------------------------------------------------ evaluation
 
-    def analyse(self, model, split):
-        """Everything evaluation and error analysis need, per example."""
-        src, _ = split.inputs
-        out = self.decode_ids(model, src)
-        best = out["tokens"][:, 0]
-        hyps = _strings(self.target_vocab.tf_decode(tf.constant(best)))
-        refs = _strings(self.target_vocab.tf_decode(tf.constant(split.targets)))
-        log_prob, length, correct = self.score_ids(model, split.inputs, split.targets)
+    def analysed_batches(self, model, split):
+        """Everything evaluation and error analysis need, per example, for each
+        batch of config.eval.batch_size examples of `split` in order (read as the
+        batches go: a split streamed from files is never held whole)."""
+        decode, score = self.decoder(model), self.scorer(model)
         alpha = self.config.decode.alpha
-        ref_score = decode_lib.length_normalized(log_prob, length, alpha).numpy()
-        wrong, search = decode_lib.blame(hyps, refs, out["score"][:, 0], ref_score)
-        return {"hyps": hyps, "refs": refs, "hyp_tokens": best,
-                "hyp_score": out["score"][:, 0], "ref_score": ref_score,
-                "ref_log_prob": log_prob, "ref_length": length, "correct": correct,
-                "wrong": wrong, "search_error": search}
+        for (src, dec), tgt in eval_batches(split, self.config.eval.batch_size):
+            out = decode(src)
+            best = out["tokens"][:, 0]
+            hyps = _strings(self.target_vocab.tf_decode(best))
+            refs = _strings(self.target_vocab.tf_decode(tgt))
+            log_prob, length, correct = (v.numpy() for v in score(src, dec, tgt))
+            hyp_score = out["score"][:, 0].numpy()
+            ref_score = decode_lib.length_normalized(log_prob, length, alpha).numpy()
+            wrong, search = decode_lib.blame(hyps, refs, hyp_score, ref_score)
+            yield {"source_ids": src.numpy(), "hyps": hyps, "refs": refs,
+                   "hyp_tokens": best.numpy(), "hyp_score": hyp_score, "ref_score": ref_score,
+                   "ref_log_prob": log_prob, "ref_length": length, "correct": correct,
+                   "wrong": wrong, "search_error": search}
 
     def evaluate(self, model, split):
-        a = self.analyse(model, split)
-        wrong, search = a["wrong"], a["search_error"]
-        tokens = max(1, a["ref_length"].sum())
+        """The metrics summed batch by batch (BLEU from its corpus counts, bleu.py)."""
+        bleu = bleu_lib.SacreBleu(self.config.eval.bleu_tokenize)
+        bleu_keras_hub = bleu_lib.KerasHubBleu()
+        shown = min(self.config.eval.attention_maps, len(split))
+        examples = errors = search_errors = tokens = correct = 0
+        log_prob = 0.0
+        first_sources, first_tokens = [], []  # the examples whose attention is drawn
+        for a in self.analysed_batches(model, split):
+            examples += len(a["hyps"])
+            errors += int(a["wrong"].sum())
+            search_errors += int(a["search_error"].sum())
+            tokens += int(a["ref_length"].sum())
+            correct += int(a["correct"].sum())
+            log_prob += float(np.sum(a["ref_log_prob"], dtype=np.float64))
+            bleu.update(a["hyps"], a["refs"])
+            bleu_keras_hub.update(a["hyps"], a["refs"])
+            missing = shown - sum(len(x) for x in first_sources)
+            first_sources.append(a["source_ids"][:missing])
+            first_tokens.append(a["hyp_tokens"][:missing])
+        tokens = max(1, tokens)
         metrics = {
-            "exact_match": float(1 - wrong.mean()),
-            "bleu": bleu_lib.sacrebleu_score(a["hyps"], a["refs"],
-                                             self.config.eval.bleu_tokenize),
-            "bleu_keras_hub": bleu_lib.keras_hub_score(a["hyps"], a["refs"]),
-            "token_accuracy": float(a["correct"].sum() / tokens),
-            "nll_per_token": float(-a["ref_log_prob"].sum() / tokens),
-            "errors": int(wrong.sum()),
-            "search_errors": int(search.sum()),
-            "search_error_share": float(search.sum() / wrong.sum()) if wrong.any() else 0.0,
+            "exact_match": float(1 - errors / max(1, examples)),
+            "bleu": bleu.result(),
+            "bleu_keras_hub": bleu_keras_hub.result(),
+            "token_accuracy": float(correct / tokens),
+            "nll_per_token": float(-log_prob / tokens),
+            "errors": errors,
+            "search_errors": search_errors,
+            "search_error_share": float(search_errors / errors) if errors else 0.0,
         }
         images = {}
-        shown = min(self.config.eval.attention_maps, len(split))
         if shown:
-            images["attention"] = self.attention_maps(model, split.inputs[0][:shown],
-                                                      a["hyp_tokens"][:shown])
+            images["attention"] = self.attention_maps(model, np.concatenate(first_sources),
+                                                      np.concatenate(first_tokens))
         return metrics, images
 
     def attention_maps(self, model, source_ids, output_tokens):

@@ -56,6 +56,11 @@ class _Vocab:
         ragged = self.ragged_ids(tf.constant(list(texts)))
         return [list(row) for row in ragged.numpy()] if hasattr(ragged, "numpy") else []
 
+    def ids(self, string):
+        """One string (a scalar tensor) -> its ids (1-D int32): `ragged_ids` of a
+        batch of one, in fewer ops (what a tf.data map runs for every example)."""
+        return self.ragged_ids(tf.reshape(string, [1]))[0]
+
     def tf_encode(self, strings, max_length):
         """(B,) strings -> (B, <= max_length) int32 ids, padded with 0, truncated."""
         ragged = self.ragged_ids(strings)[:, :max_length]
@@ -96,12 +101,31 @@ class CharVocab(_Vocab):
         chars = sorted(set("".join(texts)))
         return cls(list(SPECIALS) + chars)
 
+    @staticmethod
+    def code_points(strings):
+        """The distinct code points of a (B,) string tensor, sorted (NumPy)."""
+        points = tf.strings.unicode_decode(strings, "UTF-8", errors="replace").flat_values
+        return np.unique(points.numpy())
+
+    @classmethod
+    def from_code_points(cls, points):
+        """The vocabulary of these code points, in order after the reserved tokens:
+        `fit` of texts whose sorted distinct code points they are (Python sorts
+        characters by code point, so the texts' order does not matter)."""
+        return cls(list(SPECIALS) + [chr(p) for p in points])
+
     def ragged_ids(self, strings):
         points = tf.strings.unicode_decode(strings, "UTF-8", errors="replace")
         table = tf.constant(self.table)
         last = len(self.table) - 1
         index = tf.where((points >= 0) & (points < last), points, last)
         return tf.ragged.map_flat_values(tf.gather, table, index)
+
+    def ids(self, string):
+        points = tf.strings.unicode_decode(string, "UTF-8", errors="replace")
+        last = len(self.table) - 1
+        return tf.gather(tf.constant(self.table), tf.where((points >= 0) & (points < last),
+                                                           points, last))
 
     def _join(self, tokens, keep):
         return tf.strings.reduce_join(tokens, axis=1)
@@ -121,10 +145,20 @@ class WordPieceVocab(_Vocab):
     @classmethod
     def fit(cls, texts, vocabulary_size, lowercase=True):
         """A WordPiece vocabulary of at most `vocabulary_size` learned on `texts`."""
+        ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts))).batch(1024)
+        return cls.fit_batches(ds, vocabulary_size, lowercase)
+
+    @classmethod
+    def fit_batches(cls, batches, vocabulary_size, lowercase=True):
+        """`fit` on the texts of `batches`, a tf.data.Dataset of (B,) strings read
+        once. keras-hub counts the words, then learns from the counts alone (its
+        ties are broken alphabetically), so the texts' order and batching do not
+        change the vocabulary; the one exception is a corpus of more than 5 M
+        distinct words, where words of equal count at that cut are kept in the
+        order first met."""
         from keras_hub.tokenizers import compute_word_piece_vocabulary
 
-        ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts))).batch(1024)
-        tokens = compute_word_piece_vocabulary(ds, vocabulary_size, lowercase=lowercase,
+        tokens = compute_word_piece_vocabulary(batches, vocabulary_size, lowercase=lowercase,
                                                reserved_tokens=list(SPECIALS))
         return cls(tokens, lowercase)
 
@@ -139,6 +173,9 @@ class WordPieceVocab(_Vocab):
         if not isinstance(ids, tf.RaggedTensor):  # in a graph: dense when lengths agree
             ids = tf.RaggedTensor.from_tensor(ids)
         return ids
+
+    def ids(self, string):
+        return tf.convert_to_tensor(self.tokenizer(string))
 
     def _join(self, tokens, keep):
         # Words are joined by spaces and "##" continuation pieces glued on.

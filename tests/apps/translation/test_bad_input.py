@@ -48,6 +48,20 @@ def tsv(content, name="pairs.tsv", **changes):
     return make
 
 
+def parallel(target, content=None):
+    """train.en (12 sentences) in tmp and config.data.target_path = target(tmp), a
+    file holding `content` when given; None leaves target_path empty."""
+    def make(tmp):
+        (tmp / "train.en").write_text("".join(f"{n} apples\n" for n in range(12)))
+        path = target(tmp) if target else None
+        if content is not None:
+            path.write_text(content)
+        return {"config": tiny(data__source="parallel", data__path=str(tmp / "train.en"),
+                               data__target_path=str(path) if path else "",
+                               train__batch_size=4)}
+    return make
+
+
 def _workdir_of(config):
     """A workdir whose config.json an earlier run with `config` wrote."""
     return lambda tmp: {"config": tiny(), "workdir": earlier_run(tmp, config)}
@@ -112,7 +126,8 @@ CASES = [
                                       "three fractions > 0"), data__split=(0.8, 0.2, 0.0)),
     config_case("bleu-tokenizer-unknown", ("config.eval.bleu_tokenize = 'moses'",
                                            "expected one of"), eval__bleu_tokenize="moses"),
-    config_case("source-unknown", ("config.data.source = 'csv'", "'dates', 'tsv', 'tfds'"),
+    config_case("source-unknown", ("config.data.source = 'csv'",
+                                   "'dates', 'tsv', 'parallel', 'tfds'"),
                 data__source="csv"),
     config_case("dates-train-zero", ("config.data.dates.train = 0", "an integer > 0"),
                 data__dates__train=0),
@@ -144,6 +159,24 @@ CASES = [
          "2 usable pairs are too few to split (0.8, 0.1, 0.1)"),
     case("tsv-every-pair-over-long", tsv(PAIRS, data__max_source_length=3),
          "the train split has no usable pairs after leaving out", "over-long"),
+    config_case("cache-unknown", ("config.data.cache = 'disk'", "'none', 'memory'"),
+                data__cache="disk"),
+    # ----------------------------------------------- parallel text (two files)
+    case("parallel-target-not-given", parallel(None),
+         "config.data.target_path is empty", "one sentence per line"),
+    case("parallel-target-missing", parallel(lambda t: t / "train.fr"),
+         "config.data.target_path = ", "train.fr", "no such file"),
+    case("parallel-target-a-folder", parallel(lambda t: t),
+         "config.data.target_path = ", "a folder; expected a text file"),
+    case("parallel-target-for-tsv", lambda t: {"config": tiny(
+        data__source="tsv", data__path=str(t / "x.tsv"), data__target_path="train.fr")},
+         "config.data.target_path = 'train.fr' is read only when config.data.source is "
+         "'parallel'"),
+    case("parallel-unequal-line-counts", parallel(lambda t: t / "train.fr", "un\ndeux\n"),
+         "train.fr has 2 lines but", "train.en has more", "as many lines in both files"),
+    case("parallel-no-pairs", parallel(lambda t: t / "train.fr", "\n" * 12),
+         "config.data.path = ", "config.data.target_path = ", "no sentence pairs",
+         "12 blank or with an empty side"),
     # --------------------------------------------------------------------- TFDS
     case("tfds-name-unknown", lambda t: {"config": tiny(data__source="tfds",
                                                         data__name="no_such_set")},

@@ -44,3 +44,18 @@ def test_bleu_edge_cases():
     assert bleu_lib.corpus_bleu([short], [ref]) == pytest.approx(100 * np.exp(1 - 8 / 4))
     assert bleu_lib.sacrebleu_score([" ".join(short)], [" ".join(ref)]) == pytest.approx(
         100 * np.exp(1 - 8 / 4))
+
+
+@pytest.mark.parametrize("batch", [1, 7, 30])
+def test_bleu_summed_batch_by_batch_is_the_corpus_bleu(batch):
+    """Evaluation adds BLEU's corpus counts batch by batch (a split read from
+    files is never held whole): the score is the one of the whole corpus."""
+    hyps, refs = _random_corpus(2, n=30)
+    sacre, keras_hub = bleu_lib.SacreBleu(), bleu_lib.KerasHubBleu()
+    for i in range(0, len(hyps), batch):
+        sacre.update(hyps[i:i + batch], refs[i:i + batch])
+        keras_hub.update(hyps[i:i + batch], refs[i:i + batch])
+    assert sacre.result() == bleu_lib.sacrebleu_score(hyps, refs)
+    assert 5 < sacre.result() < 95
+    assert keras_hub.result() == pytest.approx(bleu_lib.keras_hub_score(hyps, refs), abs=1e-6)
+    assert bleu_lib.SacreBleu().result() == 0.0 == bleu_lib.KerasHubBleu().result()

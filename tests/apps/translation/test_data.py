@@ -11,6 +11,7 @@ from apps.core import config as config_lib
 from apps.core.errors import UserError
 from apps.translation import data as data_lib
 from apps.translation import dates as dates_lib
+from apps.translation import pairs as pairs_lib
 from apps.translation import vocab as vocab_lib
 from apps.translation.vocab import BOS, EOS
 from configs.translation import get_config
@@ -96,26 +97,32 @@ def _write(tmp_path, text, name="pairs.tsv"):
     return str(path)
 
 
-def test_tsv_reader_counts_malformed_and_empty_lines(tmp_path, caplog):
+def _pairs_of(path, reverse=False):
+    """(sources, targets, problems) of the file's usable lines, read back by index."""
+    lines, problems = pairs_lib.index_pairs(pairs_lib.TsvLayout(path, reverse))
+    return (*lines.pairs(range(len(lines))), problems)
+
+
+def test_tsv_index_counts_malformed_and_empty_lines(tmp_path, caplog):
     text = ("Go.\tVa !\tCC-BY 2.0 (France) Attribution\n"  # Anki: a third column
             "Hi.\tSalut !\n"
             "no tab here\n"                 # malformed
             "\n"                            # empty
             "Run!\t\n"                      # empty target
-            "Wow!\tÇa alors !\n").encode() + b"\xff\xfe\tbad\n"  # not UTF-8: malformed
-    sources, targets, problems = data_lib.read_tsv(_write(tmp_path, text))
-    assert sources == ["Go.", "Hi.", "Wow!"]
-    assert targets == ["Va !", "Salut !", "Ça alors !"]
+            "Wow!\tÇa alors !\r\n").encode() + b"\xff\xfe\tbad\n"  # not UTF-8: malformed
+    path = _write(tmp_path, text + b"Last\tDernier")  # no newline at the end
+    sources, targets, problems = _pairs_of(path)
+    assert sources == ["Go.", "Hi.", "Wow!", "Last"]
+    assert targets == ["Va !", "Salut !", "Ça alors !", "Dernier"]
     assert problems == {"malformed": 2, "empty": 2}
     assert "pairs.tsv: left out 2 malformed line(s) (e.g. line 3 7)" in caplog.text
     assert "2 blank or with an empty side (e.g. line 4 5)" in caplog.text
-    reversed_ = data_lib.read_tsv(_write(tmp_path, text), reverse=True)
-    assert reversed_[0][0] == "Va !"
+    assert _pairs_of(path, reverse=True)[0][0] == "Va !"
 
 
 def test_tsv_and_sentences_leave_out_a_byte_order_mark(tmp_path):
     path = _write(tmp_path, "\ufeffGo.\tVa !\nHi.\tSalut !\n".encode())
-    sources, _, _ = data_lib.read_tsv(path)
+    sources, _, _ = _pairs_of(path)
     assert sources == ["Go.", "Hi."]
     sentences = tmp_path / "sentences.txt"
     sentences.write_bytes("\ufeff3/5/79\n".encode())
@@ -124,9 +131,9 @@ def test_tsv_and_sentences_leave_out_a_byte_order_mark(tmp_path):
 
 def test_tsv_errors_name_the_file(tmp_path):
     with pytest.raises(UserError, match="no such file"):
-        data_lib.read_tsv(str(tmp_path / "missing.tsv"))
+        _pairs_of(str(tmp_path / "missing.tsv"))
     with pytest.raises(UserError, match="no source<TAB>target pairs"):
-        data_lib.read_tsv(_write(tmp_path, b"one column\nanother\n"))
+        _pairs_of(_write(tmp_path, b"one column\nanother\n"))
 
 
 def test_tsv_source_counts_over_long_pairs(tmp_path, caplog):
