@@ -4,9 +4,10 @@ Each row times one training-like step, a `tf.function` computing the loss
 mean(y ** 2) of the layer's output and its gradients with respect to the
 inputs and every trainable weight, for our layer and for its Keras twin (or
 the same computation composed of Keras layers) on the same shapes, with and
-without XLA (`jit_compile=True`). Run with `python -m bench layers`; the
-table goes to stdout and the rows to bench/results/layers.json. Target: each
-of ours within 1.15x of Keras.
+without XLA (`jit_compile=True`). The recurrent rows (LSTM, GRU, SimpleRNN)
+run a batch of 64 sequences of 50 steps and return every step's output. Run
+with `python -m bench layers`; the table goes to stdout and the rows to
+bench/results/layers.json. Target: each of ours within 1.15x of Keras.
 """
 
 import os
@@ -220,11 +221,29 @@ def cases():
         x = _inputs((64, 64, 256))
         return (L.Maxout(64), []), keras_maxout(64), x
 
+    def recurrent(ours_cls, theirs_cls, **kwargs):
+        """Batch 64, 50 steps, 64 features -> 128 units, every step's output (on CPU Keras
+        runs its generic loop, as ours: no cuDNN)."""
+        def make():
+            x = _inputs((64, 50, 64))
+            ours = ours_cls(128, return_sequences=True, **kwargs)
+            theirs = theirs_cls(128, return_sequences=True, **kwargs)
+            ours.build(x[0].shape)
+            theirs.build(x[0].shape)
+            _copy(ours, theirs)
+            return (ours, ours.trainable_variables), (theirs, theirs.trainable_variables), x
+        return make
+
     return [("BatchNorm (train, 4D)", batch_norm), ("LayerNorm", layer_norm),
             ("MultiHeadAttention (causal)", attention), ("PositionalEncoding", positional),
             ("TransformerEncoderBlock", encoder), ("TransformerDecoderBlock", decoder),
             ("ResidualBlock (stride 2)", residual), ("InceptionModule", inception),
-            ("Maxout", maxout)]
+            ("Maxout", maxout),
+            ("LSTM (64 x 50 steps, 128 units)", recurrent(L.LSTM, keras.layers.LSTM)),
+            ("GRU (notes', reset_after=False)",
+             recurrent(L.GRU, keras.layers.GRU, reset_after=False)),
+            ("GRU (reset_after=True)", recurrent(L.GRU, keras.layers.GRU, reset_after=True)),
+            ("SimpleRNN", recurrent(L.SimpleRNN, keras.layers.SimpleRNN))]
 
 
 def main(rounds=9, repeats=8):

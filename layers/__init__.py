@@ -12,6 +12,10 @@ Layers (each registered for `.keras` serialization under the "dlsuite" package):
 - `ResidualBlock`: the ResNet v1 block (basic or bottleneck).
 - `InceptionModule`: the GoogLeNet Inception module.
 - `Maxout`: the max over groups of features.
+- `SimpleRNN`, `GRU`, `LSTM` (and their cells `SimpleRNNCell`, `GRUCell`,
+  `LSTMCell`): recurrent layers from the notes' equations, weight-compatible
+  with their Keras twins (`GRU` is the notes' full GRU, Keras's
+  `reset_after=False`; `reset_after=True` gives Keras's default variant).
 
 Also `losses` (a module of loss functions) and `gradient_check` (numeric against
 automatic gradients).
@@ -25,17 +29,24 @@ from layers.inception import InceptionModule
 from layers.layer_norm import LayerNorm
 from layers.maxout import Maxout
 from layers.positional_encoding import PositionalEncoding
+from layers.recurrent import GRU, LSTM, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
 from layers.residual import ResidualBlock
 from layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "BatchNorm",
+    "GRUCell",
     "InceptionModule",
+    "LSTMCell",
     "LayerNorm",
     "Maxout",
     "MultiHeadAttention",
     "PositionalEncoding",
     "ResidualBlock",
+    "SimpleRNN",
+    "SimpleRNNCell",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
     "gradient_check",
