@@ -7,9 +7,10 @@
     -> GRU(128) -> Dropout -> BatchNorm -> Dropout
     -> Dense(1, sigmoid) at every step               per-step probability (Ty, 1)
 
-The GRUs are the course's (Keras 2's reset_after=False: one bias per gate),
-so at the course's dimensions (Tx 5511, 101 frequencies) the network has
-522,561 parameters. BatchNorm is this project's `layers.BatchNorm`. The time
+The GRUs are the notes' (`layers.GRU`, hand-coded: one bias per gate, the
+twin of Keras's reset_after=False), so at the course's dimensions (Tx 5511,
+101 frequencies) the network has 522,561 parameters. BatchNorm is this
+project's `layers.BatchNorm`. The time
 axis is left open, so the same weights run on any number of frames.
 
 The course's TimeDistributed(Dense(1)) is a Dense layer applied to the
@@ -55,10 +56,10 @@ def network(num_features, filters=196, kernel_size=15, stride=4, units=128, drop
     x = layers.BatchNorm(name="conv_bn")(x)
     x = keras.layers.Activation("relu", name="relu")(x)
     x = keras.layers.Dropout(dropout, name="conv_dropout")(x)
-    x = keras.layers.GRU(units, return_sequences=True, reset_after=False, name="gru1")(x)
+    x = layers.GRU(units, return_sequences=True, name="gru1")(x)
     x = keras.layers.Dropout(dropout, name="gru1_dropout")(x)
     x = layers.BatchNorm(name="gru1_bn")(x)
-    x = keras.layers.GRU(units, return_sequences=True, reset_after=False, name="gru2")(x)
+    x = layers.GRU(units, return_sequences=True, name="gru2")(x)
     x = keras.layers.Dropout(dropout, name="gru2_dropout")(x)
     x = layers.BatchNorm(name="gru2_bn")(x)
     x = keras.layers.Dropout(dropout, name="out_dropout")(x)
