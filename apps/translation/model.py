@@ -18,10 +18,13 @@ changes nothing before it.
 
 attention (Bahdanau, Cho and Bengio, 2015; the course's date model):
     h_j = [forward h_j ; backward h_j]            bidirectional LSTM/GRU encoder
+                                                  (layers.LSTM / layers.GRU, the
+                                                  notes' equations, hand-coded)
     e_tj = v^T tanh(W_s s_{t-1} + W_h h_j)       additive attention energy
     alpha_tj = softmax_j(e_tj)  (padded j excluded)
     c_t = sum_j alpha_tj h_j                      context
     s_t = RNN(s_{t-1}, [embed(y_{t-1}) ; c_t])    unidirectional decoder
+                                                  (layers.LSTMCell / layers.GRUCell)
     logits_t = W_o [s_t ; c_t] + b_o
 
 transformer (Vaswani et al., 2017): embeddings * sqrt(d) + sinusoidal positions,
@@ -56,7 +59,7 @@ class AdditiveAttentionDecoder(keras.layers.Layer):
         self.units = units
         self.attention_units = attention_units
         self.rnn = rnn
-        cell = keras.layers.LSTMCell if rnn == "lstm" else keras.layers.GRUCell
+        cell = layers.LSTMCell if rnn == "lstm" else layers.GRUCell
         self.cell = cell(units, name="cell")
         self.query_proj = keras.layers.Dense(attention_units, use_bias=False, name="W_s")
         self.key_proj = keras.layers.Dense(attention_units, name="W_h")
@@ -115,7 +118,7 @@ class AttentionSeq2Seq(keras.Model):
     def __init__(self, source_vocab, target_vocab, embedding_dim=32, encoder_units=32,
                  decoder_units=64, attention_units=32, rnn="lstm", dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        rnn_layer = keras.layers.LSTM if rnn == "lstm" else keras.layers.GRU
+        rnn_layer = layers.LSTM if rnn == "lstm" else layers.GRU
         self.source_embedding = keras.layers.Embedding(source_vocab, embedding_dim,
                                                        name="source_embedding")
         self.encoder = keras.layers.Bidirectional(
