@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from optimizers.keras_form import in_keras_form
+
 
 @keras.saving.register_keras_serializable(package="dlsuite")
 class Adam(keras.optimizers.Optimizer):
@@ -35,6 +37,12 @@ class Adam(keras.optimizers.Optimizer):
     computed that way here (the same tensor work as Keras; only scalars
     change). Note Keras's default epsilon is `1e-7`.
 
+    With `amsgrad=True` (Reddi et al., 2018) the step divides by the largest
+    second-moment average seen so far, `v_max = max(v_max, v)`, in place of
+    `v`, so a weight's step size never grows back after a burst of large
+    gradients. A config written by `keras.optimizers.Adam` (no `epsilon_hat`
+    key) loads with `Adam.from_config` in Keras's form, `epsilon_hat=True`.
+
     Args:
         learning_rate: A float, a
             `keras.optimizers.schedules.LearningRateSchedule` instance, or a
@@ -50,6 +58,7 @@ class Adam(keras.optimizers.Optimizer):
             (Algorithm 1 of the paper). `True`: it is added to `sqrt(v)` and the
             bias correction goes into the step size (Keras, TensorFlow).
             Defaults to `False`.
+        amsgrad: Boolean, the AMSGrad variant. Defaults to `False`.
         name: String, the name of the optimizer. Defaults to one made from the
             class name.
         **kwargs: The keyword arguments of `keras.optimizers.Optimizer`:
@@ -58,9 +67,11 @@ class Adam(keras.optimizers.Optimizer):
             `loss_scale_factor`, `gradient_accumulation_steps`. Clipping,
             weight decay, EMA and loss scaling are done by the base class.
 
-    Reference:
+    References:
         - Kingma and Ba, 2014, "Adam: A Method for Stochastic Optimization",
           https://arxiv.org/abs/1412.6980.
+        - Reddi, Kale and Kumar, 2018, "On the Convergence of Adam and
+          Beyond", https://openreview.net/forum?id=ryQu7f-RZ (AMSGrad).
     """
 
     def __init__(
@@ -70,6 +81,7 @@ class Adam(keras.optimizers.Optimizer):
         beta_2=0.999,
         epsilon=1e-8,
         epsilon_hat=False,
+        amsgrad=False,
         name=None,
         **kwargs,
     ):
@@ -83,9 +95,11 @@ class Adam(keras.optimizers.Optimizer):
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
         self.epsilon_hat = bool(epsilon_hat)
+        self.amsgrad = bool(amsgrad)
 
     def build(self, var_list):
-        """Creates the first- and second-moment averages of every model variable."""
+        """Creates the first- and second-moment averages of every model variable
+        (and, with amsgrad, the running maximum of the second)."""
         if self.built:
             return
         super().build(var_list)
@@ -94,6 +108,11 @@ class Adam(keras.optimizers.Optimizer):
         for var in var_list:
             self._momentums.append(self.add_variable_from_reference(var, name="momentum"))
             self._velocities.append(self.add_variable_from_reference(var, name="velocity"))
+        self._velocity_hats = []
+        if self.amsgrad:
+            self._velocity_hats = [
+                self.add_variable_from_reference(var, name="velocity_hat") for var in var_list
+            ]
 
     def update_step(self, gradient, variable, learning_rate):
         """Updates both moment averages of `variable`, then `variable`."""
@@ -117,6 +136,10 @@ class Adam(keras.optimizers.Optimizer):
         # m + (1 - beta_1) * (g - m) == beta_1 * m + (1 - beta_1) * g, same for v.
         self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
         self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
+        if self.amsgrad:
+            v_max = self._velocity_hats[index]
+            self.assign(v_max, ops.maximum(v_max, v))
+            v = v_max
         self.assign_sub(variable, ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v), epsilon)))
 
     def get_config(self):
@@ -127,6 +150,12 @@ class Adam(keras.optimizers.Optimizer):
                 "beta_2": self.beta_2,
                 "epsilon": self.epsilon,
                 "epsilon_hat": self.epsilon_hat,
+                "amsgrad": self.amsgrad,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Reads our config, or `keras.optimizers.Adam`'s (epsilon hat)."""
+        return super().from_config(in_keras_form(config, epsilon_hat=True), custom_objects)

@@ -25,6 +25,8 @@ class AdamW(Adam):
     `keras.optimizers.AdamW(weight_decay=weight_decay, epsilon=epsilon)`.
     Variables can be kept out of the decay (biases, norms) with
     `exclude_from_weight_decay(var_list=..., var_names=...)` before building.
+    A config written by `keras.optimizers.AdamW` loads with `AdamW.from_config`
+    in Keras's form, as for `optimizers.Adam`.
 
     Args:
         learning_rate: A float, a
@@ -40,6 +42,8 @@ class AdamW(Adam):
         epsilon: Small non-negative float that keeps the division finite.
             Defaults to `1e-8`.
         epsilon_hat: Boolean, where epsilon goes; see `optimizers.Adam`.
+            Defaults to `False`.
+        amsgrad: Boolean, the AMSGrad variant; see `optimizers.Adam`.
             Defaults to `False`.
         name: String, the name of the optimizer. Defaults to one made from the
             class name.
@@ -61,17 +65,21 @@ class AdamW(Adam):
         beta_2=0.999,
         epsilon=1e-8,
         epsilon_hat=False,
+        amsgrad=False,
         name=None,
         **kwargs,
     ):
         if weight_decay is None:
-            raise ValueError("`weight_decay` must be a float for AdamW. Received: None")
+            raise ValueError(
+                "Argument `weight_decay` must be a float. Received: weight_decay=None"
+            )
         super().__init__(
             learning_rate=learning_rate,
             beta_1=beta_1,
             beta_2=beta_2,
             epsilon=epsilon,
             epsilon_hat=epsilon_hat,
+            amsgrad=amsgrad,
             name=name,
             weight_decay=weight_decay,
             **kwargs,

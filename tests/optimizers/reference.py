@@ -11,20 +11,32 @@ import numpy as np
 import optimizers
 
 
-def momentum_step(w, g, state, lr, t, momentum=0.9, ewa=True):
+def momentum_step(w, g, state, lr, t, momentum=0.9, ewa=True, nesterov=False):
     v = state.get("v", np.zeros_like(w))
-    v = momentum * v + ((1 - momentum) * g if ewa else g)
+    new = (1 - momentum) * g if ewa else g
+    v = momentum * v + new
     state["v"] = v
+    if nesterov:
+        return w - lr * (momentum * v + new)
     return w - lr * v
 
 
-def rmsprop_step(w, g, state, lr, t, rho=0.9, epsilon=1e-8, epsilon_inside_sqrt=False):
-    s = state.get("s", np.zeros_like(w))
-    s = rho * s + (1 - rho) * g**2
-    state["s"] = s
+def rmsprop_step(
+    w, g, state, lr, t, rho=0.9, momentum=0.0, epsilon=1e-8, centered=False,
+    epsilon_inside_sqrt=False,
+):
+    s = rho * state.get("s", np.zeros_like(w)) + (1 - rho) * g**2
+    a = rho * state.get("a", np.zeros_like(w)) + (1 - rho) * g
+    state["s"], state["a"] = s, a
+    second_moment = s - a**2 if centered else s
     if epsilon_inside_sqrt:
-        return w - lr * g / np.sqrt(s + epsilon)
-    return w - lr * g / (np.sqrt(s) + epsilon)
+        step = lr * g / np.sqrt(second_moment + epsilon)
+    else:
+        step = lr * g / (np.sqrt(second_moment) + epsilon)
+    if momentum > 0:
+        step = momentum * state.get("m", np.zeros_like(w)) + step
+        state["m"] = step
+    return w - step
 
 
 def adagrad_step(w, g, state, lr, t, initial_accumulator_value=0.1, epsilon=1e-7):
@@ -35,11 +47,15 @@ def adagrad_step(w, g, state, lr, t, initial_accumulator_value=0.1, epsilon=1e-7
 
 
 def adam_step(
-    w, g, state, lr, t, beta_1=0.9, beta_2=0.999, epsilon=1e-8, epsilon_hat=False, weight_decay=0.0
+    w, g, state, lr, t, beta_1=0.9, beta_2=0.999, epsilon=1e-8, epsilon_hat=False,
+    amsgrad=False, weight_decay=0.0,
 ):
     m = beta_1 * state.get("m", np.zeros_like(w)) + (1 - beta_1) * g
     v = beta_2 * state.get("v", np.zeros_like(w)) + (1 - beta_2) * g**2
     state["m"], state["v"] = m, v
+    if amsgrad:  # The largest second moment so far takes v's place.
+        v = np.maximum(state.get("v_max", np.zeros_like(w)), v)
+        state["v_max"] = v
     if epsilon_hat:
         alpha = lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
         return w - alpha * m / (np.sqrt(v) + epsilon) - lr * weight_decay * w
@@ -59,11 +75,36 @@ def adamw_step(w, g, state, lr, t, weight_decay=0.004, **hyper):
 CASES = [
     ("momentum_ewa", optimizers.Momentum, dict(momentum=0.8, ewa=True), momentum_step),
     ("momentum_sum", optimizers.Momentum, dict(momentum=0.8, ewa=False), momentum_step),
+    (
+        "momentum_nesterov",
+        optimizers.Momentum,
+        dict(momentum=0.8, nesterov=True),
+        momentum_step,
+    ),
+    (
+        "momentum_sum_nesterov",
+        optimizers.Momentum,
+        dict(momentum=0.8, ewa=False, nesterov=True),
+        momentum_step,
+    ),
+    ("gradient_descent", optimizers.Momentum, dict(momentum=0.0), momentum_step),
     ("rmsprop", optimizers.RMSProp, dict(rho=0.8, epsilon=1e-3), rmsprop_step),
     (
         "rmsprop_inside",
         optimizers.RMSProp,
         dict(rho=0.8, epsilon=1e-3, epsilon_inside_sqrt=True),
+        rmsprop_step,
+    ),
+    (
+        "rmsprop_centered_momentum",
+        optimizers.RMSProp,
+        dict(rho=0.8, momentum=0.7, epsilon=1e-3, centered=True),
+        rmsprop_step,
+    ),
+    (
+        "rmsprop_inside_centered_momentum",
+        optimizers.RMSProp,
+        dict(rho=0.8, momentum=0.7, epsilon=1e-3, centered=True, epsilon_inside_sqrt=True),
         rmsprop_step,
     ),
     (
@@ -73,6 +114,12 @@ CASES = [
         adagrad_step,
     ),
     ("adam", optimizers.Adam, dict(beta_1=0.8, beta_2=0.9, epsilon=1e-3), adam_step),
+    (
+        "adam_amsgrad",
+        optimizers.Adam,
+        dict(beta_1=0.8, beta_2=0.9, epsilon=1e-3, amsgrad=True),
+        adam_step,
+    ),
     (
         "adam_hat",
         optimizers.Adam,
@@ -89,6 +136,15 @@ CASES = [
         "adamw_hat",
         optimizers.AdamW,
         dict(weight_decay=0.3, beta_1=0.8, beta_2=0.9, epsilon=1e-3, epsilon_hat=True),
+        adamw_step,
+    ),
+    (
+        "adamw_hat_amsgrad",
+        optimizers.AdamW,
+        dict(
+            weight_decay=0.3, beta_1=0.8, beta_2=0.9, epsilon=1e-3, epsilon_hat=True,
+            amsgrad=True,
+        ),
         adamw_step,
     ),
 ]

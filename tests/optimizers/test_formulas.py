@@ -59,7 +59,8 @@ def test_matches_numpy_formula(case, dtype):
 
 
 def test_variants_really_differ():
-    """The switches (ewa, epsilon placement) change the trajectory."""
+    """The switches (ewa, nesterov, epsilon placement, centered, momentum,
+    amsgrad) change the trajectory."""
     weights, grads = _problem()
     pairs = [
         (optimizers.Momentum(0.05, ewa=True), optimizers.Momentum(0.05, ewa=False)),
@@ -68,6 +69,11 @@ def test_variants_really_differ():
             optimizers.RMSProp(0.05, epsilon=0.1, epsilon_inside_sqrt=True),
         ),
         (optimizers.Adam(0.05, epsilon=0.1), optimizers.Adam(0.05, epsilon=0.1, epsilon_hat=True)),
+        (optimizers.Momentum(0.05), optimizers.Momentum(0.05, nesterov=True)),
+        (optimizers.RMSProp(0.05), optimizers.RMSProp(0.05, centered=True)),
+        (optimizers.RMSProp(0.05), optimizers.RMSProp(0.05, momentum=0.5)),
+        # AMSGrad differs once v falls, which a short memory makes happen early.
+        (optimizers.Adam(0.05, beta_2=0.5), optimizers.Adam(0.05, beta_2=0.5, amsgrad=True)),
     ]
     for a, b in pairs:
         wa = _keras_run(a, weights, grads, "float64")
@@ -152,6 +158,8 @@ def test_ema_of_weights():
     "make, match",
     [
         (lambda: optimizers.Momentum(momentum=1.0), "momentum"),
+        (lambda: optimizers.Momentum(momentum=1.5, ewa=False), "momentum"),
+        (lambda: optimizers.RMSProp(momentum=-0.5), "momentum"),
         (lambda: optimizers.RMSProp(rho=-0.1), "rho"),
         (lambda: optimizers.Adam(beta_2=1.5), "beta_2"),
         (lambda: optimizers.AdaGrad(initial_accumulator_value=-1.0), "initial_accumulator"),

@@ -35,14 +35,36 @@ TWINS = [
         lambda: keras.optimizers.SGD(0.05, momentum=0.9),
     ),
     (
+        "nesterov",
+        lambda: optimizers.Momentum(0.05, momentum=0.9, ewa=False, nesterov=True),
+        lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    ),
+    (
+        "sgd",
+        lambda: optimizers.Momentum(0.05, momentum=0.0),
+        lambda: keras.optimizers.SGD(0.05),
+    ),
+    (
         "rmsprop",
         lambda: optimizers.RMSProp(0.01, rho=0.8, epsilon=1e-7, epsilon_inside_sqrt=True),
         lambda: keras.optimizers.RMSprop(0.01, rho=0.8, epsilon=1e-7),
     ),
     (
+        "rmsprop_centered_momentum",
+        lambda: optimizers.RMSProp(
+            0.005, rho=0.8, momentum=0.5, epsilon=1e-7, centered=True, epsilon_inside_sqrt=True
+        ),
+        lambda: keras.optimizers.RMSprop(0.005, rho=0.8, momentum=0.5, epsilon=1e-7, centered=True),
+    ),
+    (
         "adam",
         lambda: optimizers.Adam(0.01, beta_2=0.99, epsilon=1e-7, epsilon_hat=True),
         lambda: keras.optimizers.Adam(0.01, beta_2=0.99, epsilon=1e-7),
+    ),
+    (
+        "adam_amsgrad",
+        lambda: optimizers.Adam(0.01, beta_2=0.9, epsilon=1e-7, epsilon_hat=True, amsgrad=True),
+        lambda: keras.optimizers.Adam(0.01, beta_2=0.9, epsilon=1e-7, amsgrad=True),
     ),
     (
         "adagrad",
@@ -99,6 +121,36 @@ def _assert_same(ours, theirs, tol=1e-6):
 def test_matches_keras_twin(twin, mode):
     _, ours, theirs = twin
     _assert_same(train(ours(), mode), train(theirs(), mode))
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=[t[0] for t in TWINS])
+def test_keras_config_loads_in_keras_form(twin):
+    """`from_config` of the Keras twin's config gives an optimizer that takes
+    the Keras twin's steps (a config without our form flag is Keras's)."""
+    _, ours, theirs = twin
+    keras_optimizer = theirs()
+    config = keras.optimizers.serialize(keras_optimizer)["config"]
+    loaded = type(ours()).from_config(config)
+    _assert_same(train(loaded, "function", steps=20), train(theirs(), "function", steps=20))
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=[t[0] for t in TWINS])
+def test_state_variables_match_keras(twin):
+    """Same optimizer variables, names and order as the twin, so states copy.
+
+    Momentum's state keeps its own name, "velocity": it holds the sum
+    `u = momentum * u + g`, where SGD's "momentum" holds `-learning_rate * u`,
+    so the two do not copy as they are.
+    """
+    name, ours, theirs = twin
+    model = _mlp()
+    built = []
+    for optimizer in (ours(), theirs()):
+        optimizer.build(model.trainable_variables)
+        built.append([(v.name, tuple(v.shape)) for v in optimizer.variables])
+    if name in ("momentum", "nesterov"):
+        built[1] = [(n.replace("_momentum", "_velocity"), s) for n, s in built[1]]
+    assert built[0] == built[1]
 
 
 FEATURES = [

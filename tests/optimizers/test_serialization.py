@@ -43,6 +43,11 @@ def test_config_holds_the_hyperparameters():
     assert (config["rho"], config["epsilon_inside_sqrt"]) == (0.7, True)
     config = optimizers.AdamW(weight_decay=0.03, beta_2=0.95, epsilon_hat=True).get_config()
     assert (config["weight_decay"], config["beta_2"], config["epsilon_hat"]) == (0.03, 0.95, True)
+    config = optimizers.Momentum(momentum=0.7, nesterov=True).get_config()
+    assert (config["momentum"], config["nesterov"]) == (0.7, True)
+    config = optimizers.RMSProp(momentum=0.3, centered=True).get_config()
+    assert (config["momentum"], config["centered"]) == (0.3, True)
+    assert optimizers.AdamW(amsgrad=True).get_config()["amsgrad"] is True
     config = optimizers.AdaGrad(initial_accumulator_value=0.4, epsilon=1e-5).get_config()
     assert (config["initial_accumulator_value"], config["epsilon"]) == (0.4, 1e-5)
 
