@@ -1,4 +1,7 @@
-"""Batch normalization (Ioffe and Szegedy, 2015), written from the formula."""
+"""Batch normalization (Ioffe and Szegedy, 2015) and batch renormalization
+(Ioffe, 2017), written from the formulas."""
+
+import operator
 
 import keras
 import tensorflow as tf
@@ -11,6 +14,38 @@ def _replicas_in_sync():
     """Number of replicas of the current tf.distribute replica context (1 if none)."""
     ctx = tf.distribute.get_replica_context()
     return 1 if ctx is None else ctx.num_replicas_in_sync
+
+
+_CLIPPING_KEYS = ("rmax", "rmin", "dmax")
+
+
+def _checked_clipping(renorm_clipping):
+    """`renorm_clipping` as a new dict of floats (None values dropped), validated."""
+    if renorm_clipping is None:
+        return None
+    if not isinstance(renorm_clipping, dict):
+        raise ValueError("BatchNorm: `renorm_clipping` must be a dict with keys among "
+                         f"{list(_CLIPPING_KEYS)}; got renorm_clipping={renorm_clipping!r}.")
+    unknown = sorted(set(renorm_clipping) - set(_CLIPPING_KEYS), key=str)
+    if unknown:
+        raise ValueError(f"BatchNorm: Received invalid keys {unknown} in `renorm_clipping`="
+                         f"{renorm_clipping!r}; the keys may only be {list(_CLIPPING_KEYS)}.")
+    clipping = {k: float(v) for k, v in renorm_clipping.items() if v is not None}
+    rmin, rmax, dmax = (clipping.get(k) for k in ("rmin", "rmax", "dmax"))
+    if rmin is not None and rmax is not None and rmax < rmin:
+        raise ValueError(f"BatchNorm: in `renorm_clipping`, rmax should be >= rmin; got "
+                         f"rmax={rmax}, rmin={rmin}.")
+    if dmax is not None and dmax < 0.0:
+        raise ValueError(f"BatchNorm: in `renorm_clipping`, dmax should be non-negative; "
+                         f"got dmax={dmax}.")
+    return clipping
+
+
+def _fresh(initializer):
+    """A new instance of a Keras initializer (so a seeded one is not reused), else itself."""
+    if isinstance(initializer, initializers.Initializer):
+        return type(initializer).from_config(initializer.get_config())
+    return initializer
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -39,9 +74,48 @@ class BatchNorm(keras.layers.Layer):
     `trainable = False` always runs in inference mode (as Keras does), so a
     frozen backbone keeps its statistics.
 
+    **Batch renormalization** (`renorm=True`; Ioffe, 2017,
+    https://arxiv.org/abs/1702.03275) makes training-mode outputs agree with
+    what inference will compute, which helps with small or non-i.i.d.
+    batches. Two more moving averages, `renorm_mean` (mu_R) and
+    `renorm_stddev` (sigma_R), follow the batch statistics with
+    `renorm_momentum`; in training each batch is normalized with its own
+    statistics and then corrected towards them:
+
+        sigma_B = sqrt(sigma2 + epsilon)
+        s_R     = max(sigma_R, sqrt(epsilon))               (no division by ~0)
+        r       = clip(sigma_B / s_R, rmin, rmax)
+        d       = clip((mu - mu_R) / s_R, -dmax, dmax)
+        y       = gamma * ((x - mu) / sigma_B * r + d) + beta
+
+    r and d are treated as constants by backpropagation (stop-gradient), as
+    in the paper. Without clipping, r = sigma_B / s_R and d make
+    `(x - mu) / sigma_B * r + d = (x - mu_R) / s_R`: the moving statistics'
+    normalization, with the gradient of the batch's. `renorm_clipping` is a
+    dict with optional keys "rmax", "rmin", "dmax" (missing: no bound, i.e.
+    inf, 0 and inf); r is clipped to [rmin, rmax] and d to [-dmax, dmax];
+    the paper starts from rmax = 1, rmin = 1, dmax = 0 (plain batch norm)
+    and relaxes them during training. After the correction (which uses the
+    averages from *before* this batch) the moving statistics are updated:
+
+        mu_R            <- renorm_momentum * mu_R    + (1 - renorm_momentum) * mu
+        sigma_R         <- renorm_momentum * sigma_R + (1 - renorm_momentum) * sigma_B
+        moving_mean     <- momentum * moving_mean    + (1 - momentum) * mu
+        moving_stddev   <- momentum * moving_stddev  + (1 - momentum) * sigma_B
+        moving_variance <- max(moving_stddev ** 2 - epsilon, 0)
+
+    that is, with renorm the inference variance is averaged as a standard
+    deviation (`moving_stddev`) and `moving_variance` derived from it, while
+    inference itself is unchanged (it reads `moving_mean` and
+    `moving_variance`, whatever `renorm` is). `moving_stddev` and
+    `renorm_stddev` start at the square root of
+    `moving_variance_initializer`'s values, `renorm_mean` at
+    `moving_mean_initializer`'s.
+
     The arguments, weight names, weight order (gamma, beta, moving_mean,
-    moving_variance) and numerics follow `keras.layers.BatchNormalization`
-    (without batch renormalization), so weights copy between the two.
+    moving_variance, then with renorm moving_stddev, renorm_mean,
+    renorm_stddev) and numerics follow `keras.layers.BatchNormalization`, so
+    weights copy between the two and the training and inference outputs agree.
     Float16/bfloat16 inputs (mixed precision) are normalized in float32 and
     the result cast back to the layer's compute dtype; the weights stay in
     the variable dtype (float32). Under `tf.distribute`, the moving
@@ -54,7 +128,7 @@ class BatchNorm(keras.layers.Layer):
       axis: the feature axis (an int, negative counts from the end); -1 for
         dense `(batch, features)` and channels-last images, 1 for
         channels-first.
-      momentum: momentum of the moving averages, in [0, 1].
+      momentum: momentum of the moving averages used by inference, in [0, 1].
       epsilon: small positive float added to the variance.
       center: if True, add the learned offset `beta`.
       scale: if True, multiply by the learned scale `gamma`.
@@ -63,6 +137,14 @@ class BatchNorm(keras.layers.Layer):
         the moving statistics.
       beta_regularizer, gamma_regularizer: optional regularizers.
       beta_constraint, gamma_constraint: optional constraints.
+      renorm: if True, use batch renormalization in training (three more
+        non-trainable weights; inference is unchanged).
+      renorm_clipping: with `renorm`, an optional dict with keys among
+        "rmax", "rmin", "dmax" (floats) bounding r and d; other keys, rmax <
+        rmin or dmax < 0 are rejected.
+      renorm_momentum: momentum of `renorm_mean` and `renorm_stddev`, in
+        [0, 1]. Unlike `momentum` it affects training: small values make r
+        and d noisy, large ones stale.
       synchronized: if True, batch statistics are computed over all replicas
         of the current `tf.distribute` strategy.
       **kwargs: base layer arguments (`name`, `dtype`, ...).
@@ -90,21 +172,32 @@ class BatchNorm(keras.layers.Layer):
         gamma_regularizer=None,
         beta_constraint=None,
         gamma_constraint=None,
+        renorm=False,
+        renorm_clipping=None,
+        renorm_momentum=0.99,
         synchronized=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(axis, int) or isinstance(axis, bool):
+        if isinstance(axis, bool):
             raise ValueError(f"BatchNorm: `axis` must be an int; got axis={axis!r}.")
-        if not 0.0 <= float(momentum) <= 1.0:
-            raise ValueError(f"BatchNorm: `momentum` must be in [0, 1]; got momentum={momentum}.")
+        try:
+            axis = operator.index(axis)
+        except TypeError:
+            raise ValueError(f"BatchNorm: `axis` must be an int; got axis={axis!r}.") from None
+        for name, value in (("momentum", momentum), ("renorm_momentum", renorm_momentum)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"BatchNorm: `{name}` must be in [0, 1]; got {name}={value}.")
         if not float(epsilon) > 0.0:
             raise ValueError(f"BatchNorm: `epsilon` must be positive; got epsilon={epsilon}.")
-        self.axis = int(axis)
+        self.axis = axis
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
+        self.renorm = bool(renorm)
+        self.renorm_clipping = _checked_clipping(renorm_clipping)
+        self.renorm_momentum = float(renorm_momentum)
         self.synchronized = bool(synchronized)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
@@ -149,6 +242,23 @@ class BatchNorm(keras.layers.Layer):
         self.moving_variance = self.add_weight(
             shape=shape, name="moving_variance", initializer=self.moving_variance_initializer,
             trainable=False, autocast=False)
+        if self.renorm:
+            def stddev_initializer(shape, dtype=None):
+                # sqrt of what moving_variance_initializer gives (a fresh copy of it).
+                return ops.sqrt(_fresh(self.moving_variance_initializer)(shape, dtype=dtype))
+
+            # Same names and order as Keras: the inference stddev, then the
+            # training-time (renorm) mean and stddev.
+            self.moving_stddev = self.add_weight(
+                shape=shape, name="moving_stddev", initializer=stddev_initializer,
+                trainable=False, autocast=False)
+            self.renorm_mean = self.add_weight(
+                shape=shape, name="renorm_mean",
+                initializer=_fresh(self.moving_mean_initializer),
+                trainable=False, autocast=False)
+            self.renorm_stddev = self.add_weight(
+                shape=shape, name="renorm_stddev", initializer=stddev_initializer,
+                trainable=False, autocast=False)
         self.input_spec = keras.InputSpec(ndim=rank, axes={self._axis: channels})
 
     def compute_output_shape(self, input_shape):
@@ -187,27 +297,69 @@ class BatchNorm(keras.layers.Layer):
         channels = (self._broadcast_shape[self._axis],)
         return ops.reshape(mean, channels), ops.reshape(variance, channels)
 
+    def _renorm_correction(self, mean, variance):
+        """r and d of batch renormalization (constants for backprop), shaped (C,)."""
+        dtype = mean.dtype
+        sigma_b = ops.sqrt(variance + self.epsilon)
+        sigma_r = ops.maximum(ops.cast(self.renorm_stddev, dtype), self.epsilon ** 0.5)
+        r = sigma_b / sigma_r
+        d = (mean - ops.cast(self.renorm_mean, dtype)) / sigma_r
+        clipping = self.renorm_clipping or {}
+        if "rmin" in clipping:
+            r = ops.maximum(r, clipping["rmin"])
+        if "rmax" in clipping:
+            r = ops.minimum(r, clipping["rmax"])
+        if "dmax" in clipping:
+            d = ops.clip(d, -clipping["dmax"], clipping["dmax"])
+        return ops.stop_gradient(r), ops.stop_gradient(d)
+
+    def _update_moving_statistics(self, mean, variance):
+        """Moves the averages towards this batch's mu and sigma2 (see the class docstring)."""
+        dtype = mean.dtype
+
+        def toward(variable, value, momentum):
+            new = ops.cast(variable, dtype) * momentum + value * (1.0 - momentum)
+            variable.assign(new)
+            return new
+
+        toward(self.moving_mean, mean, self.momentum)
+        if not self.renorm:
+            toward(self.moving_variance, variance, self.momentum)
+            return
+        sigma_b = ops.sqrt(variance + self.epsilon)
+        toward(self.renorm_mean, mean, self.renorm_momentum)
+        toward(self.renorm_stddev, sigma_b, self.renorm_momentum)
+        stddev = toward(self.moving_stddev, sigma_b, self.momentum)
+        # Rounding could make stddev^2 - epsilon slightly negative.
+        self.moving_variance.assign(ops.relu(ops.square(stddev) - self.epsilon))
+
     def call(self, inputs, training=None, mask=None):
         # Statistics overflow in float16; compute in float32 (or float64).
         dtype = keras.backend.result_type(inputs.dtype, "float32")
         x = ops.cast(inputs, dtype)
+        r = d = None
         if training and self.trainable:
             mean, variance = self._moments(x, mask)
-            moving_mean = ops.cast(self.moving_mean, dtype)
-            moving_variance = ops.cast(self.moving_variance, dtype)
-            self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            if self.renorm:
+                # The correction uses the renorm averages from before this batch.
+                r, d = self._renorm_correction(mean, variance)
+            self._update_moving_statistics(mean, variance)
         else:
             mean = ops.cast(self.moving_mean, dtype)
             variance = ops.cast(self.moving_variance, dtype)
 
         # y = x * inv + (beta - mean * inv) with inv = gamma / sqrt(var + eps):
-        # only two elementwise passes over x.
+        # only two elementwise passes over x. With renorm, gamma * (z * r + d)
+        # + beta = z * (gamma * r) + (gamma * d + beta) for z = (x - mu) / sigma_B.
+        gamma = ops.cast(self.gamma, dtype) if self.scale else None
         inv = ops.rsqrt(variance + self.epsilon)
-        if self.scale:
-            inv = inv * ops.cast(self.gamma, dtype)
+        if r is not None:
+            inv = inv * r
+        if gamma is not None:
+            inv = inv * gamma
         offset = -mean * inv
+        if d is not None:
+            offset = offset + (d if gamma is None else d * gamma)
         if self.center:
             offset = offset + ops.cast(self.beta, dtype)
         if self._axis != len(x.shape) - 1:
@@ -233,6 +385,10 @@ class BatchNorm(keras.layers.Layer):
             "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
             "beta_constraint": constraints.serialize(self.beta_constraint),
             "gamma_constraint": constraints.serialize(self.gamma_constraint),
+            "renorm": self.renorm,
+            "renorm_clipping": (None if self.renorm_clipping is None
+                                else dict(self.renorm_clipping)),
+            "renorm_momentum": self.renorm_momentum,
             "synchronized": self.synchronized,
         })
         return config
