@@ -6,6 +6,7 @@ DESELECTED lists the tests left out, each with the reason: they test
 Keras-private internals a user of the class never meets.
 """
 
+import layers
 import optimizers
 from tests.keras_own.runner import deselect, keras_form, load
 
@@ -39,3 +40,13 @@ AdamWTest = _suite(
     "AdamWTest",
 )
 AdagradTest = _suite("optimizers/adagrad_test.py", {"Adagrad": optimizers.AdaGrad}, "AdagradTest")
+BatchNormalizationTest = _suite(
+    "layers/normalization/batch_normalization_test.py",
+    {"layers.BatchNormalization": layers.BatchNorm},
+    "BatchNormalizationTest",
+)
+LayerNormalizationTest = _suite(
+    "layers/normalization/layer_normalization_test.py",
+    {"layers.LayerNormalization": layers.LayerNorm},
+    "LayerNormalizationTest",
+)
