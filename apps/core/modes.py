@@ -24,6 +24,7 @@ PREDICTIONS_MARK = ".dlsuite-predictions"
 def train(task, run, trainer=None):
     """Trains (resuming), tests, exports and writes metrics.json; prints the summary."""
     trainer = trainer or task.make_trainer(run.workdir)
+    trainer.on_validation = run.on_validation
     metrics = trainer.train()
     if trainer.chief:
         print_summary(metrics, trainer.outputs(), task)

@@ -32,6 +32,8 @@ class Run:
     input: str | None = None
     output: str | None = None
     options: dict = dataclasses.field(default_factory=dict)
+    #: train's hook after each epoch's validation (Trainer.on_validation)
+    on_validation: object = None
 
     def option(self, name):
         return self.options.get(name)

@@ -20,6 +20,7 @@ uninterrupted run would.
 
 import contextlib
 import math
+import numbers
 import os
 import shutil
 import sys
@@ -52,6 +53,10 @@ class Trainer:
         self.workdir = workdir
         self.paths = workdir_lib.paths(workdir)
         self._beside_export = {}
+        #: called as on_validation(epoch, metrics) after each epoch's validation
+        #: (a tuning trial's report; it may raise to stop the run, apps.core.tune)
+        self.on_validation = None
+        self._last_validation = (None, None)  # (step, metrics) of the latest one
         self._skipped_mark = columns.SKIPPED.mark()
         self.strategy = strategy or strategy_lib.make_strategy(config.strategy, config.tpu)
         self.chief = strategy_lib.is_chief(self.strategy)
@@ -328,6 +333,9 @@ class Trainer:
                     print(line, flush=True)
                 if self.chief:
                     self._write_eval(writers["eval"], step, val, images)
+                self._last_validation = (step, val)
+                if self.on_validation is not None:
+                    self.on_validation(epoch + 1, val)
         faults.before_finish()
         # The last step is an epoch end, so the last checkpoint is already written.
         return self.finish(examples_per_sec=examples / busy if busy else None)
@@ -336,6 +344,7 @@ class Trainer:
         """Tests, exports and writes metrics.json (chief only), once."""
         test, images = self.evaluate_split(self.data.test, "test")
         metrics = self.named(test)
+        metrics.update(self.final_validation())
         previous = workdir_lib.read_metrics(self.workdir) or {}
         metrics["examples_per_sec"] = (examples_per_sec if examples_per_sec is not None
                                        else previous.get("examples_per_sec"))
@@ -379,6 +388,16 @@ class Trainer:
                             f"({columns.SKIPPED.last}); remove or replace it and run the "
                             f"same command again (the checkpoints in {self.paths['ckpt']} "
                             "are kept)") from None
+
+    def final_validation(self):
+        """val_<name> of the final model's headline validation metrics (the last epoch's,
+        or evaluated now when a resumed run had no epoch left): what a model is
+        chosen by, where test_ is what it is reported by."""
+        step, val = self._last_validation
+        if step != int(self.step.numpy()):
+            val, _ = self.evaluate_split(self.data.val, "validation")
+        return {f"val_{k}": float(val[k]) for k in self.task.headline_metrics
+                if isinstance(val.get(k), numbers.Real) and not isinstance(val[k], bool)}
 
     def named(self, metrics):
         """metrics.json's names for the test split's metrics: test_<name>, but the
