@@ -10,7 +10,27 @@ import layers
 import optimizers
 from tests.keras_own.runner import deselect, keras_form, load
 
-DESELECTED = {}
+_PRIVATE_SUBLAYERS = ("reads Keras's private projection sublayers (_query_dense, ...); ours "
+                      "owns its kernels (Keras's weight order); tests/layers/test_attention.py "
+                      "checks the same public behaviour")
+DESELECTED = {
+    "MultiHeadAttentionTest": {
+        "test_causal_only_skipped_for_subclass": "overrides the private _compute_attention hook",
+        "test_compute_attention_combines_causal_and_explicit_mask_fused_fallback":
+            "calls the private _compute_attention",
+        "test_compute_attention_combines_causal_and_explicit_mask_manual_path":
+            "calls the private _compute_attention",
+        "test_dtype_policy_map": "per-sublayer dtype policies keyed by Keras's sublayer paths "
+                                 "(mha/query) and its private _query_dense._kernel",
+        "test_initializer": _PRIVATE_SUBLAYERS,
+        "test_mha_constraints": _PRIVATE_SUBLAYERS,
+        "test_quantize_int8": _PRIVATE_SUBLAYERS + " (int8 is tested against Keras's "
+                                                   "quantized layer there)",
+        "test_lora": "enable_lora belongs to Keras's EinsumDense sublayers, which ours has not",
+        "test_sliding_window_serialization": "reads the private attribute _sliding_window (the "
+                                             "config round trip it also checks passes)",
+    },
+}
 
 
 def _suite(relative_path, swaps, test_case):
@@ -49,4 +69,9 @@ LayerNormalizationTest = _suite(
     "layers/normalization/layer_normalization_test.py",
     {"layers.LayerNormalization": layers.LayerNorm},
     "LayerNormalizationTest",
+)
+MultiHeadAttentionTest = _suite(
+    "layers/attention/multi_head_attention_test.py",
+    {"layers.MultiHeadAttention": layers.MultiHeadAttention},
+    "MultiHeadAttentionTest",
 )
