@@ -171,9 +171,10 @@ def random_split(count, fractions, seed, where):
     return tuple(np.split(order, np.cumsum([first] + sizes)[:-1]))
 
 
-def steps_per_epoch(num_examples, global_batch_size):
+def steps_per_epoch(num_examples, global_batch_size, note=""):
+    """Whole batches of an epoch; `note` follows the count in the error of too few."""
     if num_examples < global_batch_size:
-        raise UserError(f"the training split has {num_examples} examples, fewer than "
+        raise UserError(f"the training split has {num_examples} examples{note}, fewer than "
                         f"config.train.batch_size = {global_batch_size}")
     return num_examples // global_batch_size
 

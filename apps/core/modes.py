@@ -14,6 +14,7 @@ import shutil
 
 from absl import logging
 
+from apps.core import diagnosis
 from apps.core import workdir as workdir_lib
 from apps.core.errors import UserError
 
@@ -179,10 +180,13 @@ def _figure(name, value):
 
 
 def print_summary(metrics, outputs, task):
-    """The end of a training run: the test headline, the speed and where things are."""
+    """The end of a training run: the test headline, the diagnosis, the speed and
+    where things are."""
     line = headline_line("test", metrics, task.headline_metrics, prefix="test_",
                          keep=task.unprefixed_metrics)
     if line:
+        print(line)
+    for line in diagnosis.lines(metrics):
         print(line)
     speed = metrics.get("examples_per_sec")
     if metrics.get("steps") is not None:

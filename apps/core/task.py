@@ -68,6 +68,10 @@ class Task:
     #: config fields a workdir's checkpoints depend on: a later run in the same
     #: workdir must have the same values (apps.core.config.check_workdir_owner)
     workdir_fields = ("model",)
+    #: whether data.val and data.test hold examples the loss applies to; False
+    #: (word embeddings: evaluation sets of another kind) limits a diagnosis on
+    #: the loss (config.diagnosis.metric = "loss") to train and train-dev
+    splits_hold_examples = True
 
     @classmethod
     def apply_options(cls, config, run):

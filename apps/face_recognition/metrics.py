@@ -58,9 +58,13 @@ def pair_distances(embeddings, pairs):
 
 
 def accuracy_at(same_d, diff_d, threshold):
+    """Share of pairs verified right at `threshold`; NaN without pairs of both kinds
+    (a split with no person seen twice has nothing to verify)."""
     same_d, diff_d = np.asarray(same_d), np.asarray(diff_d)
+    if len(same_d) == 0 or len(diff_d) == 0:
+        return float("nan")
     correct = np.sum(same_d < threshold) + np.sum(diff_d >= threshold)
-    return float(correct / max(1, len(same_d) + len(diff_d)))
+    return float(correct / (len(same_d) + len(diff_d)))
 
 
 def best_threshold(same_d, diff_d, initial=0.7):
@@ -105,7 +109,9 @@ def tar_at_far(same_d, diff_d, far=1e-2):
     diff_sorted = np.sort(np.asarray(diff_d, np.float64))
     k = int(np.floor(far * len(diff_sorted) + 1e-9))
     threshold = diff_sorted[k] if k < len(diff_sorted) else np.inf
-    return float(np.mean(np.asarray(same_d) < threshold)), float(threshold)
+    same_d = np.asarray(same_d)
+    tar = float(np.mean(same_d < threshold)) if len(same_d) else float("nan")
+    return tar, float(threshold)
 
 
 def rank1_accuracy(embeddings, labels, seed):

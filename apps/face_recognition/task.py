@@ -155,8 +155,8 @@ class FaceRecognitionTask(ImageTask):
             "rank1": metrics_lib.rank1_accuracy(embeddings, split.targets, self.config.seed),
             "threshold": threshold,
             "pixel_baseline_verification_accuracy": self.pixel_baseline(split),
-            "mean_same_distance": float(np.mean(same_d)),
-            "mean_different_distance": float(np.mean(diff_d)),
+            "mean_same_distance": float(np.mean(same_d)) if len(same_d) else float("nan"),
+            "mean_different_distance": float(np.mean(diff_d)) if len(diff_d) else float("nan"),
         }
         if is_val:
             metrics["active_triplets"] = self.active_triplets(model)
