@@ -88,6 +88,11 @@ def check(config):
 
 def get_config(variant=""):
     config = common_config("translation")
+    # --mode=tune's default search (apps.core.tune): Adam's learning rate and
+    # beta_1, and dropout.
+    config.tune.space = ("optimizer.learning_rate = log_uniform(1e-4, 1e-1); "
+                         "optimizer.beta_1 = one_minus_log(0.8, 0.99); "
+                         "model.dropout = uniform(0, 0.3)")
 
     config.data = ml_collections.ConfigDict()
     config.data.source = "dates"  # dates | tsv | parallel | tfds
@@ -145,12 +150,20 @@ def get_config(variant=""):
     config.eval.attention_maps = 4  # validation examples drawn in TensorBoard
     config.eval.shown_errors = 10  # error_analysis: wrong translations printed
 
+    # The diagnosis at the end of a run (apps.core.diagnosis): the error is
+    # 1 - exact match (a whole output right or wrong).
+    config.diagnosis.metric = "exact_match"
+    config.diagnosis.metric_is_error = False
+    # Dates: every source has exactly one reading (apps/translation/dates.py), so 0.
+    config.diagnosis.human_level_error = 0.0
+
     if variant == "transformer":
         _transformer(config)
     elif variant == "tiny":
         config.data.dates.train = 128
         config.data.dates.val = 16
         config.data.dates.test = 32
+        config.diagnosis.train_dev_fraction = 0.0  # too few dates to hold any out
         config.model.embedding_dim = 8
         config.model.encoder_units = 8
         config.model.decoder_units = 16
@@ -169,6 +182,7 @@ def get_config(variant=""):
         config.eval.attention_maps = 1
     elif variant in ("tsv", "parallel", "tfds"):
         _transformer(config)
+        config.diagnosis.human_level_error = None  # people's translations differ: set it
         config.data.source = variant
         config.data.tokenizer = "wordpiece"
         config.data.max_source_length = 40

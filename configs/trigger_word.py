@@ -114,6 +114,11 @@ def check(config):
 
 def get_config(variant=""):
     config = common_config("trigger_word")
+    # --mode=tune's default search (apps.core.tune): Adam's learning rate and
+    # beta_1, and dropout.
+    config.tune.space = ("optimizer.learning_rate = log_uniform(1e-4, 1e-1); "
+                         "optimizer.beta_1 = one_minus_log(0.8, 0.99); "
+                         "model.dropout = uniform(0, 0.5)")
 
     config.data = ml_collections.ConfigDict()
     config.data.source = "synthetic"  # synthetic | folder | tfds
@@ -179,9 +184,17 @@ def get_config(variant=""):
     config.train.epochs = 20
     config.train.checkpoint_every = 50
 
+    # The diagnosis at the end of a run (apps.core.diagnosis): the error is 1 - frame F1.
+    config.diagnosis.metric = "frame_f1"
+    config.diagnosis.metric_is_error = False
+    # Synthetic clips: the labels follow from where the (clearly spoken) words
+    # were placed, so 0 (not measured).
+    config.diagnosis.human_level_error = 0.0
+
     if variant == "tiny":
         config.data.clip_seconds = 2.0
         config.data.num_clips = (48, 16, 16)
+        config.diagnosis.train_dev_fraction = 0.0  # too few clips to hold any out
         config.data.max_triggers = 2
         config.data.max_negatives = 1
         config.data.synthetic.trigger_utterances = 12
@@ -218,8 +231,10 @@ def get_config(variant=""):
     elif variant == "folder":
         config.data.source = "folder"
         config.data.cache = "none"  # real data: as many clips as asked, none held
+        config.diagnosis.human_level_error = None  # your recordings: set it
     elif variant == "speech_commands":
         config.data.source = "tfds"
+        config.diagnosis.human_level_error = None  # set it
         config.data.cache = "none"
         config.data.max_examples = 10000  # per split, to bound memory
         config.data.sample_rate = 16000

@@ -130,6 +130,25 @@ COMMON_RULES = {
     "train.max_checkpoints": positive_int,
     "train.max_skipped_fraction": fraction,
     "export.tflite": boolean,
+    "diagnosis.metric": Rule(lambda v: isinstance(v, str),
+                             "'loss', a figure of the app's evaluation, or '' (off)"),
+    "diagnosis.metric_is_error": boolean,
+    "diagnosis.human_level_error": Rule(
+        lambda v: v is None or (_is_number(v) and math.isfinite(v) and v >= 0),
+        "an error >= 0 (a fraction for 1 - metric), or None when not known"),
+    "diagnosis.train_dev_fraction": Rule(lambda v: _is_number(v) and 0 <= v < 0.5,
+                                         "a fraction in [0, 0.5); 0 = no train-dev split"),
+    "diagnosis.train_sample": non_negative_int,
+    "tune.trials": positive_int,
+    "tune.mode": Rule(lambda v: isinstance(v, str) and v, "a training mode, e.g. 'train'"),
+    "tune.space": Rule(lambda v: isinstance(v, str), "'field = kind(args); ...' (apps.core.tune)"),
+    "tune.metric": Rule(lambda v: isinstance(v, str), "a headline metric's name, or ''"),
+    "tune.direction": one_of("maximize", "minimize"),
+    "tune.pruner": one_of("median", "halving", "none"),
+    "tune.coarse_share": Rule(lambda v: _is_number(v) and 0 < v <= 1, "a fraction in (0, 1]"),
+    "tune.storage": Rule(lambda v: isinstance(v, str), "'' or an SQL database URL"),
+    "tune.study": Rule(lambda v: isinstance(v, str), "a study name, or ''"),
+    "tune.workers": non_negative_int,
 }
 
 
@@ -169,6 +188,27 @@ def common_config(app):
     # Also write DIR/export_tflite/ (float and dynamic-range TensorFlow Lite
     # models, apps/core/tflite.py); only the vision apps can.
     config.export.tflite = False
+    # The notes' diagnosis at the end of every run (apps/core/diagnosis.py):
+    # the error on train, train-dev, dev and test against human-level error.
+    config.diagnosis = ml_collections.ConfigDict()
+    config.diagnosis.metric = "loss"  # configs/<app>.py: its headline metric; '' = off
+    config.diagnosis.metric_is_error = True  # False: the error is 1 - metric
+    # The proxy for the Bayes error; configs/<app>.py sets it (None: not known).
+    config.diagnosis.human_level_error = ml_collections.FieldReference(None, field_type=float)
+    config.diagnosis.train_dev_fraction = 0.05  # of the training split, never trained on
+    config.diagnosis.train_sample = 0  # training examples evaluated; 0 = as many as dev
+    # --mode=tune (apps.core.tune): random search over `space`, coarse to fine.
+    config.tune = ml_collections.ConfigDict()
+    config.tune.trials = 12
+    config.tune.mode = "train"  # the mode each trial runs (an app's own training mode)
+    config.tune.space = ""  # configs/<app>.py sets the app's default space
+    config.tune.metric = ""  # a headline validation metric; '' = the first one
+    config.tune.direction = "maximize"
+    config.tune.pruner = "median"  # median | halving | none
+    config.tune.coarse_share = 0.5  # trials in the first (coarse) round
+    config.tune.storage = ""  # '' = sqlite:///WORKDIR/tune.db; or an SQL database URL
+    config.tune.study = ""  # '' = the app's name
+    config.tune.workers = 1  # tune processes on this machine; 0 = one per 4 cores
     return config
 
 

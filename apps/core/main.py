@@ -1,7 +1,7 @@
 """The absl entrypoint every app shares.
 
     python -m apps.<app> --config=configs/<app>.py[:variant] --workdir=DIR \\
-        [--mode=train|eval|predict|export|config] [--input=PATH] [--output=DIR] \\
+        [--mode=train|eval|predict|export|tune|config] [--input=PATH] [--output=DIR] \\
         [--config.a.b=value ...] [-v 1]
 
 An app's __main__.py is two lines: `from apps.core.main import run` and
@@ -29,19 +29,20 @@ from ml_collections import config_flags  # noqa: E402
 from apps.core import config as config_lib  # noqa: E402
 from apps.core import export as export_lib  # noqa: E402
 from apps.core import modes as modes_lib  # noqa: E402
+from apps.core import tune as tune_lib  # noqa: E402
 from apps.core.errors import UserError  # noqa: E402
 from apps.core.task import Run  # noqa: E402
 
 MODES = {"train": modes_lib.train, "eval": modes_lib.evaluate,
-         "predict": modes_lib.predict, "export": modes_lib.export}
+         "predict": modes_lib.predict, "export": modes_lib.export, "tune": tune_lib.tune}
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to configs/<app>.py (optionally :variant); override any field "
     "with --config.section.field=value (--mode=config lists them all). -v 1 shows "
     "TensorFlow's own log lines.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, TensorBoard, export.")
-_MODE = flags.DEFINE_string("mode", "train", "train | eval | predict | export | config (print "
-                            "the resolved config and exit), or an app's own mode (e.g. "
+_MODE = flags.DEFINE_string("mode", "train", "train | eval | predict | export | tune | config "
+                            "(print the resolved config and exit), or an app's own mode (e.g. "
                             "face_recognition's enroll).")
 _INPUT = flags.DEFINE_string("input", None, "--mode=predict (and the app's own modes that "
                              "read inputs): an input file or folder.")
@@ -168,7 +169,8 @@ def app_name(task_cls):
     return parts[1] if len(parts) > 2 and parts[0] == "apps" else None
 
 
-def execute(task_cls, config, workdir, mode="train", input_path=None, output=None, **options):
+def execute(task_cls, config, workdir, mode="train", input_path=None, output=None,
+            on_validation=None, **options):
     """Runs one mode; returns metrics (train, eval, some extra modes) or None.
 
     `options` are the app's own flags (Task.flags) that were given. Raises UserError.
@@ -180,7 +182,8 @@ def execute(task_cls, config, workdir, mode="train", input_path=None, output=Non
     if mode not in modes:
         raise UserError(f"--mode={mode}: expected one of {', '.join(modes)}, or config")
     _check_flags(task_cls, mode, input_path, output, options)
-    run_ = Run(workdir=workdir, mode=mode, input=input_path, output=output, options=options)
+    run_ = Run(workdir=workdir, mode=mode, input=input_path, output=output, options=options,
+               on_validation=on_validation)
     expected = app_name(task_cls)
     if expected and config.get("app") != expected:
         raise UserError(f"--config: a config of the {config.get('app')!r} app, not "

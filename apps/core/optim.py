@@ -4,6 +4,8 @@
     config.optimizer.learning_rate peak learning rate
     config.optimizer.schedule      constant | step | inverse_time | exponential |
                                    warmup_cosine | linear | inverse_sqrt
+    config.optimizer.momentum      the velocity's decay (momentum)
+    config.optimizer.beta_1/beta_2 the moment averages' decays (adam, adamw)
     config.optimizer.weight_decay  decoupled weight decay (adamw)
     config.optimizer.clipnorm      global gradient-norm clipping (0 = off)
 
@@ -31,6 +33,8 @@ def optimizer_config(name="adam", learning_rate=1e-3, schedule="constant"):
     config.decay_epochs = (30, 60, 90)  # step: divide by 10 at these epochs
     config.decay_rate = 0.1  # inverse_time, exponential (per epoch)
     config.momentum = 0.9  # momentum
+    config.beta_1 = 0.9  # adam, adamw
+    config.beta_2 = 0.999  # adam, adamw
     config.weight_decay = 0.0  # adamw
     config.clipnorm = 0.0  # global norm; 0 = off
     return config
@@ -43,6 +47,8 @@ RULES = {
     "optimizer.warmup_epochs": non_negative_float,
     "optimizer.decay_rate": non_negative_float,
     "optimizer.momentum": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.beta_1": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.beta_2": Rule(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "optimizer.weight_decay": non_negative_float,
     "optimizer.clipnorm": non_negative_float,
 }
@@ -90,9 +96,10 @@ def make_optimizer(config, steps_per_epoch, total_steps, clip=False):
     if name == "rmsprop":
         return optimizers.RMSProp(lr, **common)
     if name == "adam":
-        return optimizers.Adam(lr, **common)
+        return optimizers.Adam(lr, beta_1=config.beta_1, beta_2=config.beta_2, **common)
     if name == "adamw":
-        return optimizers.AdamW(lr, weight_decay=config.weight_decay, **common)
+        return optimizers.AdamW(lr, weight_decay=config.weight_decay, beta_1=config.beta_1,
+                                beta_2=config.beta_2, **common)
     if name == "adagrad":
         return optimizers.AdaGrad(lr, **common)
     raise ValueError(name)

@@ -30,7 +30,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from apps.core import columns, faults, hparams, modes
+from apps.core import columns, diagnosis, faults, hparams, modes
 from apps.core import config as config_lib
 from apps.core import data as data_lib
 from apps.core import export as export_lib
@@ -64,6 +64,10 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
 
         self.data = task.load_data()
+        # The train-dev slice (apps.core.diagnosis), held out before anything
+        # reads the training split (the epoch order, the steps per epoch).
+        self.train_dev = diagnosis.carve(self.data, config.get("diagnosis", {}).get(
+            "train_dev_fraction", 0.0), config.seed)
         self.vocabulary = task.vocabulary()
         if self.vocabulary is not None:
             workdir_lib.keep_vocabulary(workdir, self.vocabulary)
@@ -73,7 +77,10 @@ class Trainer:
             raise UserError(f"config.train.batch_size = {self.global_batch} must be a "
                             f"multiple of the {replicas} replicas")
         _, epoch_length = task.epoch_order() or (None, len(self.data.train))
-        self.steps_per_epoch = data_lib.steps_per_epoch(epoch_length, self.global_batch)
+        self.steps_per_epoch = data_lib.steps_per_epoch(
+            epoch_length, self.global_batch, "" if self.train_dev is None else
+            f" (and {len(self.train_dev)} held out as train-dev, "
+            "config.diagnosis.train_dev_fraction)")
         self.total_steps = config.train.epochs * self.steps_per_epoch
 
         with self.strategy.scope():
@@ -272,8 +279,9 @@ class Trainer:
             task = self.task
             names = [n if n in task.unprefixed_metrics else f"test_{n}"
                      for n in task.headline_metrics]
+            validation = [f"val_{n}" for n in task.headline_metrics]
             hparams.write_hparams(writers["train"], self.config,
-                                  names + ["examples_per_sec", "train_seconds"])
+                                  names + validation + ["examples_per_sec", "train_seconds"])
 
         train_steps = self.train_step_function(terms=True, steps=True)
         iterator = iter(self.train_dataset(step))
@@ -334,6 +342,8 @@ class Trainer:
                 if self.chief:
                     self._write_eval(writers["eval"], step, val, images)
                 self._last_validation = (step, val)
+                if epoch == 0 and self.config.get("diagnosis", {}).get("metric"):
+                    diagnosis.check_metric(self.config, val)  # not only at the end
                 if self.on_validation is not None:
                     self.on_validation(epoch + 1, val)
         faults.before_finish()
@@ -341,10 +351,16 @@ class Trainer:
         return self.finish(examples_per_sec=examples / busy if busy else None)
 
     def finish(self, examples_per_sec=None):
-        """Tests, exports and writes metrics.json (chief only), once."""
+        """Tests, diagnoses (apps.core.diagnosis), exports and writes metrics.json
+        (chief only), once."""
         test, images = self.evaluate_split(self.data.test, "test")
+        step = int(self.step.numpy())
+        if self.chief:  # before another evaluation replaces what Task.write_summaries shows
+            self._write_eval(self._writers()["eval"], step, test, images, prefix="test_")
         metrics = self.named(test)
         metrics.update(self.final_validation())
+        if self.config.get("diagnosis", {}).get("metric"):
+            metrics.update(diagnosis.diagnose(self, test, self._final_validation))
         previous = workdir_lib.read_metrics(self.workdir) or {}
         metrics["examples_per_sec"] = (examples_per_sec if examples_per_sec is not None
                                        else previous.get("examples_per_sec"))
@@ -355,8 +371,7 @@ class Trainer:
         if skipped:  # files that could not be read, each named in the log
             metrics["skipped_files"] = skipped
         if self.chief:
-            step = int(self.step.numpy())
-            self._write_eval(self._writers()["eval"], step, test, images, prefix="test_")
+            diagnosis.write_summaries(self._writers()["eval"], metrics, step)
             hparams.write_final(self._writers()["train"], metrics, step)
             self.export()
             with self.writing("metrics.json", self.workdir):
@@ -396,6 +411,7 @@ class Trainer:
         step, val = self._last_validation
         if step != int(self.step.numpy()):
             val, _ = self.evaluate_split(self.data.val, "validation")
+        self._final_validation = val  # all of it, for the diagnosis
         return {f"val_{k}": float(val[k]) for k in self.task.headline_metrics
                 if isinstance(val.get(k), numbers.Real) and not isinstance(val[k], bool)}
 

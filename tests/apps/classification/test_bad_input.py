@@ -214,7 +214,8 @@ CASES = [
          "config.transfer.freeze_layers = 100", "freezes every layer of lenet5 (it has 8)"),
     case("batch-larger-than-the-training-split",
          lambda t: {"config": tiny(train__batch_size=5000)},
-         "the training split has 1079 examples", "config.train.batch_size = 5000"),
+         "the training split has 1025 examples (and 54 held out as train-dev, "
+         "config.diagnosis.train_dev_fraction)", "config.train.batch_size = 5000"),
     # ------------------------------------------------------------- image folder
     case("path-not-given", lambda t: folder(t, data__path=""),
          "config.data.path is empty", "one sub-folder per class"),
@@ -275,7 +276,7 @@ CASES = [
          "config.json: unreadable config from an earlier run"),
     # -------------------------------------------------------------------- modes
     case("mode-unknown", lambda t: {"config": tiny(), "mode": "classify"},
-         "--mode=classify: expected one of train, eval, predict, export"),
+         "--mode=classify: expected one of train, eval, predict, export, tune"),
     case("predict-without-input", lambda t: {"config": tiny(), "mode": "predict"},
          "--mode=predict needs --input=PATH"),
     case("predict-missing-path", _predict("none.png"), "none.png: no such file or folder"),

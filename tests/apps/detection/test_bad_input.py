@@ -245,7 +245,7 @@ CASES = [
          "config.json: unreadable config from an earlier run"),
     # -------------------------------------------------------------------- modes
     case("mode-unknown", lambda t: {"config": tiny(), "mode": "serve"},
-         "--mode=serve: expected one of train, eval, predict, export"),
+         "--mode=serve: expected one of train, eval, predict, export, tune"),
     case("predict-missing-path",
          lambda t: {"config": tiny(), "mode": "predict", "input": t / "missing.png"},
          "missing.png: no such file or folder"),

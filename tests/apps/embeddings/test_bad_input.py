@@ -286,7 +286,7 @@ CASES = [
          "config.json: unreadable config from an earlier run"),
     # -------------------------------------------------------------------- modes
     case("mode-unknown", lambda t: {"config": tiny(), "mode": "serve"},
-         "--mode=serve: expected one of train, eval, predict, export, query, debias"),
+         "--mode=serve: expected one of train, eval, predict, export, tune, query, debias"),
     case("predict-missing-path", _predict("missing.txt"),
          "missing.txt: no such file (expected a text file of words)"),
     case("predict-a-folder", _predict("words"), "words: a folder; expected a text file"),

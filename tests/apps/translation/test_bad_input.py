@@ -200,7 +200,7 @@ CASES = [
          "vocab.json: unreadable vocabulary of an earlier run", "expected a JSON dict"),
     # -------------------------------------------------------- modes and --input
     case("mode-unknown", lambda t: {"config": tiny(), "mode": "serve"},
-         "--mode=serve: expected one of train, eval, predict, export, error_analysis"),
+         "--mode=serve: expected one of train, eval, predict, export, tune, error_analysis"),
     case("predict-without-input", predict(None),
          "--mode=predict needs --input=PATH (a sentence or a text file"),
     case("predict-missing-file", predict(lambda t: t / "dates.txt"),

@@ -330,7 +330,7 @@ CASES = [
          "config.json: unreadable config from an earlier run"),
     # -------------------------------------------------------------------- modes
     case("mode-unknown", lambda t: {"config": tiny(), "mode": "listen"},
-         "--mode=listen: expected one of train, eval, predict, export"),
+         "--mode=listen: expected one of train, eval, predict, export, tune"),
     case("predict-without-input", lambda t: {"config": tiny(), "mode": "predict"},
          "--mode=predict needs --input=PATH"),
     case("predict-missing-path", _predict("none.wav"),

@@ -133,6 +133,7 @@ def test_the_course_variant_builds_522561_parameters_and_trains_a_step(tmp_path)
     config = get_config("course")
     config.data.cache_dir = str(tmp_path / "cache")
     config.data.num_clips = (2, 1, 1)  # only the amount of data differs from the variant
+    config.diagnosis.train_dev_fraction = 0.0  # two clips: none to hold out
     config.data.synthetic.trigger_utterances = 4
     config.data.synthetic.negative_utterances = 4
     config.data.synthetic.babble_utterances = 4
