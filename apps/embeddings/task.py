@@ -51,6 +51,7 @@ class EmbeddingsTask(Task):
     }
     headline_metrics = ("ws353_spearman", "simlex999_spearman")
     unprefixed_metrics = eval_lib.METRICS
+    splits_hold_examples = False  # val and test stand in for the evaluation sets
     input_kind = "a text file of words"
     input_unit = "words"
     input_is_files = False
