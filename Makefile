@@ -16,9 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m apps.classification --config=configs/classification.py --workdir=runs/classification
 
-# Two workers (pytest-xdist): the suite fits in 10 minutes on 2 cores.
+# Two workers (pytest-xdist): the suite fits in 10 minutes on 2 cores. Then the
+# library's representative subset (`-m jax`: Keras twins, NumPy transcriptions,
+# gradient checks, compiled steps; about a minute) again on Keras's JAX backend.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
+	KERAS_BACKEND=jax $(PY) -m pytest -q -n 2 -m jax tests/layers tests/optimizers
 
 # Every app under SIGKILL, NaN, two workers and TFLite (about 13 minutes on 2 cores).
 test-slow: $(STAMP)

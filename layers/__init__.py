@@ -19,6 +19,11 @@ Layers (each registered for `.keras` serialization under the "dlsuite" package):
 
 Also `losses` (a module of loss functions) and `gradient_check` (numeric against
 automatic gradients).
+
+Backend-agnostic Keras 3 code (`keras.ops`): it runs on TensorFlow and on JAX
+(`KERAS_BACKEND=jax`); the TensorFlow-only pieces (the recurrent layers' TensorList
+loop, BatchNorm's cross-replica statistics) run, and import TensorFlow, only on
+TensorFlow.
 """
 
 from layers import losses

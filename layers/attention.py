@@ -6,6 +6,8 @@ import numbers
 import keras
 from keras import constraints, initializers, ops, regularizers
 
+from layers._backend import at_least_float32
+
 __all__ = ["MultiHeadAttention", "causal_mask", "sliding_window_mask"]
 
 # Einsum letters. Reserved: b (batch), d (input features), n (heads), k (per-head size),
@@ -496,7 +498,7 @@ class MultiHeadAttention(keras.layers.Layer):
         # Scaled dot products of every query with every key, per head; the
         # softmax runs in at least float32 (mixed precision).
         logits = ops.einsum(g.logits, q, k)
-        logits = ops.cast(logits, keras.backend.result_type(logits.dtype, "float32"))
+        logits = ops.cast(logits, at_least_float32(logits.dtype))
         logits = logits * ops.convert_to_tensor(self._scale, dtype=logits.dtype)
         if mask is not None:
             # A full-size mask (rather than a broadcast one) keeps the backward

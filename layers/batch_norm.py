@@ -4,16 +4,26 @@
 import operator
 
 import keras
-import tensorflow as tf
 from keras import constraints, initializers, ops, regularizers
+
+from layers._backend import at_least_float32, is_tensorflow
+
+if is_tensorflow():
+    # Only the cross-replica statistics (`synchronized=True`) need it.
+    import tensorflow as tf
 
 __all__ = ["BatchNorm"]
 
 
-def _replicas_in_sync():
-    """Number of replicas of the current tf.distribute replica context (1 if none)."""
+def _replica_context():
+    """The current tf.distribute replica context when it has several replicas, else None.
+
+    Always None on the backends other than TensorFlow (no tf.distribute there).
+    """
+    if not is_tensorflow():
+        return None
     ctx = tf.distribute.get_replica_context()
-    return 1 if ctx is None else ctx.num_replicas_in_sync
+    return ctx if ctx is not None and ctx.num_replicas_in_sync > 1 else None
 
 
 _CLIPPING_KEYS = ("rmax", "rmin", "dmax")
@@ -146,7 +156,8 @@ class BatchNorm(keras.layers.Layer):
         [0, 1]. Unlike `momentum` it affects training: small values make r
         and d noisy, large ones stale.
       synchronized: if True, batch statistics are computed over all replicas
-        of the current `tf.distribute` strategy.
+        of the current `tf.distribute` strategy (TensorFlow backend; on the
+        other backends, as in Keras, it has no effect).
       **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -277,10 +288,9 @@ class BatchNorm(keras.layers.Layer):
             count = ops.sum(weights, axes, keepdims=True) + keras.config.epsilon()
             mean = ops.sum(x * weights, axes, keepdims=True) / count
             variance = ops.sum(ops.square(x - mean) * weights, axes, keepdims=True) / count
-        elif self.synchronized and _replicas_in_sync() > 1:
+        elif self.synchronized and (ctx := _replica_context()) is not None:
             # Global-batch statistics: all-reduce sum(x), sum(x^2) and the count,
             # then sigma2 = E[x^2] - mu^2.
-            ctx = tf.distribute.get_replica_context()
             channels = self._broadcast_shape[self._axis]
             local = ops.stack([ops.sum(x, axes), ops.sum(ops.square(x), axes),
                                ops.ones((channels,), x.dtype) * ops.cast(
@@ -335,7 +345,7 @@ class BatchNorm(keras.layers.Layer):
 
     def call(self, inputs, training=None, mask=None):
         # Statistics overflow in float16; compute in float32 (or float64).
-        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        dtype = at_least_float32(inputs.dtype)
         x = ops.cast(inputs, dtype)
         r = d = None
         if training and self.trainable:

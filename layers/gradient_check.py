@@ -2,8 +2,8 @@
 
 For a scalar function f of the inputs theta (all coordinates of all input
 tensors, flattened and concatenated), the automatic gradient g = df/dtheta
-(from `tf.GradientTape`) is compared, coordinate by coordinate, with the
-centred difference
+(from `tf.GradientTape` on the TensorFlow backend, `jax.grad` on JAX) is
+compared, coordinate by coordinate, with the centred difference
 
     g_approx[i] = (f(theta + eps * e_i) - f(theta - eps * e_i)) / (2 * eps)
 
@@ -29,12 +29,17 @@ A weight check can also be written by hand with a closure, e.g.::
     def fn(ws):
         y, _ = layer.stateless_call(ws, [v.value for v in
                                          layer.non_trainable_variables], x)
-        return tf.reduce_sum(y ** 2)
+        return keras.ops.sum(y ** 2)
     gradient_check(fn, w)
+
+On JAX the check runs in float64 only with 64-bit types enabled
+(`JAX_ENABLE_X64=1`, or `jax.config.update("jax_enable_x64", True)` before any
+array is made); without them it raises instead of checking in float32.
 """
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 __all__ = ["gradient_check", "gradient_check_layer"]
 
@@ -61,15 +66,45 @@ def _to_float64_list(inputs):
 
 def _scalar(value):
     """Checks that `value` is a scalar tensor and returns it as a float64 tensor."""
-    value = tf.convert_to_tensor(value)
-    if value.shape.rank != 0:
+    value = ops.convert_to_tensor(value)
+    if len(value.shape) != 0:
         raise ValueError("gradient_check: `fn` must return a scalar (a rank-0 tensor); "
-                         f"it returned shape {value.shape.as_list()}. Reduce it, e.g. "
-                         "with tf.reduce_sum.")
-    if not value.dtype.is_floating:
+                         f"it returned shape {list(value.shape)}. Reduce it, e.g. "
+                         "with keras.ops.sum.")
+    if not keras.backend.is_float_dtype(value.dtype):
         raise ValueError(f"gradient_check: `fn` must return a floating scalar; "
-                         f"it returned dtype {value.dtype.name}.")
-    return tf.cast(value, tf.float64)
+                         f"it returned dtype {keras.backend.standardize_dtype(value.dtype)}.")
+    return ops.cast(value, "float64")
+
+
+def _float64_tensors(arrays):
+    """The float64 arrays as tensors of the backend (float64 must survive on JAX)."""
+    tensors = [ops.convert_to_tensor(a, dtype="float64") for a in arrays]
+    if tensors and keras.backend.standardize_dtype(tensors[0].dtype) != "float64":
+        raise ValueError("gradient_check: the backend made float32 of the float64 inputs; on "
+                         "JAX enable 64-bit types first (JAX_ENABLE_X64=1, or "
+                         "jax.config.update('jax_enable_x64', True)).")
+    return tensors
+
+
+def _value_and_gradients(fn, tensors, single):
+    """(fn(tensors) as a float64 scalar, the gradients wrt tensors; unconnected ones zero)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            for t in tensors:
+                tape.watch(t)
+            value = _scalar(fn(tensors[0] if single else tensors))
+        return value, tape.gradient(value, tensors,
+                                    unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    if backend == "jax":
+        import jax
+
+        return jax.value_and_grad(lambda ts: _scalar(fn(ts[0] if single else ts)))(tensors)
+    raise NotImplementedError(f"gradient_check: the {backend} backend is not supported "
+                              "(TensorFlow and JAX are).")
 
 
 def gradient_check(fn, inputs, epsilon=1e-6):
@@ -81,7 +116,7 @@ def gradient_check(fn, inputs, epsilon=1e-6):
         a list of tensors when `inputs` is a list or tuple. It is called
         2 * (number of input coordinates) + 1 times, always with tensors of
         the same shapes and dtypes, so wrapping it in `tf.function` (no
-        retracing) speeds up checks of larger inputs.
+        retracing; `jax.jit` on JAX) speeds up checks of larger inputs.
       inputs: a tensor (or array) or a non-empty list/tuple of them. Every input
         is cast to float64 first (so integer and float32 inputs are checked in
         float64 too; `fn` must accept float64 tensors).
@@ -89,7 +124,7 @@ def gradient_check(fn, inputs, epsilon=1e-6):
 
     Returns:
       A Python float, ||g - g_approx||_2 / (||g||_2 + ||g_approx||_2), where g is
-      the gradient from `tf.GradientTape` (missing gradients count as zero) and
+      the automatic gradient (missing gradients count as zero) and
       g_approx[i] = (f(x + eps e_i) - f(x - eps e_i)) / (2 eps). Below 1e-7
       means the gradient is correct.
 
@@ -102,18 +137,13 @@ def gradient_check(fn, inputs, epsilon=1e-6):
     arrays, single = _to_float64_list(inputs)
 
     def call(values):
-        tensors = [tf.constant(v) for v in values]
-        return _scalar(fn(tensors[0] if single else tensors)).numpy()
+        tensors = _float64_tensors(values)
+        return ops.convert_to_numpy(_scalar(fn(tensors[0] if single else tensors)))
 
     # Automatic gradient.
-    tensors = [tf.constant(v) for v in arrays]
-    with tf.GradientTape() as tape:
-        for t in tensors:
-            tape.watch(t)
-        value = _scalar(fn(tensors[0] if single else tensors))
-    grads = tape.gradient(value, tensors,
-                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    g = np.concatenate([np.asarray(gr, np.float64).ravel() for gr in grads])
+    _, grads = _value_and_gradients(fn, _float64_tensors(arrays), single)
+    g = np.concatenate([np.asarray(ops.convert_to_numpy(gr), np.float64).ravel()
+                        for gr in grads])
 
     # Centred finite differences, one coordinate at a time.
     approx = []
@@ -142,12 +172,12 @@ def _default_loss(outputs):
     The weights (1, 2, 3, ... over the flattened outputs, scaled to mean 1)
     keep the check sensitive to errors that a plain sum would cancel.
     """
-    total = tf.constant(0.0, tf.float64)
-    for out in tf.nest.flatten(outputs):
-        out = tf.reshape(tf.cast(out, tf.float64), [-1])
-        n = tf.cast(tf.size(out), tf.float64)
-        weights = tf.range(1.0, n + 1.0, dtype=tf.float64) * (2.0 / (n + 1.0))
-        total += 0.5 * tf.reduce_sum(weights * out * out)
+    total = ops.convert_to_tensor(0.0, dtype="float64")
+    for out in keras.tree.flatten(outputs):
+        out = ops.reshape(ops.cast(out, "float64"), (-1,))
+        n = out.shape[0]
+        weights = ops.arange(1, n + 1, dtype="float64") * (2.0 / (n + 1.0))
+        total += 0.5 * ops.sum(weights * out * out)
     return total
 
 
@@ -180,10 +210,10 @@ def gradient_check_layer(layer, x, loss=None, epsilon=1e-6, check_inputs=False,
       (followed by `x` if `check_inputs`).
     """
     def as_float64(t):
-        t = tf.convert_to_tensor(t)
-        return tf.cast(t, tf.float64) if t.dtype.is_floating else t
+        t = ops.convert_to_tensor(t)
+        return ops.cast(t, "float64") if keras.backend.is_float_dtype(t.dtype) else t
 
-    x = tf.nest.map_structure(as_float64, x)
+    x = keras.tree.map_structure(as_float64, x)
     if not layer.built:
         layer(x, **call_kwargs)
     variables = layer.trainable_variables
@@ -207,7 +237,7 @@ def gradient_check_layer(layer, x, loss=None, epsilon=1e-6, check_inputs=False,
 
     values = [v.value for v in variables]
     if check_inputs:
-        if not (tf.is_tensor(x) and x.dtype.is_floating):
+        if not (ops.is_tensor(x) and keras.backend.is_float_dtype(x.dtype)):
             raise ValueError("gradient_check_layer: check_inputs=True needs `x` to be a "
                              "single floating tensor.")
         values.append(x)

@@ -5,6 +5,8 @@ import warnings
 import keras
 from keras import constraints, initializers, ops, regularizers
 
+from layers._backend import at_least_float32
+
 __all__ = ["LayerNorm"]
 
 
@@ -133,7 +135,7 @@ class LayerNorm(keras.layers.Layer):
                 trainable=True, autocast=False)
 
     def call(self, inputs):
-        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        dtype = at_least_float32(inputs.dtype)
         x = ops.cast(inputs, dtype)
         mean = ops.mean(x, self._axes, keepdims=True)
         variance = ops.mean(ops.square(x - ops.stop_gradient(mean)), self._axes, keepdims=True)

@@ -1,8 +1,9 @@
 """Hand-coded losses: triplet (face recognition), style transfer, hinge.
 
-Pure functions on TensorFlow tensors (anything `tf.convert_to_tensor` accepts;
-integer inputs are cast to `keras.backend.floatx()`), each usable in eager
-code, inside `tf.function`, under XLA (`jit_compile=True`) and in a
+Pure functions in `keras.ops` on the backend's tensors (anything
+`keras.ops.convert_to_tensor` accepts; integer inputs are cast to
+`keras.backend.floatx()`), each usable in eager code, inside `tf.function`,
+under XLA (`jit_compile=True`, or `jax.jit` on the JAX backend) and in a
 `tf.distribute` replica step, plus two Keras `Loss` classes for `compile`/`fit`:
 
   triplet_loss(anchor, positive, negative, alpha)   the course's triplet loss
@@ -32,7 +33,7 @@ replica's batch); average it over replicas, e.g. with
 from collections.abc import Mapping, Sequence
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 __all__ = [
     "MulticlassHinge",
@@ -56,31 +57,54 @@ DISTANCES = ("squared_l2", "l2")
 # Helpers
 # ---------------------------------------------------------------------------
 
+def _dtype(x):
+    return keras.backend.standardize_dtype(x.dtype)
+
+
+def _is_float(x):
+    return keras.backend.is_float_dtype(x.dtype)
+
+
 def _float_tensors(fn_name, **named):
     """Converts the named inputs to tensors of one common floating dtype."""
-    tensors = {k: tf.convert_to_tensor(v) for k, v in named.items()}
-    floats = [t.dtype for t in tensors.values() if t.dtype.is_floating]
-    dtype = floats[0] if floats else tf.as_dtype(keras.backend.floatx())
+    tensors = {k: ops.convert_to_tensor(v) for k, v in named.items()}
+    floats = [_dtype(t) for t in tensors.values() if _is_float(t)]
+    dtype = floats[0] if floats else keras.backend.floatx()
     for k, t in tensors.items():
-        if t.dtype.is_floating and t.dtype != dtype:
-            raise ValueError(f"{fn_name}: `{k}` has dtype {t.dtype.name} but the other "
-                             f"inputs have dtype {dtype.name}; cast them to one dtype.")
-    return [tf.cast(t, dtype) for t in tensors.values()]
+        if _is_float(t) and _dtype(t) != dtype:
+            raise ValueError(f"{fn_name}: `{k}` has dtype {_dtype(t)} but the other "
+                             f"inputs have dtype {dtype}; cast them to one dtype.")
+    return [ops.cast(t, dtype) for t in tensors.values()]
+
+
+def _shape(x):
+    """The static shape as a list (None for unknown dimensions), or None if the rank is unknown."""
+    try:
+        return list(x.shape)
+    except ValueError:  # a TensorFlow graph tensor of unknown rank
+        return None
+
+
+def _rank(x):
+    shape = _shape(x)
+    return None if shape is None else len(shape)
 
 
 def _check_rank(fn_name, name, x, ranks, expected):
-    rank = x.shape.rank
+    rank = _rank(x)
     if rank is not None and rank not in ranks:
         raise ValueError(f"{fn_name}: `{name}` must have shape {expected}; "
-                         f"got shape {x.shape.as_list()} (rank {rank}).")
+                         f"got shape {_shape(x)} (rank {rank}).")
 
 
 def _check_same_shape(fn_name, names, a, b, expected):
-    if a.shape.rank is not None and b.shape.rank is not None and \
-            not a.shape.is_compatible_with(b.shape):
+    sa, sb = _shape(a), _shape(b)
+    if sa is None or sb is None:
+        return
+    if len(sa) != len(sb) or any(x is not None and y is not None and x != y
+                                 for x, y in zip(sa, sb, strict=True)):
         raise ValueError(f"{fn_name}: `{names[0]}` and `{names[1]}` must have the same "
-                         f"shape {expected}; got {a.shape.as_list()} and "
-                         f"{b.shape.as_list()}.")
+                         f"shape {expected}; got {sa} and {sb}.")
 
 
 def _dims(x, axes):
@@ -88,24 +112,26 @@ def _dims(x, axes):
     total = 1
     for axis in axes:
         d = x.shape[axis]
-        total = total * (d if d is not None else tf.shape(x)[axis])
+        total = total * (d if d is not None else ops.shape(x)[axis])
     return total
 
 
 def _as_float(value, dtype):
-    return tf.cast(value, dtype) if tf.is_tensor(value) else tf.constant(value, dtype)
+    if ops.is_tensor(value):
+        return ops.cast(value, dtype)
+    return ops.convert_to_tensor(value, dtype=dtype)
 
 
 def _masked_max(data, mask, axis):
     """max over `axis` of data where mask; the row minimum where mask is empty."""
-    row_min = tf.reduce_min(data, axis=axis, keepdims=True)
-    return tf.reduce_max((data - row_min) * mask, axis=axis, keepdims=True) + row_min
+    row_min = ops.min(data, axis=axis, keepdims=True)
+    return ops.max((data - row_min) * mask, axis=axis, keepdims=True) + row_min
 
 
 def _masked_min(data, mask, axis):
     """min over `axis` of data where mask; the row maximum where mask is empty."""
-    row_max = tf.reduce_max(data, axis=axis, keepdims=True)
-    return tf.reduce_min((data - row_max) * mask, axis=axis, keepdims=True) + row_max
+    row_max = ops.max(data, axis=axis, keepdims=True)
+    return ops.min((data - row_max) * mask, axis=axis, keepdims=True) + row_max
 
 
 # ---------------------------------------------------------------------------
@@ -131,14 +157,14 @@ def triplet_loss(anchor, positive, negative, alpha=0.2):
     anchor, positive, negative = _float_tensors(
         "triplet_loss", anchor=anchor, positive=positive, negative=negative)
     for name, t in (("anchor", anchor), ("positive", positive), ("negative", negative)):
-        if t.shape.rank == 0:
+        if _rank(t) == 0:
             raise ValueError(f"triplet_loss: `{name}` must have shape (batch, D); got a scalar.")
     _check_same_shape("triplet_loss", ("anchor", "positive"), anchor, positive, "(batch, D)")
     _check_same_shape("triplet_loss", ("anchor", "negative"), anchor, negative, "(batch, D)")
-    pos_dist = tf.reduce_sum(tf.square(anchor - positive), axis=-1)
-    neg_dist = tf.reduce_sum(tf.square(anchor - negative), axis=-1)
+    pos_dist = ops.sum(ops.square(anchor - positive), axis=-1)
+    neg_dist = ops.sum(ops.square(anchor - negative), axis=-1)
     basic_loss = pos_dist - neg_dist + _as_float(alpha, anchor.dtype)
-    return tf.reduce_sum(tf.nn.relu(basic_loss))
+    return ops.sum(ops.relu(basic_loss))
 
 
 def pairwise_distances(embeddings, squared=True):
@@ -151,17 +177,18 @@ def pairwise_distances(embeddings, squared=True):
     """
     (embeddings,) = _float_tensors("pairwise_distances", embeddings=embeddings)
     _check_rank("pairwise_distances", "embeddings", embeddings, (2,), "(batch, D)")
-    sq_norms = tf.reduce_sum(tf.square(embeddings), axis=1)
-    d2 = (sq_norms[:, None] - 2.0 * tf.matmul(embeddings, embeddings, transpose_b=True)
+    sq_norms = ops.sum(ops.square(embeddings), axis=1)
+    d2 = (sq_norms[:, None] - 2.0 * ops.matmul(embeddings, ops.transpose(embeddings))
           + sq_norms[None, :])
-    d2 = tf.maximum(d2, 0.0)
-    off_diagonal = 1.0 - tf.eye(tf.shape(embeddings)[0], dtype=embeddings.dtype)
+    d2 = ops.maximum(d2, 0.0)
+    off_diagonal = 1.0 - ops.eye(ops.shape(embeddings)[0], dtype=embeddings.dtype)
     d2 = d2 * off_diagonal
     if squared:
         return d2
     positive = d2 > 0.0
     # The inner where keeps sqrt's derivative finite at 0 (in every float dtype).
-    return tf.where(positive, tf.sqrt(tf.where(positive, d2, tf.ones_like(d2))), 0.0)
+    return ops.where(positive, ops.sqrt(ops.where(positive, d2, ops.ones_like(d2))),
+                     ops.zeros_like(d2))
 
 
 def batch_triplet_loss(labels, embeddings, margin=0.2, mining="semi_hard",
@@ -209,13 +236,13 @@ def batch_triplet_loss(labels, embeddings, margin=0.2, mining="semi_hard",
         raise ValueError(f"batch_triplet_loss: `distance` must be one of {DISTANCES}; "
                          f"got {distance!r}.")
     (embeddings,) = _float_tensors("batch_triplet_loss", embeddings=embeddings)
-    labels = tf.convert_to_tensor(labels)
+    labels = ops.convert_to_tensor(labels)
     _check_rank("batch_triplet_loss", "embeddings", embeddings, (2,), "(batch, D)")
     _check_rank("batch_triplet_loss", "labels", labels, (1, 2), "(batch,) or (batch, 1)")
-    if labels.shape.rank == 2 and labels.shape[1] not in (None, 1):
+    if _rank(labels) == 2 and labels.shape[1] not in (None, 1):
         raise ValueError("batch_triplet_loss: `labels` must have shape (batch,) or "
-                         f"(batch, 1); got shape {labels.shape.as_list()}.")
-    labels = tf.reshape(labels, [-1])
+                         f"(batch, 1); got shape {_shape(labels)}.")
+    labels = ops.reshape(labels, (-1,))
     if labels.shape[0] is not None and embeddings.shape[0] is not None and \
             labels.shape[0] != embeddings.shape[0]:
         raise ValueError(f"batch_triplet_loss: `labels` has {labels.shape[0]} entries but "
@@ -225,35 +252,35 @@ def batch_triplet_loss(labels, embeddings, margin=0.2, mining="semi_hard",
     margin = _as_float(margin, dtype)
     dist = pairwise_distances(embeddings, squared=(distance == "squared_l2"))
     # 0/1 masks in the embeddings' dtype.
-    same = tf.cast(tf.equal(labels[:, None], labels[None, :]), dtype)
-    pos_mask = same - tf.eye(tf.shape(labels)[0], dtype=dtype)    # (a, p): a != p, same label
+    same = ops.cast(ops.equal(labels[:, None], labels[None, :]), dtype)
+    pos_mask = same - ops.eye(ops.shape(labels)[0], dtype=dtype)  # (a, p): a != p, same label
     neg_mask = 1.0 - same                                           # (a, n)
 
     if mining == "hard":
-        hardest_pos = tf.reduce_max(dist * pos_mask, axis=1)  # distances are >= 0
+        hardest_pos = ops.max(dist * pos_mask, axis=1)  # distances are >= 0
         # +inf for an anchor without negatives: its (masked) loss is relu(-inf) = 0.
-        hardest_neg = tf.reduce_min(
-            tf.where(neg_mask > 0.0, dist, tf.constant(float("inf"), dtype)), axis=1)
-        valid = tf.reduce_max(pos_mask, axis=1) * tf.cast(tf.math.is_finite(hardest_neg), dtype)
-        per_anchor = tf.nn.relu(hardest_pos - hardest_neg + margin) * valid
-        return tf.math.divide_no_nan(tf.reduce_sum(per_anchor), tf.reduce_sum(valid))
+        hardest_neg = ops.min(
+            ops.where(neg_mask > 0.0, dist, _as_float(float("inf"), dtype)), axis=1)
+        valid = ops.max(pos_mask, axis=1) * ops.cast(ops.isfinite(hardest_neg), dtype)
+        per_anchor = ops.relu(hardest_pos - hardest_neg + margin) * valid
+        return ops.divide_no_nan(ops.sum(per_anchor), ops.sum(valid))
 
     if mining == "all":
-        losses = tf.nn.relu(dist[:, :, None] - dist[:, None, :] + margin)  # (a, p, n)
+        losses = ops.relu(dist[:, :, None] - dist[:, None, :] + margin)  # (a, p, n)
         losses = losses * (pos_mask[:, :, None] * neg_mask[:, None, :])
-        num_active = tf.reduce_sum(tf.cast(losses > 0.0, dtype))
-        return tf.math.divide_no_nan(tf.reduce_sum(losses), num_active)
+        num_active = ops.sum(ops.cast(losses > 0.0, dtype))
+        return ops.divide_no_nan(ops.sum(losses), num_active)
 
     # semi_hard: for each (a, p), negatives farther than the positive.
-    d_an = dist[:, None, :]                                                   # (a, 1, n)
-    outside = neg_mask[:, None, :] * tf.cast(d_an > dist[:, :, None], dtype)  # (a, p, n)
+    d_an = dist[:, None, :]                                                     # (a, 1, n)
+    outside = neg_mask[:, None, :] * ops.cast(d_an > dist[:, :, None], dtype)  # (a, p, n)
     negatives_outside = _masked_min(d_an, outside, axis=2)[:, :, 0]
-    negatives_inside = _masked_max(dist, neg_mask, axis=1)                    # (a, 1)
-    semi_hard = tf.where(tf.reduce_max(outside, axis=2) > 0.0, negatives_outside,
-                         negatives_inside)
-    valid = pos_mask * tf.reduce_max(neg_mask, axis=1, keepdims=True)  # anchor has a negative
-    pair_losses = tf.nn.relu(dist - semi_hard + margin) * valid
-    return tf.math.divide_no_nan(tf.reduce_sum(pair_losses), tf.reduce_sum(valid))
+    negatives_inside = _masked_max(dist, neg_mask, axis=1)                      # (a, 1)
+    semi_hard = ops.where(ops.max(outside, axis=2) > 0.0, negatives_outside,
+                          negatives_inside)
+    valid = pos_mask * ops.max(neg_mask, axis=1, keepdims=True)  # anchor has a negative
+    pair_losses = ops.relu(dist - semi_hard + margin) * valid
+    return ops.divide_no_nan(ops.sum(pair_losses), ops.sum(valid))
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -322,28 +349,29 @@ def gram_matrix(a):
     return _gram(a)
 
 
-@tf.custom_gradient
+@ops.custom_gradient
 def _gram(a):
     # G = A^T A, so dL/dA = A (dG + dG^T): one product for the backward pass
     # instead of the two that autodiff of the einsum would run (about 1.4x
     # faster forward + backward, with or without XLA; see bench/losses.py).
-    def grad(d_gram):
-        return tf.einsum("bhwc,bcd->bhwd", a, d_gram + tf.linalg.matrix_transpose(d_gram))
+    def grad(*args, upstream=None):
+        d_gram = args[0] if upstream is None else upstream
+        return ops.einsum("bhwc,bcd->bhwd", a, d_gram + ops.swapaxes(d_gram, -1, -2))
 
-    return tf.einsum("bhwc,bhwd->bcd", a, a), grad
+    return ops.einsum("bhwc,bhwd->bcd", a, a), grad
 
 
 def _check_style_shapes(fn_name, names, a, b):
     expected = "(batch, n_H, n_W, n_C)"
     _check_rank(fn_name, names[0], a, (4,), expected)
     _check_rank(fn_name, names[1], b, (4,), expected)
-    if a.shape.rank is None or b.shape.rank is None:
+    if _rank(a) is None or _rank(b) is None:
         return
     for axis, dim in ((3, "n_C"), (1, "n_H"), (2, "n_W")):
         x, y = a.shape[axis], b.shape[axis]
         if x is not None and y is not None and x != y:
             raise ValueError(f"{fn_name}: `{names[0]}` and `{names[1]}` must have the same "
-                             f"{dim}; got shapes {a.shape.as_list()} and {b.shape.as_list()}.")
+                             f"{dim}; got shapes {_shape(a)} and {_shape(b)}.")
 
 
 def layer_style_cost(a_S, a_G):
@@ -361,12 +389,12 @@ def layer_style_cost(a_S, a_G):
     b_s, b_g = a_S.shape[0], a_G.shape[0]
     if b_s is not None and b_g is not None and b_s not in (1, b_g):
         raise ValueError(f"layer_style_cost: `a_S` must have batch size 1 or that of `a_G` "
-                         f"({b_g}); got shape {a_S.shape.as_list()}.")
+                         f"({b_g}); got shape {_shape(a_S)}.")
     n_hw = _dims(a_G, (1, 2))
     n_c = _dims(a_G, (3,))
     norm = 4 * n_c ** 2 * n_hw ** 2
     diff = gram_matrix(a_S) - gram_matrix(a_G)
-    return tf.reduce_sum(tf.square(diff)) / _as_float(norm, a_G.dtype)
+    return ops.sum(ops.square(diff)) / _as_float(norm, a_G.dtype)
 
 
 def _match_style_layers(style, generated, weights):
@@ -454,8 +482,8 @@ def content_cost(a_C, a_G):
     _check_rank("content_cost", "a_C", a_C, (4,), "(batch, n_H, n_W, n_C)")
     _check_rank("content_cost", "a_G", a_G, (4,), "(batch, n_H, n_W, n_C)")
     _check_same_shape("content_cost", ("a_C", "a_G"), a_C, a_G, "(batch, n_H, n_W, n_C)")
-    norm = 2 * _dims(a_G, (1, 2, 3))  # tf.nn.l2_loss(x) = sum(x ** 2) / 2
-    return tf.nn.l2_loss(a_C - a_G) / _as_float(norm, a_G.dtype)
+    norm = 4 * _dims(a_G, (1, 2, 3))
+    return ops.sum(ops.square(a_C - a_G)) / _as_float(norm, a_G.dtype)
 
 
 def total_variation(images, kind="absolute", reduction="sum"):
@@ -480,15 +508,14 @@ def total_variation(images, kind="absolute", reduction="sum"):
                          f"got {reduction!r}.")
     (images,) = _float_tensors("total_variation", images=images)
     _check_rank("total_variation", "images", images, (3, 4), "(batch, H, W, C) or (H, W, C)")
-    if images.shape.rank is None:
+    if _rank(images) is None:
         raise ValueError("total_variation: `images` must have a known rank (3 or 4).")
     dh = images[..., 1:, :, :] - images[..., :-1, :, :]
     dw = images[..., :, 1:, :] - images[..., :, :-1, :]
-    elementwise = tf.abs if kind == "absolute" else tf.square
-    axes = [-3, -2, -1]
-    per_image = tf.reduce_sum(elementwise(dh), axis=axes) + tf.reduce_sum(elementwise(dw),
-                                                                          axis=axes)
-    return tf.reduce_sum(per_image) if reduction == "sum" else per_image
+    elementwise = ops.abs if kind == "absolute" else ops.square
+    axes = (-3, -2, -1)
+    per_image = ops.sum(elementwise(dh), axis=axes) + ops.sum(elementwise(dw), axis=axes)
+    return ops.sum(per_image) if reduction == "sum" else per_image
 
 
 # ---------------------------------------------------------------------------
@@ -499,9 +526,9 @@ def _svm_per_example(true_mask, scores, delta):
     # Summing over every j, the j = y_i term is max(0, delta): subtract it
     # instead of masking it out (one op less per score).
     delta = _as_float(delta, scores.dtype)
-    correct = tf.reduce_sum(scores * true_mask, axis=-1, keepdims=True)
-    margins = tf.nn.relu(scores - correct + delta)
-    return tf.reduce_sum(margins, axis=-1) - tf.maximum(delta, 0.0)
+    correct = ops.sum(scores * true_mask, axis=-1, keepdims=True)
+    margins = ops.relu(scores - correct + delta)
+    return ops.sum(margins, axis=-1) - ops.maximum(delta, 0.0)
 
 
 def multiclass_svm_loss(labels, scores, delta=1.0, reduction="mean"):
@@ -522,24 +549,24 @@ def multiclass_svm_loss(labels, scores, delta=1.0, reduction="mean"):
         raise ValueError(f"multiclass_svm_loss: `reduction` must be 'mean', 'sum' or "
                          f"'none'; got {reduction!r}.")
     (scores,) = _float_tensors("multiclass_svm_loss", scores=scores)
-    labels = tf.convert_to_tensor(labels)
+    labels = ops.convert_to_tensor(labels)
     _check_rank("multiclass_svm_loss", "scores", scores, (2,), "(batch, num_classes)")
     _check_rank("multiclass_svm_loss", "labels", labels, (1, 2), "(batch,) or (batch, 1)")
-    if labels.shape.rank == 2 and labels.shape[1] not in (None, 1):
+    if _rank(labels) == 2 and labels.shape[1] not in (None, 1):
         raise ValueError("multiclass_svm_loss: `labels` must be class ids of shape (batch,) "
-                         f"or (batch, 1); got shape {labels.shape.as_list()} (for one-hot "
+                         f"or (batch, 1); got shape {_shape(labels)} (for one-hot "
                          "labels use MulticlassHinge(sparse=False)).")
-    labels = tf.reshape(labels, [-1])
-    if labels.dtype.is_floating:
-        labels = tf.round(labels)
-    num_classes = scores.shape[-1] if scores.shape[-1] is not None else tf.shape(scores)[-1]
-    true_mask = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=scores.dtype)
+    labels = ops.reshape(labels, (-1,))
+    if _is_float(labels):
+        labels = ops.round(labels)
+    num_classes = scores.shape[-1] if scores.shape[-1] is not None else ops.shape(scores)[-1]
+    true_mask = ops.one_hot(ops.cast(labels, "int32"), num_classes, dtype=scores.dtype)
     per_example = _svm_per_example(true_mask, scores, delta)
     if reduction == "none":
         return per_example
     if reduction == "sum":
-        return tf.reduce_sum(per_example)
-    return tf.reduce_mean(per_example)
+        return ops.sum(per_example)
+    return ops.mean(per_example)
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -572,7 +599,7 @@ class MulticlassHinge(keras.losses.Loss):
         _check_rank("MulticlassHinge", "y_pred", y_pred, (2,), "(batch, num_classes)")
         _check_same_shape("MulticlassHinge", ("y_true", "y_pred"), y_true, y_pred,
                           "(batch, num_classes) (one-hot labels)")
-        return _svm_per_example(tf.cast(y_true, y_pred.dtype), y_pred, self.delta)
+        return _svm_per_example(ops.cast(y_true, y_pred.dtype), y_pred, self.delta)
 
     def get_config(self):
         return {**super().get_config(), "delta": self.delta, "sparse": self.sparse,

@@ -20,20 +20,22 @@ parallelism can shorten. Keras's generic loop instead calls the whole cell,
 input matmul included, at every step (and accumulates the kernel and bias
 gradients step by step in the backward pass).
 
-The loop is a `tf.while_loop` (`_run_over_time`). The projected inputs go
-in as a TensorList that each iteration pops from the back, and the outputs
-come out through one it pushes onto: pop and push are each other's gradient,
-O(1) per step (TensorFlow's own while-loop accumulators work this way),
-whereas reading a `tf.TensorArray` by index costs the backward pass a
-zero-filled copy of all the inputs and a list-sized accumulation per step;
-the pops measured 5 to 10% faster on CPU for forward + backward. The
-recurrent weights are read and sliced once, outside the loop. The loop
-compiles under XLA (static trip count). It is the one TensorFlow-specific
-piece: `keras.ops.scan` on TensorFlow passes its carry through a size-1
-TensorArray at every step and needs per-step outputs shaped like the carry,
-which does not fit the LSTM (carry (a, c), output a); the gates are in
-`keras.ops`. With `unroll=True` the loop is a Python loop over a static
-number of steps.
+On TensorFlow the loop is a `tf.while_loop` (`_run_over_time`). The
+projected inputs go in as a TensorList that each iteration pops from the
+back, and the outputs come out through one it pushes onto: pop and push are
+each other's gradient, O(1) per step (TensorFlow's own while-loop
+accumulators work this way), whereas reading a `tf.TensorArray` by index
+costs the backward pass a zero-filled copy of all the inputs and a
+list-sized accumulation per step; the pops measured 5 to 10% faster on CPU
+for forward + backward. The recurrent weights are read and sliced once,
+outside the loop. The loop compiles under XLA (static trip count). It is the
+one TensorFlow-specific piece (`keras.ops.scan` on TensorFlow passes its
+carry through a size-1 TensorArray at every step and needs per-step outputs
+shaped like the carry, which does not fit the LSTM: carry (a, c), output a);
+on the other Keras backends (JAX) the same step runs in `keras.ops.scan`
+(`jax.lax.scan`, whose carry and per-step outputs are separate). The gates
+are in `keras.ops`. With `unroll=True` the loop is a Python loop over a
+static number of steps on every backend.
 
 Sequences, masks, dropout (as in Keras):
   * `go_backwards=True` runs over the reversed sequence and returns the
@@ -56,8 +58,12 @@ Sequences, masks, dropout (as in Keras):
 import inspect
 
 import keras
-import tensorflow as tf
 from keras import activations, constraints, initializers, ops, regularizers
+
+from layers._backend import is_tensorflow
+
+if is_tensorflow():
+    import tensorflow as tf
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "SimpleRNN", "SimpleRNNCell"]
 
@@ -111,6 +117,9 @@ def _run_over_time(step, inputs, states, mask=None, return_sequences=False, unro
             hs.append(states[0])
         return (ops.stack(hs) if return_sequences else None), states
 
+    if not is_tensorflow():
+        return _scan_over_time(masked_step, inputs, states, mask, return_sequences)
+
     steps = inputs.shape[0] if inputs.shape[0] is not None else tf.shape(inputs)[0]
     static = isinstance(steps, int)
     xs = tf.raw_ops.TensorListFromTensor(tensor=inputs, element_shape=tf.shape(inputs)[1:])
@@ -142,6 +151,26 @@ def _run_over_time(step, inputs, states, mask=None, return_sequences=False, unro
                                     num_elements=steps if static else -1)
     hs.set_shape([inputs.shape[0]] + list(states[0].shape))
     return hs, tuple(states)
+
+
+def _scan_over_time(masked_step, inputs, states, mask, return_sequences):
+    """`_run_over_time`'s loop with `keras.ops.scan` (the backends other than TensorFlow).
+
+    `reverse=True` processes inputs[-1] first, as the TensorFlow loop's pops do;
+    the per-step outputs come back indexed like `inputs`, hence the flip into
+    processing order. The new states are cast to the carry's dtypes, which scan
+    requires (Keras's JAX `ops.tanh` returns float32 for float64 input).
+    """
+    def body(carry, xm):
+        x_t, m_t = xm
+        carry = tuple(ops.cast(new, old.dtype)
+                      for new, old in zip(masked_step(x_t, m_t, carry), carry, strict=True))
+        return carry, (carry[0] if return_sequences else None)
+
+    states, hs = ops.scan(body, states, (inputs, mask), reverse=True)
+    if not return_sequences:
+        return None, tuple(states)
+    return ops.flip(hs, axis=0), tuple(states)
 
 
 def _check_rate(owner, name, value):
@@ -688,7 +717,7 @@ _LAYER_DOC = """
         in that reversed order (as Keras; `keras.layers.Bidirectional` flips it).
       stateful: only False (True raises).
       unroll: a Python loop over a static number of steps instead of a
-        `tf.while_loop`.
+        `tf.while_loop` (`keras.ops.scan` on JAX).
       zero_output_for_mask: masked steps output zeros instead of repeating the
         previous output (Bidirectional sets it when returning sequences).
       **kwargs: base layer arguments.

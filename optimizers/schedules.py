@@ -6,7 +6,7 @@ counter `optimizer.iterations` (0 before the first update), so the first
 update uses `schedule(0)`. Epoch-based schedules take `steps_per_epoch` and use
 `epoch = floor(step / steps_per_epoch)`. Everything is computed with `keras.ops`
 on the step cast to float32, so the schedules work eagerly, in `tf.function`
-and under XLA. All are serializable (`get_config`, registered under the
+and under XLA, and on Keras's JAX backend (`jax.jit`). All are serializable (`get_config`, registered under the
 package name "dlsuite").
 """
 

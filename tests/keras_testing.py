@@ -20,6 +20,9 @@ or all of them at once with `run_layer_checks`. Beyond Keras's helpers:
     kt.copy_weights(source_layer, target_layer)  # set_weights with a shape check
     kt.fit_steps(make_model, x, y, strategy)     # compile + fit a few steps (under a strategy)
     kt.loss_and_gradients(layer, args)           # the loss/gradients the two above compare
+    kt.value_and_gradients(fn, x, y)             # autodiff of a scalar function, any backend
+    @kt.tensorflow_only("why")                   # skip a test on the other backends
+    @kt.jax_subset                               # also run by make test under JAX
 
 Conventions:
 
@@ -34,6 +37,11 @@ Conventions:
 
 For `tf.distribute` checks use the `two_cpu_strategy` fixture of
 tests/conftest.py (it gives each strategy fresh collective keys).
+
+Backends: every check runs on TensorFlow and on JAX. The automatic gradients
+come from `tf.GradientTape` or `jax.value_and_grad` (through
+`layer.stateless_call`); "XLA" is `tf.function(jit_compile=True)` or `jax.jit`.
+TensorFlow is imported only on its backend (a GPU host may have JAX alone).
 """
 
 import contextlib
@@ -43,9 +51,16 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
+import pytest
+from keras import ops
 
 from layers.gradient_check import gradient_check
+
+BACKEND = keras.backend.backend()
+if BACKEND == "tensorflow":
+    import tensorflow as tf
+elif BACKEND == "jax":
+    import jax
 
 __all__ = [
     "random_inputs",
@@ -266,11 +281,24 @@ def _weighted_sum_of_squares(outputs):
     """0.5 * sum(c * y^2) over every output, c = 1, 2, 3, ... / mean (position-sensitive)."""
     total = 0.0
     for out in keras.tree.flatten(outputs):
-        out = tf.reshape(out, [-1])
-        n = tf.cast(tf.size(out), out.dtype)
-        c = tf.range(1, n + 1, dtype=out.dtype) * (2.0 / (n + 1.0))
-        total += 0.5 * tf.reduce_sum(c * tf.square(out))
+        out = ops.reshape(out, (-1,))
+        n = out.shape[0]
+        c = ops.arange(1, n + 1, dtype=out.dtype) * ops.cast(2.0 / (n + 1.0), out.dtype)
+        total += 0.5 * ops.sum(c * ops.square(out))
     return total
+
+
+def _jit(fn, jit_compile=True):
+    """`fn` traced and compiled once: tf.function (XLA if `jit_compile`) or jax.jit."""
+    if BACKEND == "tensorflow":
+        return tf.function(fn, jit_compile=jit_compile)
+    if BACKEND == "jax":
+        return jax.jit(fn) if jit_compile else fn
+    return fn
+
+
+def _is_floating(x):
+    return keras.backend.is_float_dtype(x.dtype)
 
 
 def check_gradients(layer, inputs, check_inputs=True, epsilon=1e-6, **call_kwargs):
@@ -280,12 +308,12 @@ def check_gradients(layer, inputs, check_inputs=True, epsilon=1e-6, **call_kwarg
     gradient is taken with respect to every trainable weight and (with
     `check_inputs`) every floating input. The layer must be float64
     (`dtype="float64"`) and `inputs` float64 arrays; it is built if needed.
-    The function runs through `stateless_call` inside one `tf.function`,
-    so the thousands of finite-difference evaluations stay fast, and the
+    The function runs through `stateless_call` inside one `tf.function`
+    (`jax.jit`), so the thousands of finite-difference evaluations stay fast, and the
     layer's variables are never modified. Layers with randomness must be
     called deterministically (e.g. `training=False`, or dropout=0).
     """
-    args = [tf.constant(a) for a in as_tuple(inputs)]
+    args = [ops.convert_to_tensor(a) for a in as_tuple(inputs)]
     if not layer.built:
         layer(*args, **call_kwargs)
     trainable = list(layer.trainable_variables)
@@ -293,9 +321,9 @@ def check_gradients(layer, inputs, check_inputs=True, epsilon=1e-6, **call_kwarg
         assert v.dtype == "float64", f"{v.path} is {v.dtype}; check gradients in float64"
     non_trainable = [v.value for v in layer.non_trainable_variables]
     n = len(trainable)
-    floating = [i for i, a in enumerate(args) if a.dtype.is_floating] if check_inputs else []
+    floating = [i for i, a in enumerate(args) if _is_floating(a)] if check_inputs else []
 
-    @tf.function
+    @_jit_plain
     def fn(values):
         call_args = list(args)
         for j, i in enumerate(floating):
@@ -310,15 +338,63 @@ def check_gradients(layer, inputs, check_inputs=True, epsilon=1e-6, **call_kwarg
 
 
 def loss_and_gradients(layer, args, **call_kwargs):
-    """Loss (weighted sum of squares of the outputs) and its gradients wrt inputs and weights."""
-    with tf.GradientTape() as tape:
-        tape.watch(args)
-        loss = _weighted_sum_of_squares(layer(*args, **call_kwargs))
-    return loss, tape.gradient(loss, list(args) + list(layer.trainable_variables))
+    """Loss (weighted sum of squares of the outputs) and its gradients wrt inputs and weights.
+
+    The gradients are listed for every input (None for an integer one) and then
+    every trainable weight. The layer's non-trainable state (e.g. moving
+    statistics) is updated as by a call.
+    """
+    loss, grads, state = _loss_gradients_state(layer, args, **call_kwargs)
+    _assign_state(layer, state)
+    return loss, grads
+
+
+def _assign_state(layer, state):
+    if state is not None:
+        for v, value in zip(layer.non_trainable_variables, state, strict=True):
+            v.assign(value)
+
+
+def _loss_gradients_state(layer, args, **call_kwargs):
+    """`loss_and_gradients` that can run under `jax.jit`: (loss, gradients, new state).
+
+    On JAX the layer runs through `stateless_call` and its new non-trainable
+    state is returned, for the caller to assign outside the jit; on TensorFlow
+    the layer updates its variables itself and the state is None.
+    """
+    if BACKEND == "tensorflow":
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            loss = _weighted_sum_of_squares(layer(*args, **call_kwargs))
+        return loss, tape.gradient(loss, list(args) + list(layer.trainable_variables)), None
+    floating = [i for i, a in enumerate(args) if _is_floating(a)]
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+
+    def fn(inputs, weights):
+        call_args = list(args)
+        for i, x in zip(floating, inputs, strict=True):
+            call_args[i] = x
+        outputs, state = layer.stateless_call(weights, non_trainable, *call_args,
+                                              **call_kwargs)
+        return _weighted_sum_of_squares(outputs), state
+
+    (loss, state), (input_grads, weight_grads) = jax.value_and_grad(
+        fn, argnums=(0, 1), has_aux=True)([args[i] for i in floating],
+                                          [v.value for v in layer.trainable_variables])
+    grads = [None] * len(args)
+    for i, g in zip(floating, input_grads, strict=True):
+        grads[i] = g
+    return loss, grads + list(weight_grads), state
+
+
+def _jit_plain(fn):
+    return _jit(fn, jit_compile=False) if BACKEND == "tensorflow" else _jit(fn)
 
 
 def check_xla(layer, inputs, atol=1e-5, rtol=1e-5, **call_kwargs):
     """Forward + backward under `tf.function(jit_compile=True)` equals the plain run.
+
+    On JAX: under `jax.jit` against op-by-op (eager) execution.
 
     Compares the loss, the gradients with respect to the (floating) inputs
     and the trainable weights, and the non-trainable weights after the call
@@ -327,7 +403,7 @@ def check_xla(layer, inputs, atol=1e-5, rtol=1e-5, **call_kwargs):
     built first; its non-trainable state is restored between the two runs.
     Returns the XLA results.
     """
-    args = [tf.constant(a) for a in as_tuple(inputs)]
+    args = [ops.convert_to_tensor(a) for a in as_tuple(inputs)]
     if not layer.built:
         layer(*args, **call_kwargs)
     state = [np.array(v) for v in layer.non_trainable_weights]
@@ -335,9 +411,10 @@ def check_xla(layer, inputs, atol=1e-5, rtol=1e-5, **call_kwargs):
     def run(jit):
         for v, s in zip(layer.non_trainable_weights, state, strict=True):
             v.assign(s)
-        step = tf.function(lambda *a: loss_and_gradients(layer, a, **call_kwargs),
-                           jit_compile=jit)
-        loss, grads = step(*args)
+        step = (_jit if jit else _jit_eager)(
+            lambda *a: _loss_gradients_state(layer, a, **call_kwargs))
+        loss, grads, new_state = step(*args)
+        _assign_state(layer, new_state)
         return [loss] + [g for g in grads if g is not None], [
             np.array(v) for v in layer.non_trainable_weights]
 
@@ -348,6 +425,65 @@ def check_xla(layer, inputs, atol=1e-5, rtol=1e-5, **call_kwargs):
     _assert_all_close(xla_state, plain_state, atol, f"{layer.name} XLA non-trainable weights",
                       rtol, relative_to_max=True)
     return xla
+
+
+def _jit_eager(fn):
+    """The plain run of `check_xla`: a tf.function without XLA, or JAX op by op."""
+    return tf.function(fn, jit_compile=False) if BACKEND == "tensorflow" else fn
+
+
+def value_and_gradients(fn, *args):
+    """(fn(*args), [d fn / d arg for each arg]) for a scalar `fn` of tensors, on any backend.
+
+    `tf.GradientTape` on TensorFlow (unconnected gradients are zero), `jax.value_and_grad`
+    on JAX. The gradients come back as NumPy arrays.
+    """
+    args = [ops.convert_to_tensor(a) for a in args]
+    if BACKEND == "tensorflow":
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            value = fn(*args)
+        grads = tape.gradient(value, args, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    else:
+        value, grads = jax.value_and_grad(lambda a: fn(*a))(args)
+    return value, [ops.convert_to_numpy(g) for g in grads]
+
+
+#: Marks the representative subset that `make test` also runs under KERAS_BACKEND=jax
+#: (`pytest -m jax`), and bench/gpu.sh on a GPU: Keras twins, NumPy transcriptions,
+#: gradient checks and compiled steps of every layer, loss and optimizer.
+jax_subset = pytest.mark.jax
+
+
+def jax_cases(values, chosen):
+    """Single-argument `parametrize` values, those in `chosen` marked `jax_subset`."""
+    assert set(chosen) <= set(values), set(chosen) - set(values)
+    return [pytest.param(v, marks=jax_subset) if v in chosen else v for v in values]
+
+
+# Keras's JAX backend computes some ops of float64 tensors in float32 (ops.mean,
+# ops.var, ops.tanh, the trigonometric ops: its result_type maps float64 to
+# float32 off TensorFlow, following JAX's 32-bit default), so on JAX a float64
+# layer that uses them is exact only to float32 round-off.
+_FLOAT32_INSIDE = ("Keras's JAX backend computes ops.mean, ops.var, ops.tanh and the "
+                   "trigonometric ops of float64 tensors in float32")
+
+
+def float64_atol(atol):
+    """`atol` for a float64 comparison with NumPy: as given on TensorFlow, float32 round-off
+    (1e-6, for values of order 1) on JAX (see _FLOAT32_INSIDE)."""
+    return atol if BACKEND == "tensorflow" else max(atol, 1e-6)
+
+
+def exact_float64(what="the float64 gradient check"):
+    """A pytest mark that runs a float64-exact check on TensorFlow only, with the reason."""
+    return pytest.mark.skipif(BACKEND != "tensorflow",
+                              reason=f"{what} needs exact float64: {_FLOAT32_INSIDE}")
+
+
+def tensorflow_only(reason):
+    """A pytest mark that skips a test on the other backends, with the reason."""
+    return pytest.mark.skipif(BACKEND != "tensorflow", reason=f"TensorFlow only: {reason}")
 
 
 def fit_steps(make_model, x, y, strategy=None, steps=2, learning_rate=0.1, jit_compile=False):

@@ -20,7 +20,9 @@ def _pair(num_heads=2, key_dim=4, **kwargs):
 
 
 def _copy_random(ours, theirs, *args):
-    theirs(*args)
+    # Built through Keras's scores path: on JAX its fast path (jax.nn.dot_product_attention)
+    # fails when value_dim != key_dim (Keras 3.15).
+    theirs(*args, return_attention_scores=True)
     ours(*args)
     rng = np.random.default_rng(0)
     theirs.set_weights([rng.normal(scale=0.5, size=w.shape) for w in theirs.get_weights()])
@@ -81,7 +83,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", kt.jax_cases(list(CASES), [
+    "self_attention", "padding_mask", "causal", "gate", "sliding_window_causal_padding",
+    "axes_2d_image_mask"]))
 def test_matches_keras(case):
     spec = CASES[case]
     args = kt.random_inputs(*spec["shapes"], seed=3)
@@ -98,8 +102,10 @@ def test_matches_keras(case):
     assert scores.shape == scores_k.shape
     np.testing.assert_allclose(y, y_k, atol=ATOL)
     np.testing.assert_allclose(scores, scores_k, atol=ATOL)
-    # Keras's fast path (no scores) gives the same outputs too.
-    np.testing.assert_allclose(ours(*args, **call), theirs(*args, **call), atol=ATOL)
+    # Keras's fast path (no scores) gives the same outputs too (on JAX that path fails
+    # when value_dim != key_dim, Keras 3.15).
+    if kt.BACKEND == "tensorflow" or "value_dim" not in spec.get("layer", {}):
+        np.testing.assert_allclose(ours(*args, **call), theirs(*args, **call), atol=ATOL)
     if call.get("use_causal_mask"):
         assert np.all(np.triu(np.asarray(scores), k=1) == 0)  # nothing from the future
     window = spec.get("layer", {}).get("sliding_window")
@@ -173,6 +179,7 @@ def numpy_mha(q_in, v_in, weights, mask=None):
     return np.einsum("bnth,nho->bto", heads, wo) + bo, a
 
 
+@kt.jax_subset
 def test_matches_numpy_transcription():
     q, v = kt.random_inputs((B, T, 6), (B, S, 5), seed=5, dtype="float64")
     layer = MultiHeadAttention(2, 3, value_dim=2, dtype="float64",
@@ -180,8 +187,8 @@ def test_matches_numpy_transcription():
     mask = _padding_mask()
     y, scores = layer(q, v, attention_mask=mask, return_attention_scores=True)
     y_np, scores_np = numpy_mha(q, v, layer.get_weights(), mask)
-    np.testing.assert_allclose(y, y_np, atol=1e-12)
-    np.testing.assert_allclose(scores, scores_np, atol=1e-12)
+    np.testing.assert_allclose(y, y_np, atol=kt.float64_atol(1e-12))
+    np.testing.assert_allclose(scores, scores_np, atol=kt.float64_atol(1e-12))
 
 
 def numpy_attention(q_in, v_in, weights, key_dim, attention_axes=None, mask=None, gate=False,
@@ -257,8 +264,8 @@ def test_general_formulas_match_numpy(case):
     y_np, scores_np = numpy_attention(q, v, layer.get_weights(), 3,
                                       spec["layer"].get("attention_axes"), mask,
                                       spec["layer"].get("use_gate", False))
-    np.testing.assert_allclose(y, y_np, atol=1e-12)
-    np.testing.assert_allclose(scores, scores_np, atol=1e-12)
+    np.testing.assert_allclose(y, y_np, atol=kt.float64_atol(1e-12))
+    np.testing.assert_allclose(scores, scores_np, atol=kt.float64_atol(1e-12))
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -271,8 +278,8 @@ def test_sliding_window_matches_numpy_band(causal):
     i, j = np.indices((6, 6))
     band = (np.abs(i - j) < 3) & ((j <= i) if causal else True)
     y_np, scores_np = numpy_attention(q, q, layer.get_weights(), 3, mask=band[None])
-    np.testing.assert_allclose(y, y_np, atol=1e-12)
-    np.testing.assert_allclose(scores, scores_np, atol=1e-12)
+    np.testing.assert_allclose(y, y_np, atol=kt.float64_atol(1e-12))
+    np.testing.assert_allclose(scores, scores_np, atol=kt.float64_atol(1e-12))
 
 
 def test_dropout_only_in_training():
@@ -296,6 +303,7 @@ def test_mixed_precision_matches_keras():
                                atol=2e-2)
 
 
+@kt.jax_subset
 def test_gradient_check():
     q, v = kt.random_inputs((1, 2, 3), (1, 3, 2), dtype="float64")
     layer = MultiHeadAttention(2, 2, dtype="float64", bias_initializer="random_normal")

@@ -23,6 +23,7 @@ def numpy_encoding(length, depth, base=10000.0):
 
 
 @pytest.mark.parametrize("depth", [6, 7])
+@kt.jax_subset
 def test_adds_the_sinusoidal_table(depth):
     x = kt.random_inputs((2, 5, depth))
     layer = PositionalEncoding(max_length=9)
@@ -48,6 +49,7 @@ def test_mask_passes_through():
     np.testing.assert_array_equal(y._keras_mask, [[1, 1, 1, 1], [1, 1, 0, 0]])
 
 
+@kt.jax_subset
 def test_gradient_check():
     x = kt.random_inputs((2, 3, 4), dtype="float64")
     assert kt.check_gradients(PositionalEncoding(5, dtype="float64"), x) < 1e-7

@@ -67,7 +67,7 @@ def _randomize(block, seed=0):
                        for w in block.weights])
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", kt.jax_cases(list(CASES), ["bottleneck_identity"]))
 def test_matches_keras_composition(case):
     kwargs, channels, out_channels, projection = CASES[case]
     x = kt.random_inputs((4, 6, 6, channels))
@@ -97,6 +97,7 @@ def test_identity_shortcut_adds_the_input():
 
 
 @pytest.mark.parametrize("bottleneck", [False, True])
+@kt.exact_float64("the gradient check through BatchNorm's batch statistics (ops.mean)")
 def test_gradient_check(bottleneck):
     x = kt.random_inputs((2, 4, 4, 2), dtype="float64")
     block = ResidualBlock(2, strides=2, bottleneck=bottleneck, dtype="float64")

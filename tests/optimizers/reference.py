@@ -6,6 +6,7 @@ updates `state` (a dict, empty before the first step) in place; `t` is the
 optimizers' docstrings, not from the implementation.
 """
 
+import keras
 import numpy as np
 
 import optimizers
@@ -65,8 +66,10 @@ def adam_step(
 
 
 def adamw_step(w, g, state, lr, t, weight_decay=0.004, **hyper):
-    # Keras's base class (which applies the decay) rounds weight_decay to float32.
-    weight_decay = float(np.float32(weight_decay))
+    # Keras's base class (which applies the decay) casts weight_decay to the
+    # variable's dtype: through float32 on TensorFlow, exactly on JAX.
+    if keras.backend.backend() == "tensorflow":
+        weight_decay = float(np.float32(weight_decay))
     return adam_step(w, g, state, lr, t, weight_decay=weight_decay, **hyper)
 
 

@@ -15,9 +15,13 @@ import contextlib
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-import optimizers
+if keras.backend.backend() != "tensorflow":
+    pytest.skip("tf.distribute: TensorFlow only", allow_module_level=True)
+
+import tensorflow as tf  # noqa: E402
+
+import optimizers  # noqa: E402
 
 GLOBAL_BATCH = 16
 STEPS = 4

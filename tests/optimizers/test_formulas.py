@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import optimizers
+from tests import keras_testing as kt
 from tests.optimizers.reference import (
     CASE_IDS,
     CASES,
@@ -46,7 +47,7 @@ def _moved(got, start):
     return max(np.abs(g - s).max() for g, s in zip(got, start, strict=True))
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", kt.jax_cases(["float32", "float64"], ["float64"]))
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_matches_numpy_formula(case, dtype):
     _, cls, hyper, step = case

@@ -1,5 +1,6 @@
 """Learning-rate schedules against Python transcriptions of their formulas,
-eagerly, in tf.function and under XLA, plus their Keras twins and serialization.
+eagerly, in tf.function and under XLA (`jax.jit` on JAX), plus their Keras twins
+and serialization.
 """
 
 import math
@@ -7,9 +8,15 @@ import math
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from optimizers import schedules
+from tests import keras_testing as kt
+
+BACKEND = keras.backend.backend()
+if BACKEND == "tensorflow":
+    import tensorflow as tf
+else:
+    import jax
 
 STEPS = [
     0,
@@ -95,7 +102,7 @@ def _expected(formula):
     return np.array([formula(s) for s in STEPS], "float32")
 
 
-@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+@pytest.mark.parametrize("mode", kt.jax_cases(["eager", "function", "xla"], ["xla"]))
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_matches_formula(case, mode):
     _, schedule, formula = case
@@ -103,6 +110,12 @@ def test_matches_formula(case, mode):
     assert len(set(expected.tolist())) > 2  # The schedule really changes.
     if mode == "eager":
         got = np.array([float(schedule(s)) for s in STEPS])
+    elif BACKEND != "tensorflow":
+        if mode == "function":
+            pytest.skip("tf.function without XLA: TensorFlow only (JAX's compiled mode is xla)")
+        # Optimizers pass their int64 `iterations` variable.
+        got = np.asarray(jax.jit(lambda steps: jax.lax.map(schedule, steps))(
+            np.array(STEPS, np.int64)))
     else:
         # Optimizers pass their int64 `iterations` variable.
         fn = tf.function(
