@@ -39,6 +39,7 @@ start=$SECONDS
 # 1. keras from the shipped wheels (or the installed one, when there are no wheels).
 if compgen -G "$WHEELS/keras-*.whl" >/dev/null; then
   SITE=$(mktemp -d "${TMPDIR:-/tmp}/dlsuite-gpu-site.XXXXXX")
+  trap 'rm -rf "$SITE"' EXIT
   "$PYTHON" bench/gpu.py install "$WHEELS" "$SITE"
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 elif ! "$PYTHON" -c "import keras" 2>/dev/null; then
