@@ -342,18 +342,26 @@ def _trial_dir(workdir, number):
 
 
 def _claim_orphan(study, workdir):
-    """(trial, lock) of a running trial of this machine whose process died, else None."""
+    """(trial, lock) of a running trial of this machine whose process died, else None.
+    Under the same lock file as _new_trial, which marks a new trial as this
+    host's and takes its lock before letting go: a trial just asked for is
+    never taken for an orphan."""
     import optuna
 
-    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if frozen.user_attrs.get("host") != socket.gethostname():
-            continue
-        lock = _Lock(_trial_dir(workdir, frozen.number) + ".lock")
-        if lock.acquire():
-            print(f"trial {frozen.number}: continuing it (its process stopped)")
-            trial = optuna.trial.Trial(study, frozen._trial_id)
-            trial.set_user_attr("pid", os.getpid())
-            return trial, lock
+    with open(os.path.join(workdir, "tune.lock"), "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        for frozen in running:
+            if frozen.user_attrs.get("host") != socket.gethostname():
+                continue
+            lock = _Lock(_trial_dir(workdir, frozen.number) + ".lock")
+            if lock.acquire():
+                print(f"trial {frozen.number}: continuing it (its process stopped)")
+                # Optuna's Trial of a stored trial needs its storage id, which
+                # FrozenTrial keeps as _trial_id (there is no public accessor).
+                trial = optuna.trial.Trial(study, frozen._trial_id)
+                trial.set_user_attr("pid", os.getpid())
+                return trial, lock
     return None
 
 
