@@ -26,11 +26,16 @@ the trainer's per-example seed, into fixed-shape arrays, vectorised:
   (centre c, target t) for every t at most b kept words away in the same
   sentence (skip-gram: the context word predicts each target, as in the
   notes), or (the mean of those t, c) for CBOW;
-* k negatives per pair (config.word2vec.share_negatives = False) or per
-  centre word (CBOW; skip-gram by default, the centre's pairs sharing them,
-  see model.Word2Vec) drawn from the unigram
-  distribution raised to 3/4, P(w) = c_w^0.75 / sum_v c_v^0.75, by inverse
-  transform sampling on its cumulative sum.
+* negatives (see model.Word2Vec), N per block of `fused.BLOCK` consecutive
+  centre slots shared by its centres (config.word2vec.negatives_per_block
+  = N > 0, the default), k per centre word (N = 0), or k per pair
+  (skip-gram, config.word2vec.share_negatives = False), drawn from the unigram
+  distribution raised to 3/4, P(w) = c_w^0.75 / sum_v c_v^0.75, with Walker's
+  alias method (two uniforms and two table lookups a draw).
+
+Each chunk's arrays are computed as one XLA computation (`_example`): the
+shapes are fixed, and the few dozen small ops that make a chunk would
+otherwise cost more in TensorFlow's per-op overhead than in arithmetic.
 
 The corpus is read once, and kept on disk (apps.embeddings.text.build_corpus);
 a chunk is read from there when the training stream needs it (a `Windows`
@@ -48,6 +53,7 @@ from absl import logging
 
 from apps.core.data import Split, load_tfds
 from apps.core.errors import UserError
+from apps.embeddings import fused
 from apps.embeddings import text as text_lib
 from apps.embeddings.ondisk import Windows
 
@@ -112,12 +118,31 @@ def keep_probabilities(counts, sample):
     return np.minimum(keep, 1.0).astype(np.float32)
 
 
-def unigram_cdf(counts, power=0.75):
-    """Cumulative distribution of P(w) = c_w^power / sum_v c_v^power."""
+def unigram_probabilities(counts, power=0.75):
+    """P(w) = c_w^power / sum_v c_v^power, float64."""
     weights = np.asarray(counts, np.float64) ** power
-    cdf = np.cumsum(weights / weights.sum())
-    cdf[-1] = 1.0
-    return cdf.astype(np.float32)
+    return weights / weights.sum()
+
+
+def alias_table(p):
+    """Walker's alias table of the distribution p (Vose's construction): draw
+    i ~ uniform{0..V-1} and u ~ U[0, 1); the word is i if u < accept[i], else
+    alias[i]. Each draw costs two uniforms and two lookups, whatever V is.
+
+    Returns (accept float32 (V,), alias int32 (V,))."""
+    n = len(p)
+    scaled = np.asarray(p, np.float64) * n
+    accept = np.ones(n)
+    alias = np.arange(n)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        accept[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    # What is left is 1 up to rounding: always accepted.
+    return accept.astype(np.float32), alias.astype(np.int32)
 
 
 def chunk_corpus(corpus, chunk_words, margin, multiple_of=1):
@@ -142,67 +167,168 @@ def chunk_corpus(corpus, chunk_words, margin, multiple_of=1):
 
 
 class Word2VecExamples:
-    """One chunk -> the (centre, context, negatives) arrays of skip-gram or CBOW.
+    """One chunk -> the words, pairs and negatives of skip-gram or CBOW (`fused.loss`).
 
     Call with (inputs, targets, seed) as the trainer's `train_example` hook.
     The outputs, for C = chunk size, W = window, k = negatives:
 
-        center     int32 (C,)        the centre word of each slot (-1: empty slot)
-        context    int32 (C, 2W)     the words at offsets -W..-1, 1..W (kept words)
-        mask       bool  (C, 2W)     the pairs inside the reduced window and sentence
-        negatives  int32 (C, 2W, k)  k per pair (skip-gram with share_negatives=False),
-                   or (C, k)         k per centre (CBOW; skip-gram, shared by its pairs)
+        tokens           int32 (C + 2W)  the kept words in a row, -1 where none: the
+                                         C centre slots are tokens[W : W + C], the
+                                         window of slot i is tokens[i : i + 2W + 1]
+        mask             bool  (C, 2W)   the pairs (slot i, offset -W..-1, 1..W) inside
+                                         the reduced window and the sentence
+        negatives        int32 (C, K)    the negatives of each centre slot: K = k
+                                         (CBOW; skip-gram, shared by the centre's
+                                         pairs) or 2W k (skip-gram with
+                                         share_negatives=False: k per pair, pair j's
+                                         at [j k, (j + 1) k)); with
+                                         negatives_per_block = N > 0, (blocks, N):
+                                         the N of each block of fused.BLOCK slots
+        negative_weight  float (C, K)    how many pairs each negative stands for:
+                                         skip-gram shared, the centre's pairs whose
+                                         target is not the negative; per pair, 1 if
+                                         the pair is in the mask and its target is
+                                         not the negative; CBOW, 1 if the centre has
+                                         a window and is not the negative (a
+                                         negative equal to the target is skipped, as
+                                         in word2vec and gensim); per block, the
+                                         same times k / N (K = N: the block's)
+
+    `context(example)` gives the (C, 2W) target words of the mask's pairs.
     """
 
     def __init__(self, counts, size, margin, window, negatives, sample, method,
-                 share_negatives=True):
+                 share_negatives=True, negatives_per_block=0):
         self.size, self.margin, self.window = size, margin, window
         self.negatives, self.method = negatives, method
         self.per_pair = method == "skipgram" and not share_negatives
+        self.per_block = 0 if self.per_pair else negatives_per_block
+        self.blocks = fused.Layout(1, size, window, 0, fused.BLOCK).blocks
         self.keep = tf.constant(keep_probabilities(counts, sample))
-        self.cdf = tf.constant(unigram_cdf(counts))
+        accept, alias = alias_table(unigram_probabilities(counts))
+        self.accept, self.alias = tf.constant(accept), tf.constant(alias)
         self.vocab_size = len(counts)
-        length = size + 2 * margin
-        self.is_center = tf.constant((np.arange(length) >= margin)
-                                     & (np.arange(length) < margin + size))
-        offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
-        self.offsets = tf.constant(offsets, tf.int32)
+        self.offsets = _offsets(window)
 
     def __call__(self, inputs, targets, seed):
-        tokens, sentence = inputs["tokens"], inputs["sentence"]
-        w, size = self.window, self.size
+        # The random numbers come from TensorFlow's kernels (XLA's CPU Philox is
+        # some 10x slower); the rest is one XLA computation.
+        length, w, k = self.size + 2 * self.margin, self.window, self.negatives
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
-        # Subsampling, then compaction: the kept words close up.
-        keep_p = tf.gather(self.keep, tf.maximum(tokens, 0))
-        keep = (tokens >= 0) & (tf.random.stateless_uniform(tf.shape(tokens), seeds[0]) < keep_p)
-        kept = tf.where(keep)[:, 0]
-        pad = tf.shape(tokens)[0] - tf.size(kept) + w
-        kept_tokens = tf.concat([tf.fill([w], -1), tf.gather(tokens, kept), tf.fill([pad], -1)], 0)
-        kept_sentence = tf.concat([tf.fill([w], -1), tf.gather(sentence, kept),
-                                   tf.fill([pad], -1)], 0)
-        # The kept centre words are a contiguous run of the compacted chunk.
-        first = tf.reduce_sum(tf.cast(keep[:self.margin], tf.int32))
-        centers = tf.reduce_sum(tf.cast(keep & self.is_center, tf.int32))
-        slot = tf.range(size)
-        where = first + slot + w  # index in kept_tokens
-        occupied = slot < centers
-        center = tf.where(occupied, tf.gather(kept_tokens, where), -1)
-        center_sentence = tf.gather(kept_sentence, where)
-        at = where[:, None] + self.offsets[None, :]
-        context = tf.gather(kept_tokens, at)
-        reach = tf.random.stateless_uniform([size], seeds[1], minval=1, maxval=w + 1,
-                                            dtype=tf.int32)
-        mask = (occupied[:, None] & (context >= 0)
-                & (tf.gather(kept_sentence, at) == center_sentence[:, None])
-                & (tf.abs(self.offsets)[None, :] <= reach[:, None]))
-        shape = [size, 2 * w, self.negatives] if self.per_pair else [size, self.negatives]
-        negatives = self.sample_negatives(shape, seeds[2])
-        example = {"center": center, "context": tf.where(mask, context, 0), "mask": mask,
-                   "negatives": negatives}
+        draws = (self.blocks * self.per_block if self.per_block
+                 else self.size * (2 * w * k if self.per_pair else k))
+        example = _EXAMPLE(inputs["tokens"], inputs["sentence"],
+                           tf.random.stateless_uniform([length], seeds[0]),
+                           tf.random.stateless_uniform([self.size], seeds[1], minval=1,
+                                                       maxval=w + 1, dtype=tf.int32),
+                           tf.random.stateless_uniform([2, draws], seeds[2]),
+                           self.keep, self.accept, self.alias, self.size, self.margin, w, k,
+                           self.method, self.per_pair, self.per_block)
         return example, targets
 
     def sample_negatives(self, shape, seed):
-        """Word ids from P(w) ~ c_w^0.75: the first w with cdf(w) > u, u ~ U[0, 1)."""
-        u = tf.random.stateless_uniform([math.prod(shape)], seed)
-        ids = tf.searchsorted(self.cdf, u, side="right", out_type=tf.int32)
-        return tf.reshape(tf.minimum(ids, self.vocab_size - 1), shape)
+        """Word ids from P(w) ~ c_w^0.75 (`alias_table`)."""
+        u = tf.random.stateless_uniform([2, math.prod(shape)], tf.cast(seed, tf.int64))
+        return tf.reshape(_NEGATIVES(self.accept, self.alias, u), shape)
+
+    @staticmethod
+    def context(example):
+        """The (..., C, 2W) target words of an example's (or a batch's) pair slots."""
+        tokens, mask = example["tokens"], example["mask"]
+        two_w, c = mask.shape[-1], mask.shape[-2]
+        w = two_w // 2
+        offsets = np.concatenate([np.arange(-w, 0), np.arange(1, w + 1)])
+        return np.take(np.asarray(tokens), np.arange(c)[:, None] + w + offsets[None, :],
+                       axis=-1)
+
+
+def _offsets(window):
+    return tf.constant(np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)]),
+                       tf.int32)
+
+
+def _cumsum(x):
+    """tf.cumsum of a vector by log2(n) shifted adds (XLA's CPU cumsum takes n^2)."""
+    n, shift = x.shape[0], 1
+    while shift < n:
+        x = x + tf.pad(x[:n - shift], [[shift, 0]])
+        shift *= 2
+    return x
+
+
+def _negatives(accept, alias, u):
+    """Alias-method draws, one per column of the uniforms u (2, n)."""
+    vocab = tf.shape(accept)[0]
+    i = tf.minimum(tf.cast(u[0] * tf.cast(vocab, tf.float32), tf.int32), vocab - 1)
+    return tf.where(u[1] < tf.gather(accept, i), i, tf.gather(alias, i))
+
+
+def _example(tokens, sentence, u_keep, reach, u_negatives, keep_p, accept, alias, size, margin,
+             w, k, method, per_pair, per_block):
+    """`Word2VecExamples.__call__`'s arrays (one XLA computation, static shapes)."""
+    offsets = _offsets(w)
+    length = size + 2 * margin
+    # Subsampling, then compaction: the kept words close up (a word dropped is
+    # scattered out of range, which XLA's scatter skips), W empty slots before.
+    keep = (tokens >= 0) & (u_keep < tf.gather(keep_p, tf.maximum(tokens, 0)))
+    kept_before = _cumsum(tf.cast(keep, tf.int32))  # kept words up to each position
+    place = tf.where(keep, kept_before - 1 + w, length + 2 * w)
+    kept_tokens = tf.tensor_scatter_nd_update(tf.fill([length + 2 * w], -1), place[:, None],
+                                              tokens)
+    kept_sentence = tf.tensor_scatter_nd_update(tf.fill([length + 2 * w], -1),
+                                                place[:, None], sentence)
+    # The kept centre words are a contiguous run of the compacted chunk.
+    first = kept_before[margin - 1] if margin else 0
+    centers = kept_before[margin + size - 1] - first
+    span = first + tf.range(size + 2 * w)  # the centre slots and W words either side
+    row, row_sentence = tf.gather(kept_tokens, span), tf.gather(kept_sentence, span)
+    slot = tf.range(size)
+    center = row[w:w + size]
+    at = slot[:, None] + w + offsets[None, :]
+    context = tf.gather(row, at)
+    mask = ((slot < centers)[:, None] & (context >= 0)
+            & (tf.gather(row_sentence, at) == row_sentence[w:w + size, None])
+            & (tf.abs(offsets)[None, :] <= reach[:, None]))
+    if per_pair:
+        negatives = tf.reshape(_negatives(accept, alias, u_negatives), [size, 2 * w, k])
+        weight = mask[:, :, None] & (negatives != context[:, :, None])
+        negatives = tf.reshape(negatives, [size, 2 * w * k])
+        weight = tf.reshape(weight, [size, 2 * w * k])
+    elif per_block:
+        layout = fused.Layout(1, size, w, per_block, fused.BLOCK)
+        negatives = tf.reshape(_negatives(accept, alias, u_negatives),
+                               [layout.blocks, per_block])
+        inside = layout.pad_slots(tf.cast(mask, tf.float32)[None])  # (1, Cp, 2W)
+        share = k / per_block  # each of the block's draws stands for k / K of a centre's k
+        if method == "skipgram":
+            # The targets equal to each negative, slot by slot: the band of the
+            # block's pairs (G, G + 2W) times whether each word around the block
+            # is the negative (G + 2W, K).
+            words = layout.around(tf.pad(row, [[0, layout.cp - size]], constant_values=-1)[None])
+            equal = tf.cast(words[..., None] == negatives[None, :, None, :], tf.float32)
+            matches = tf.einsum("bjgh,bjhn->bjgn", layout.unband(inside), equal)
+            pairs = tf.add_n([inside[..., j] for j in range(2 * w)])  # (1, Cp)
+            weight = share * (pairs[..., None] - tf.reshape(matches, [1, layout.cp, -1]))
+        else:
+            has = tf.add_n([inside[..., j] for j in range(2 * w)]) > 0
+            centre = tf.reshape(tf.pad(center, [[0, layout.cp - size]], constant_values=-1),
+                                [1, layout.blocks, layout.g, 1])
+            differ = tf.reshape(centre != negatives[None, :, None, :], [1, layout.cp, -1])
+            weight = share * tf.cast(has[..., None] & differ, tf.float32)
+        weight = weight[0, :size]
+    else:
+        negatives = tf.reshape(_negatives(accept, alias, u_negatives), [size, k])
+        # Sums over the window's 2W slots as explicit adds: XLA's CPU reductions
+        # over an inner axis are several times slower.
+        if method == "skipgram":
+            weight = tf.add_n([tf.cast(mask[:, j, None] & (context[:, j, None] != negatives),
+                                       tf.int32) for j in range(2 * w)])
+        else:
+            has = tf.add_n([tf.cast(mask[:, j], tf.int32) for j in range(2 * w)]) > 0
+            weight = has[:, None] & (negatives != center[:, None])
+    return {"tokens": row, "mask": mask, "negatives": negatives,
+            "negative_weight": tf.cast(weight, tf.float32)}
+
+
+_EXAMPLE = tf.function(_example, jit_compile=True, autograph=False)
+_NEGATIVES = tf.function(_negatives, jit_compile=True, autograph=False)

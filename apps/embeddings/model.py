@@ -27,6 +27,8 @@ and the word vectors kept at the end are w + w~.
 import keras
 import tensorflow as tf
 
+from apps.embeddings import fused
+
 METHODS = ("skipgram", "cbow", "glove")
 
 
@@ -36,31 +38,31 @@ class Word2Vec(keras.Model):
     Initialised as word2vec does: e ~ U(-0.5 / D, 0.5 / D), theta = 0.
 
     Call with the batched outputs of `data.Word2VecExamples` (leading batch
-    axis B). The logits are laid out in rows, each row one hidden vector h
-    against S output words: the row's targets (positive_weight 1) and its
-    negatives (negative_weight = how many pairs the negative stands for, 0
-    where it equals the target, as in word2vec and gensim):
+    axis B); returns {"loss": (B,)}, each chunk's sum of the loss above over
+    its pairs, computed by `fused.loss`. The negatives, k per pair in
+    expectation:
 
-        skip-gram, negatives per centre word (the default): a row per centre c
-            with pairs, h = e_c, S = 2W window words + k negatives. The
-            centre's pairs share its k negatives: each negative n counts once
-            for every pair whose target is not n, so the loss has the same
-            expectation as with draws per pair, at a fraction of the work
-            (all the pairs of a centre share h = e_c, so the logits
-            theta_n . h are the same for them);
-        skip-gram, negatives per pair: a row per pair, h = e_c, S = 1 + k;
-        CBOW: a row per centre, h = the mean of e over the window, S = 1 + k
-            (the centre word and k negatives).
+        per block (`negatives_per_block`, the default config): the centre
+            words of each block of `fused.BLOCK` consecutive slots share N
+            draws, each weighted k / N for each of a centre's pairs whose
+            target it is not; a block's logits are then one small matrix
+            product, and a step gathers a fraction of the rows;
+        per centre word: h against c's own k negatives, each counting once
+            for every pair whose target is not n (all the pairs of a centre
+            share h = e_c, so the logits theta_n . h are the same for them);
+        skip-gram, per pair (share_negatives=False): each pair's own k.
 
-    Returns {"logits" (R, S), "positive_weight" (R, S), "negative_weight"
-    (R, S), "example" (R,): the batch index of each row}.
+    Each has the loss's expectation of k draws per pair. The gradients of the
+    tables are tf.IndexedSlices over the batch's distinct words, summed
+    (`sparse.SparseAdaGrad` updates those rows only).
     """
 
-    def __init__(self, vocab_size, dim, method="skipgram", **kwargs):
+    def __init__(self, vocab_size, dim, method="skipgram", negatives_per_block=False, **kwargs):
         super().__init__(**kwargs)
         if method not in ("skipgram", "cbow"):
             raise ValueError(f"method must be skipgram or cbow, not {method!r}")
         self.vocab_size, self.dim, self.method = vocab_size, dim, method
+        self.negatives_per_block = bool(negatives_per_block)
         scale = 0.5 / dim
         self.input_vectors = self.add_weight(
             shape=(vocab_size, dim), name="input_vectors",
@@ -69,43 +71,10 @@ class Word2Vec(keras.Model):
                                               initializer="zeros")
 
     def call(self, inputs):
-        mask, negatives = inputs["mask"], inputs["negatives"]
-        e = self.input_vectors
-        centres = tf.where(tf.reduce_any(mask, -1))  # (N, 2): batch, slot
-        window = tf.gather_nd(inputs["context"], centres)  # (N, 2W)
-        inside = tf.gather_nd(mask, centres)
-        center = tf.gather_nd(inputs["center"], centres)
-        if self.method == "skipgram" and negatives.shape.rank == 3:  # k per centre
-            negative = tf.gather_nd(negatives, centres)  # (N, k)
-            h = tf.gather(e, center)
-            ids = tf.concat([window, negative], 1)
-            positive_weight = tf.concat([inside, tf.zeros_like(negative, tf.bool)], 1)
-            pairs_per_negative = tf.reduce_sum(tf.cast(
-                inside[:, :, None] & (window[:, :, None] != negative[:, None, :]), e.dtype), 1)
-            negative_weight = tf.concat([tf.zeros_like(window, e.dtype), pairs_per_negative], 1)
-            example = centres[:, 0]
-        else:
-            if self.method == "skipgram":  # k per pair: a row per pair
-                pairs = tf.where(mask)  # (P, 3): batch, slot, offset
-                target = tf.gather_nd(inputs["context"], pairs)
-                negative = tf.gather_nd(negatives, pairs)  # (P, k)
-                h = tf.gather(e, tf.gather_nd(inputs["center"], pairs[:, :2]))
-                example = pairs[:, 0]
-            else:  # CBOW: the mean of the window predicts the centre word
-                weights = tf.cast(inside, e.dtype)
-                h = tf.reduce_sum(weights[:, :, None] * tf.gather(e, window), 1)
-                h /= tf.reduce_sum(weights, -1, keepdims=True)
-                target, negative = center, tf.gather_nd(negatives, centres)
-                example = centres[:, 0]
-            ids = tf.concat([target[:, None], negative], 1)
-            positive_weight = tf.concat(
-                [tf.ones_like(target[:, None], tf.bool), tf.zeros_like(negative, tf.bool)], 1)
-            negative_weight = tf.cast(tf.concat(
-                [tf.zeros_like(target[:, None], tf.bool), negative != target[:, None]], 1),
-                e.dtype)
-        return {"logits": row_dot(tf.convert_to_tensor(self.output_vectors), ids, h),
-                "positive_weight": tf.cast(positive_weight, e.dtype),
-                "negative_weight": negative_weight, "example": example}
+        return {"loss": fused.loss(
+            tf.convert_to_tensor(self.input_vectors), tf.convert_to_tensor(self.output_vectors),
+            self.method, inputs["tokens"], inputs["mask"], inputs["negatives"],
+            inputs["negative_weight"], per_block=self.negatives_per_block)}
 
     def vectors(self):
         """The word vectors: the input embeddings e."""
@@ -113,7 +82,7 @@ class Word2Vec(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim,
-                "method": self.method}
+                "method": self.method, "negatives_per_block": self.negatives_per_block}
 
 
 class GloVe(keras.Model):
@@ -149,55 +118,12 @@ class GloVe(keras.Model):
         return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim}
 
 
-def negative_sampling_loss(outputs, batch_size):
-    """Per-example sums of w+ (-log sigma(x)) + w- (-log sigma(-x)) over the logits x, (batch_size,).
-
-    With -log sigma(-x) = softplus(x) and -log sigma(x) = softplus(x) - x, one
-    softplus serves both: (w+ + w-) softplus(x) - w+ x.
-    """
-    x = outputs["logits"]
-    positive, negative = outputs["positive_weight"], outputs["negative_weight"]
-    rows = tf.reduce_sum((positive + negative) * tf.nn.softplus(x) - positive * x, -1)
-    return tf.math.unsorted_segment_sum(rows, outputs["example"], batch_size)
-
-
-@tf.custom_gradient
-def row_dot(table, ids, h):
-    """logits[r, s] = table[ids[r, s]] . h[r], with a sparse gradient for `table`.
-
-    Autodiff of tf.gather would hand the optimizer one gradient row per
-    (r, s), (R * S, D) values that it must then sum row by row per word; here
-    the gradient of each distinct word u is formed directly as
-
-        d_table[u] = sum over (r, s) with ids[r, s] = u of dlogits[r, s] h[r]
-
-    a sparse (distinct words x R) by dense (R, D) product that skips the zero
-    dlogits (slots outside the window), and returned as tf.IndexedSlices over
-    the distinct words; d_h[r] = sum_s dlogits[r, s] table[ids[r, s]].
-    """
-    rows = tf.gather(table, ids)  # (R, S, D)
-    logits = tf.reduce_sum(rows * h[:, None, :], -1)
-
-    def grad(dlogits):
-        at = tf.where(tf.not_equal(dlogits, 0))  # (nnz, 2), row-major
-        words, column = tf.unique(tf.gather_nd(ids, at))
-        shape = tf.cast(tf.stack([tf.shape(h)[0], tf.size(words)]), tf.int64)
-        weights = tf.SparseTensor(tf.stack([at[:, 0], tf.cast(column, tf.int64)], 1),
-                                  tf.gather_nd(dlogits, at), shape)
-        d_table = tf.IndexedSlices(tf.sparse.sparse_dense_matmul(weights, h, adjoint_a=True),
-                                   words, tf.shape(table, out_type=words.dtype))
-        d_h = tf.reduce_sum(dlogits[:, :, None] * rows, 1)
-        return d_table, None, d_h
-
-    return logits, grad
-
-
 def glove_loss(prediction, log_x, weight):
     """Per-example sums of f(X_ij) (prediction - log X_ij)^2 over the pairs, shape (B,)."""
     return tf.reduce_sum(weight * tf.square(prediction - log_x), -1)
 
 
-def build(method, vocab_size, dim):
+def build(method, vocab_size, dim, negatives_per_block=False):
     if method == "glove":
         return GloVe(vocab_size, dim, name="glove")
-    return Word2Vec(vocab_size, dim, method, name=method)
+    return Word2Vec(vocab_size, dim, method, negatives_per_block, name=method)

@@ -97,7 +97,7 @@ class EmbeddingsTask(Task):
             train, size = data_lib.chunk_corpus(corpus, w.chunk_words, 2 * w.window, batch)
             self.examples = data_lib.Word2VecExamples(
                 self.counts, size, 2 * w.window, w.window, w.negatives, w.sample, c.method,
-                w.share_negatives)
+                w.share_negatives, w.negatives_per_block)
         cache = c.data.cache
         if cache == "auto":
             cache = "memory" if c.data.source == "embedded" else "none"
@@ -134,7 +134,10 @@ class EmbeddingsTask(Task):
     # ----------------------------------------------------------------- model
 
     def build_model(self):
-        model = model_lib.build(self.config.method, len(self.words), self.config.model.dim)
+        c = self.config
+        per_block = c.method != "glove" and c.word2vec.share_negatives and bool(
+            c.word2vec.negatives_per_block)
+        model = model_lib.build(c.method, len(self.words), c.model.dim, per_block)
         model.built = True
         return model
 
@@ -152,7 +155,7 @@ class EmbeddingsTask(Task):
     def per_example_loss(self, targets, outputs):
         if self.config.method == "glove":
             return model_lib.glove_loss(outputs, targets["log_x"], targets["weight"])
-        return model_lib.negative_sampling_loss(outputs, tf.shape(targets)[0])
+        return outputs["loss"]  # the model's own: fused.loss
 
     def word_vectors(self, model):
         return WordVectors(self.words, model.vectors().numpy())

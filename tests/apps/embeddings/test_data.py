@@ -10,6 +10,7 @@ import tensorflow as tf
 from apps.core.errors import UserError
 from apps.embeddings import cooccurrence as glove_lib
 from apps.embeddings import data as data_lib
+from apps.embeddings import fused
 from apps.embeddings import text as text_lib
 from apps.embeddings.ondisk import DiskArray
 from configs.embeddings import get_config
@@ -103,6 +104,9 @@ def _pairs(corpus, window, sample=0.0, chunk_words=7, method="skipgram", counts=
             inputs = {name: tf.constant(a[k]) for name, a in split.inputs.items()}
             out, _ = make(inputs, tf.constant(0), tf.constant([seed, k], tf.int64))
             out = {name: t.numpy() for name, t in out.items()}
+            # The centre slots are the middle of the row of kept words.
+            out["center"] = out["tokens"][window:window + size]
+            out["context"] = data_lib.Word2VecExamples.context(out)
             outputs.append(out)
             for i, j in zip(*np.nonzero(out["mask"]), strict=True):
                 pairs.append((int(out["center"][i]), int(out["context"][i, j]),
@@ -120,8 +124,8 @@ def test_skipgram_pairs_with_window_one_are_the_neighbours_in_each_sentence():
             expected |= {(a, b, 1), (b, a, -1)}
     assert len(pairs) == len(expected) == 2 * (29 - 3)  # each once, none across sentences
     assert set(pairs) == expected
-    shape = outputs[0]["negatives"].shape
-    assert shape == (outputs[0]["center"].shape[0], 2, 3)
+    # k per pair: pair j's negatives at [j k, (j + 1) k).
+    assert outputs[0]["negatives"].shape == (outputs[0]["center"].shape[0], 2 * 3)
 
 
 def test_skipgram_reduced_window_is_symmetric_and_at_most_the_window():
@@ -164,6 +168,51 @@ def test_shared_negatives_are_one_set_per_centre(method):
     out = outputs[0]
     assert out["negatives"].shape == (out["center"].shape[0], 4)
     assert out["mask"].shape == (out["center"].shape[0], 4)
+
+
+@pytest.mark.parametrize("method", ["skipgram", "cbow"])
+def test_negatives_per_block_and_their_weights(method):
+    # Each block of fused.BLOCK slots draws N negatives; slot c's weight of
+    # negative n is k / N for each of its pairs whose target is not n (skip-gram),
+    # or k / N if its window has a word and its centre is not n (CBOW).
+    k, n, window = 3, 4, 2
+    sentences = [list(np.random.default_rng(s).integers(0, 6, 30)) for s in range(8)]
+    corpus = _corpus(sentences)
+    margin = 2 * window
+    split, size = data_lib.chunk_corpus(corpus, 100, margin)
+    make = data_lib.Word2VecExamples(corpus.vocab.counts, size, margin, window, k, 0.0,
+                                     method, negatives_per_block=n)
+    blocks = -(-size // fused.BLOCK)
+    checked = 0
+    for chunk in range(len(split)):
+        inputs = {name: tf.constant(a[chunk]) for name, a in split.inputs.items()}
+        out = {key: v.numpy() for key, v in
+               make(inputs, None, tf.constant([0, chunk], tf.int64))[0].items()}
+        assert out["negatives"].shape == (blocks, n)
+        assert out["negative_weight"].shape == (size, n)
+        context = data_lib.Word2VecExamples.context(out)
+        for c in range(size):
+            draws = out["negatives"][c // fused.BLOCK]
+            m = out["mask"][c]
+            if method == "skipgram":
+                expected = [k / n * np.sum(context[c][m] != d) for d in draws]
+            else:
+                expected = [k / n * (m.any() and out["tokens"][window + c] != d) for d in draws]
+            np.testing.assert_allclose(out["negative_weight"][c], expected, rtol=1e-6)
+            checked += int(m.any())
+    assert checked > 100
+
+
+def test_alias_table_holds_the_distribution_exactly():
+    p = np.random.default_rng(5).random(50) ** 4
+    p /= p.sum()
+    accept, alias = data_lib.alias_table(p)
+    # Word i comes from its own column (probability accept_i / V) and from the
+    # columns whose alias it is (1 - accept_j each, over V).
+    got = accept.astype(np.float64).copy()
+    np.add.at(got, alias, 1.0 - accept)
+    np.testing.assert_allclose(got / len(p), p, rtol=1e-5, atol=1e-9)
+    assert accept.min() >= 0 and accept.max() <= 1
 
 
 def test_negatives_follow_the_unigram_distribution_to_the_three_quarters():

@@ -13,6 +13,7 @@ from apps.embeddings import cooccurrence as glove_lib
 from apps.embeddings import data as data_lib
 from apps.embeddings import debias as debias_lib
 from apps.embeddings import evaluation as eval_lib
+from apps.embeddings import fused
 from apps.embeddings import model as model_lib
 from apps.embeddings.modes import answer, run_queries
 from apps.embeddings.vectors import OutOfVocabulary, WordVectors
@@ -25,91 +26,224 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def _word2vec_batch(per_pair, seed=0, vocab=30, size=6, window=2, k=3, batch=2):
-    rng = np.random.default_rng(seed)
-    negatives_shape = (batch, size, 2 * window, k) if per_pair else (batch, size, k)
-    mask = rng.random((batch, size, 2 * window)) < 0.6
-    mask[0, 0] = False  # a slot with no pairs
-    return {"center": rng.integers(0, vocab, (batch, size)).astype(np.int32),
-            "context": rng.integers(0, vocab, (batch, size, 2 * window)).astype(np.int32),
-            "mask": mask,
-            # a small range, so that some negatives equal their pair's target
-            "negatives": rng.integers(0, 8, negatives_shape).astype(np.int32)}
+def _chunks(method, per_pair=False, per_block=0, window=2, k=3, chunks=2, size=40, vocab=12):
+    """A batch of `chunks` examples from data.Word2VecExamples on a corpus of a few
+    frequent words (so that negatives often equal targets), with sentence breaks
+    and subsampling; returns (batch, the example maker)."""
+    rng = np.random.default_rng(0)
+    n = chunks * size
+    ids = rng.integers(0, vocab, n).astype(np.int32)
+    sentence = np.cumsum(rng.random(n) < 0.1).astype(np.int32)
+    counts = np.bincount(ids, minlength=vocab) * 50  # so that sample drops some
+    margin = 2 * window
+    make = data_lib.Word2VecExamples(counts, size, margin, window, k, 1e-2, method,
+                                     share_negatives=not per_pair, negatives_per_block=per_block)
+    examples = []
+    for c in range(chunks):
+        lo = c * size - margin
+        span = np.arange(lo, lo + size + 2 * margin)
+        inside = (span >= 0) & (span < n)
+        inputs = {"tokens": np.where(inside, ids[np.clip(span, 0, n - 1)], -1),
+                  "sentence": np.where(inside, sentence[np.clip(span, 0, n - 1)], -1)}
+        examples.append(make(inputs, None, tf.constant([3, c], tf.int64))[0])
+    return {key: np.stack([x[key].numpy() for x in examples]) for key in examples[0]}, make
 
 
-@pytest.mark.parametrize("method,per_pair", [("skipgram", True), ("skipgram", False),
-                                             ("cbow", False)])
-def test_negative_sampling_loss_matches_a_numpy_transcription(method, per_pair):
-    model = model_lib.build(method, 30, 8)
-    rng = np.random.default_rng(1)
-    model.input_vectors.assign(rng.normal(size=(30, 8)).astype(np.float32))
-    model.output_vectors.assign(rng.normal(size=(30, 8)).astype(np.float32))
-    batch = _word2vec_batch(per_pair)
-    got = model_lib.negative_sampling_loss(model(batch), 2).numpy()
-
-    # The notes' objective, pair by pair: -log s(theta_t . h) - sum_n log s(-theta_n . h),
-    # a negative equal to the target skipped.
-    e, theta = model.input_vectors.numpy(), model.output_vectors.numpy()
-    expected = np.zeros(2)
-    skipped = 0
-    for b in range(2):
-        for s in range(6):
-            m = batch["mask"][b, s]
+def _notes_loss(batch, e, theta, method, window, k, per_pair, per_block):
+    """The notes' objective, pair by pair: -log s(theta_t . h) - sum_n w log s(-theta_n . h),
+    a negative equal to the target skipped, w = 1 (or k / N for a block's N draws)."""
+    context = data_lib.Word2VecExamples.context(batch)
+    losses = np.zeros(len(batch["tokens"]))
+    for b in range(len(losses)):
+        for c in range(batch["mask"].shape[1]):
+            m = batch["mask"][b, c]
+            centre = batch["tokens"][b, window + c]
+            if per_block:
+                negatives = batch["negatives"][b, c // fused.BLOCK]
+                weight = k / per_block
+            else:
+                negatives, weight = batch["negatives"][b, c], 1.0
             if method == "skipgram":  # the centre word predicts each target in its window
-                negatives = [batch["negatives"][b, s, j] if per_pair else batch["negatives"][b, s]
-                             for j in range(4)]
-                items = [(e[batch["center"][b, s]], batch["context"][b, s, j], negatives[j])
+                items = [(e[centre], context[b, c, j],
+                          negatives[j * k:(j + 1) * k] if per_pair else negatives)
                          for j in np.flatnonzero(m)]
             elif m.any():  # CBOW: the mean of the window predicts the centre word
-                h = e[batch["context"][b, s][m]].mean(axis=0)
-                items = [(h, batch["center"][b, s], batch["negatives"][b, s])]
+                items = [(e[context[b, c][m]].mean(axis=0), centre, negatives)]
             else:
                 items = []
-            for h, target, negatives in items:
-                loss = -np.log(_sigmoid(theta[target] @ h))
-                for n in negatives:
+            for h, target, draws in items:
+                losses[b] -= np.log(_sigmoid(theta[target] @ h))
+                for n in draws:
                     if n != target:
-                        loss -= np.log(_sigmoid(-theta[n] @ h))
-                    skipped += n == target
-                expected[b] += loss
-    assert skipped > 0 or method == "cbow"
+                        losses[b] -= weight * np.log(_sigmoid(-theta[n] @ h))
+    return losses
+
+
+@pytest.mark.parametrize("method,per_pair,per_block", [
+    ("skipgram", True, 0), ("skipgram", False, 0), ("skipgram", False, 5),
+    ("cbow", False, 0), ("cbow", False, 5)])
+def test_negative_sampling_loss_matches_a_numpy_transcription(method, per_pair, per_block):
+    # The data pipeline's arrays (pairs, negatives and their weights) and the model's
+    # fused loss together against the objective written pair by pair.
+    window, k = 2, 3
+    batch, _ = _chunks(method, per_pair, per_block, window, k)
+    model = model_lib.build(method, 12, 8, per_block > 0)
+    rng = np.random.default_rng(1)
+    model.input_vectors.assign(rng.normal(size=(12, 8)).astype(np.float32))
+    model.output_vectors.assign(rng.normal(size=(12, 8)).astype(np.float32))
+    got = model(batch)["loss"].numpy()
+    expected = _notes_loss(batch, model.input_vectors.numpy(), model.output_vectors.numpy(),
+                           method, window, k, per_pair, per_block)
+    assert batch["mask"].sum() > 20
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
-def test_row_dot_gradient_is_sparse_and_matches_numeric_and_gather_gradients():
+def _random_inputs(method, per_block, seed=0, vocab=9, batch=4, slots=37, window=2, k=3,
+                   block=8):
+    rng = np.random.default_rng(seed)
+    blocks = -(-slots // block)
+    return dict(
+        method=method,
+        tokens=rng.integers(-1, vocab, (batch, slots + 2 * window)).astype(np.int32),
+        mask=rng.random((batch, slots, 2 * window)) < 0.6,
+        negatives=rng.integers(0, vocab, (batch, blocks if per_block else slots, k)).astype(
+            np.int32),
+        negative_weight=rng.random((batch, slots, k)), block=block, per_block=per_block)
+
+
+def _gather_loss(e, theta, method, tokens, mask, negatives, negative_weight, block, per_block,
+                 dense=None):
+    """fused.loss's sum written with tf.gather, for autodiff to differentiate."""
+    w = mask.shape[-1] // 2
+    c = mask.shape[1]
+    offsets = np.concatenate([np.arange(-w, 0), np.arange(1, w + 1)])
+    tokens = np.maximum(tokens, 0)
+    centre, context = tokens[:, w:w + c], tokens[:, w + np.arange(c)[:, None] + offsets]
+    if per_block:
+        negatives = negatives[:, np.arange(c) // block]
+    inside = tf.constant(mask, e.dtype)
+    if method == "skipgram":
+        h = tf.gather(e, centre)
+        x = tf.reduce_sum(tf.gather(theta, context) * h[:, :, None], -1)
+        positive = tf.reduce_sum(inside * tf.nn.softplus(-x), [1, 2])
+    else:
+        count = tf.reduce_sum(inside, -1, keepdims=True)
+        h = tf.reduce_sum(inside[..., None] * tf.gather(e, context), 2) / tf.maximum(count, 1)
+        x = tf.reduce_sum(tf.gather(theta, centre) * h, -1)
+        positive = tf.reduce_sum(tf.cast(count[..., 0] > 0, e.dtype) * tf.nn.softplus(-x), 1)
+    x = tf.reduce_sum(tf.gather(theta, negatives) * h[:, :, None], -1)
+    return positive + tf.reduce_sum(negative_weight * tf.nn.softplus(x), [1, 2])
+
+
+@pytest.mark.parametrize("method", ["skipgram", "cbow"])
+@pytest.mark.parametrize("per_block", [False, True])
+@pytest.mark.parametrize("dense", [False, True])
+def test_fused_gradient_matches_numeric_and_autodiff_gradients(method, per_block, dense):
     from layers import gradient_check
 
     rng = np.random.default_rng(7)
-    table = rng.normal(size=(12, 5))
-    ids = tf.constant(rng.integers(0, 6, (7, 4)).astype(np.int32))  # rows repeat
-    h = rng.normal(size=(7, 5))
-    weight = (rng.random((7, 4)) < 0.6).astype(np.float64)  # zero dlogits are skipped
-    weight[:, 0] = 0.0  # so words may appear only where the gradient is zero
+    inputs = {**_random_inputs(method, per_block), "dense": dense}
+    e, theta = rng.normal(size=(9, 5)), rng.normal(size=(9, 5))
+    weights = tf.constant(rng.normal(size=4))  # a different weight per example
 
-    def loss(logits):
-        return tf.reduce_sum(weight * tf.sin(logits))
+    def total(loss_fn, e, theta):
+        return tf.reduce_sum(weights * loss_fn(e, theta, **inputs))
 
-    # Numeric vs automatic gradients, float64 (Mul densifies the sparse table gradient).
-    assert gradient_check(lambda t: loss(model_lib.row_dot(t[0] * 1.0, ids, t[1])),
-                          [table, h]) < 1e-7
-    # The table's gradient: one row per distinct word with a nonzero dlogit, and the
-    # values tf.gather's autodiff gives after summing the duplicate rows.
-    table_t, h_t = tf.constant(table), tf.constant(h)
+    if dense:  # numeric vs automatic gradients, float64 (the sparse ones equal these below)
+        check = tf.function(lambda t: total(fused.loss, t[0] * 1.0, t[1] * 1.0))
+        assert gradient_check(check, [e, theta]) < 1e-7
+    # Against autodiff of the same sum written with tf.gather: the same loss, and each
+    # table's gradient one row per distinct word of the batch, summed.
+    tables = [tf.constant(e), tf.constant(theta)]
     with tf.GradientTape(persistent=True) as tape:
-        tape.watch([table_t, h_t])
-        ours = loss(model_lib.row_dot(table_t, ids, h_t))
-        reference = loss(tf.reduce_sum(tf.gather(table_t, ids) * h_t[:, None, :], -1))
+        tape.watch(tables)
+        ours = total(fused.loss, *tables)
+        reference = total(_gather_loss, *tables)
     assert float(ours) == pytest.approx(float(reference), rel=1e-12)
-    sparse, d_h = tape.gradient(ours, [table_t, h_t])
-    dense, d_h_reference = tape.gradient(reference, [table_t, h_t])
-    assert isinstance(sparse, tf.IndexedSlices)
-    words = sparse.indices.numpy()
-    active = np.unique(ids.numpy()[weight != 0])
-    assert len(set(words)) == len(words) and sorted(words) == active.tolist()
-    expected = tf.convert_to_tensor(dense).numpy()
-    np.testing.assert_allclose(sparse.values.numpy(), expected[words], rtol=1e-12)
-    np.testing.assert_allclose(np.delete(expected, words, axis=0), 0.0)
-    np.testing.assert_allclose(d_h.numpy(), d_h_reference.numpy(), rtol=1e-12)
+    for got, autodiff in zip(tape.gradient(ours, tables), tape.gradient(reference, tables),
+                             strict=True):
+        expected = tf.convert_to_tensor(autodiff).numpy()
+        np.testing.assert_allclose(tf.convert_to_tensor(got).numpy(), expected,
+                                   rtol=1e-10, atol=1e-13)
+        if dense:
+            assert not isinstance(got, tf.IndexedSlices) and got.shape == (9, 5)
+        else:  # one row per distinct word of the batch
+            assert isinstance(got, tf.IndexedSlices)
+            words = got.indices.numpy()
+            assert len(set(words)) == len(words)
+            assert np.abs(expected).sum(1).nonzero()[0].tolist() == sorted(
+                w for w in words if np.abs(expected[w]).sum())
+
+
+@pytest.mark.parametrize("method", ["skipgram", "cbow"])
+@pytest.mark.parametrize("dense", [False, True])
+def test_fused_loss_in_shards_equals_one_computation(method, dense):
+    # The batch cut in 2 parts, each its own forward and backward computation.
+    inputs = {**_random_inputs(method, True, seed=3), "dense": dense}
+    rng = np.random.default_rng(4)
+    tables = [tf.constant(rng.normal(size=(9, 5))), tf.constant(rng.normal(size=(9, 5)))]
+    results = []
+    for shards in (1, 2):
+        with tf.GradientTape() as tape:
+            tape.watch(tables)
+            loss = fused.loss(*tables, **inputs, shards=shards)
+            total = tf.reduce_sum(loss * tf.range(1.0, 5.0, dtype=tf.float64))
+        grads = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(total, tables)]
+        results.append((loss.numpy(), grads))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-12)
+    for a, b in zip(results[1][1], results[0][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_fused_loss_with_a_batch_known_only_when_it_runs():
+    # As a replica's batch under tf.distribute (rebatched): shape (None, ...).
+    inputs = _random_inputs("skipgram", True, seed=5)
+    method, block = inputs.pop("method"), inputs.pop("block")
+    per_block = inputs.pop("per_block")
+    rng = np.random.default_rng(6)
+    e, theta = (tf.constant(rng.normal(size=(9, 5))) for _ in range(2))
+    arrays = [inputs[k] for k in ("tokens", "mask", "negatives", "negative_weight")]
+    signature = [tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in arrays]
+
+    def run(*arrays):
+        with tf.GradientTape() as tape:
+            tape.watch([e, theta])
+            loss = fused.loss(e, theta, method, *arrays, block=block, per_block=per_block)
+            total = tf.reduce_sum(loss)
+        return loss, [tf.convert_to_tensor(g) for g in tape.gradient(total, [e, theta])]
+
+    loss, grads = tf.function(run, input_signature=signature)(*arrays)
+    expected_loss, expected_grads = run(*arrays)
+    np.testing.assert_allclose(loss.numpy(), expected_loss.numpy(), rtol=1e-12)
+    for got, expected in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_banded_layout_takes_out_and_puts_back_each_window():
+    # band: row g of block j at column g + W + o is the pair (slot jG + g, offset o).
+    layout = fused.Layout(batch=1, c=10, w=2, k=1, block=4)
+    assert (layout.blocks, layout.cp) == (3, 12)
+    slot, column = np.meshgrid(np.arange(4), np.arange(4 + 4), indexing="ij")
+    product = np.stack([100 * (4 * j + slot) + column for j in range(3)])[None]  # (1, 3, 4, 8)
+    band = layout.band(tf.constant(product)).numpy()[0]  # (12, 4)
+    offsets = np.array([-2, -1, 1, 2])
+    for i in range(12):
+        np.testing.assert_array_equal(band[i], 100 * i + i % 4 + 2 + offsets)
+    x = np.arange(12 * 4).reshape(1, 12, 4)
+    back = layout.unband(tf.constant(x)).numpy()
+    np.testing.assert_array_equal(layout.band(tf.constant(back)).numpy(), x)
+    assert back.sum() == x.sum()  # zeros off the band
+    # CBOW's window sums: slot i adds weights[i, o] rows[i + W + o]; and the transpose.
+    rng = np.random.default_rng(8)
+    weights, rows = rng.random((1, 12, 4)), rng.random((1, 16, 3))
+    summed = layout.window_sum(tf.constant(weights), tf.constant(rows)).numpy()
+    for i in range(12):
+        expected = sum(weights[0, i, j] * rows[0, i + 2 + o] for j, o in enumerate(offsets))
+        np.testing.assert_allclose(summed[0, i], expected, rtol=1e-12)
+    x = rng.random((1, 12, 3))
+    transposed = layout.window_sum_transposed(tf.constant(weights), tf.constant(x)).numpy()
+    assert transposed.shape == rows.shape
+    np.testing.assert_allclose(np.sum(transposed * rows), np.sum(summed * x), rtol=1e-12)
 
 
 def test_glove_loss_matches_a_numpy_transcription():
@@ -148,10 +282,10 @@ def test_skipgram_loss_decreases_with_gradient_descent():
     batch = {k: v.numpy()[None] for k, v in example.items()}
     model = model_lib.build("skipgram", 12, 8)
     losses = _losses(model, optimizers.Momentum(0.01, momentum=0.0), batch,
-                     lambda out: model_lib.negative_sampling_loss(out, 1), 40)
+                     lambda out: out["loss"], 40)
     # The output vectors start at zero (ln 2 per logit); random negatives that are
     # true neighbours keep the loss from going to zero.
-    logits = np.sum(batch["mask"]) + np.sum(model(batch)["negative_weight"])
+    logits = np.sum(batch["mask"]) + np.sum(batch["negative_weight"])
     assert losses[0] == pytest.approx(np.log(2) * logits, rel=1e-5)
     assert losses[-1] < 0.6 * losses[0]
 
@@ -327,26 +461,59 @@ def test_config_rules_name_the_field():
             config_lib.check_app(config)
 
 
-def test_sparse_adagrad_equals_the_projects_adagrad_on_the_dense_gradient():
-    from apps.embeddings.sparse import SparseAdaGrad
+@pytest.mark.parametrize("indices", [[3, 1, 3, 7, 3], [3, 1, 7]],
+                         ids=["duplicate rows", "distinct rows"])
+@pytest.mark.parametrize("shape", [(10, 4), (10,)])
+@pytest.mark.parametrize("strategy", [False, True])
+def test_sparse_adagrad_equals_the_projects_adagrad_on_the_dense_gradient(
+        indices, shape, strategy, monkeypatch):
+    from apps.embeddings import sparse
 
+    xla_calls = []
+    for name in ("_update_rows", "_update_all"):
+        update = getattr(sparse, name)
+        monkeypatch.setattr(sparse, name, lambda *args, update=update, name=name: (
+            xla_calls.append(name), update(*args))[1])
     rng = np.random.default_rng(6)
-    start = rng.normal(size=(10, 4)).astype(np.float32)
-    indices = tf.constant([3, 1, 3, 7, 3])  # duplicate rows: their slices add up
+    start = rng.normal(size=shape).astype(np.float32)
+    indices = tf.constant(indices)  # duplicate rows: their slices add up
+    # Outside tf.distribute the rows are updated by one XLA computation; under a
+    # strategy by TensorFlow's scatter ops.
+    scope = (tf.distribute.OneDeviceStrategy("/cpu:0") if strategy
+             else tf.distribute.get_strategy())
     results = []
-    for optimizer, dense in ((optimizers.AdaGrad(0.1), True), (SparseAdaGrad(0.1), False)):
-        table = tf.Variable(start)
+    # SparseAdaGrad on the sparse gradient and on the same gradient made dense.
+    for make, dense in ((optimizers.AdaGrad, True), (sparse.SparseAdaGrad, False),
+                        (sparse.SparseAdaGrad, True)):
+        with scope.scope():
+            table = tf.Variable(start)
+            optimizer = make(0.1)
+            optimizer.build([table])
 
         @tf.function
         def step(table=table, optimizer=optimizer, dense=dense):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_sum(tf.gather(table, indices) ** 3)
-            grad = tape.gradient(loss, table)
-            assert isinstance(grad, tf.IndexedSlices)
-            optimizer.apply([tf.convert_to_tensor(grad) if dense else grad], [table])
+            def replica():
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(tf.gather(table, indices) ** 3)
+                grad = tape.gradient(loss, table)
+                assert isinstance(grad, tf.IndexedSlices)
+                optimizer.apply([tf.convert_to_tensor(grad) if dense else grad], [table])
+
+            scope.run(replica)
 
         for _ in range(3):
             step()
         results.append(table.numpy())
-    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
-    assert not np.allclose(results[1], start) and np.array_equal(results[1][0], start[0])
+    for result in results[1:]:
+        np.testing.assert_allclose(result, results[0], rtol=1e-6)
+        assert not np.allclose(result, start) and np.array_equal(result[0], start[0])
+    assert sorted(set(xla_calls)) == ([] if strategy else ["_update_all", "_update_rows"])
+
+
+def test_padded_sizes_are_powers_of_two_within_the_limit():
+    from apps.embeddings.sparse import padded_size
+
+    got = [int(padded_size(n)) for n in (1, 2, 3, 4, 5, 1023, 1024, 1025, 2**20 + 1)]
+    assert got == [1, 2, 4, 4, 8, 1024, 1024, 2048, 2**21]
+    assert [int(padded_size(n, 2859)) for n in (2000, 2500, 2859)] == [2048, 2859, 2859]
+    assert int(padded_size(3000, 2859)) == 3000  # never below n
