@@ -122,7 +122,7 @@ def get_config(variant=""):
     config.word2vec.window = 5
     config.word2vec.negatives = 5
     config.word2vec.sample = 1e-3  # subsampling threshold s
-    config.word2vec.chunk_words = 1024  # words per training example (chunk)
+    config.word2vec.chunk_words = 4096  # words per training example (chunk)
     # Skip-gram: k negatives per centre word, shared by its pairs (False: k per pair).
     config.word2vec.share_negatives = True
     # N > 0: the centre words of each block of 32 consecutive ones share N draws,
@@ -144,14 +144,15 @@ def get_config(variant=""):
 
     # The project's AdaGrad (row by row, apps/embeddings/sparse.py), decaying linearly
     # as word2vec's rate does; plain gradient descent on the summed loss of a batch
-    # diverges on the most frequent words. A step takes 8 chunks (about 8,000 words),
-    # which spreads each step's fixed cost over more words (bench/embeddings.py: about
-    # 1.3x the words/sec of 2 chunks). AdaGrad then moves a word about half as far per
+    # diverges on the most frequent words. A step takes 2 chunks of about 4,000 words,
+    # which spreads each step's fixed cost over many words, and each chunk's in the
+    # input pipeline (CBOW: about 1.1x the words/sec of 8 chunks of 1,000 a step,
+    # bench/embeddings.py). AdaGrad then moves a word about half as far per
     # 4 merged steps (4x the gradient over 2x the root of its summed squares), so the
-    # rate is doubled from the 0.15 that suits 2 chunks: the same quality, measured.
+    # rate is doubled from the 0.15 that suits 2,000-word steps: the same quality.
     config.optimizer = optimizer_config("adagrad", learning_rate=0.3, schedule="linear")
 
-    config.train.batch_size = 8
+    config.train.batch_size = 2
     config.train.epochs = 20
     config.train.checkpoint_every = 0  # epoch ends only
     config.train.log_every = 10
@@ -196,8 +197,8 @@ def get_config(variant=""):
         config.export.projector_words = 100
     elif variant == "cbow":
         config.method = "cbow"
-        # 8 chunks a step, as skip-gram, at a higher rate: WordSim-353 0.23 on Lee
-        # over 5 seeds (2 chunks at 0.15: 0.16 over 3), 1.7x the words/sec.
+        # 8,000-word steps, as skip-gram, at a higher rate: WordSim-353 0.24 on Lee
+        # over 3 seeds (2,000-word steps at 0.15: 0.16), 2.2x the words/sec.
         config.optimizer.learning_rate = 0.8
     elif variant == "glove":
         config.method = "glove"
@@ -208,7 +209,6 @@ def get_config(variant=""):
         config.data.source = "text"
         config.data.min_count = 5
         config.train.epochs = 5
-        config.train.batch_size = 8
         config.train.checkpoint_every = 500
     elif variant == "tfds":
         config.data.source = "tfds"
