@@ -3,8 +3,12 @@
 1. NMS on the same boxes: our hand-coded `nms.non_max_suppression` against
    `tf.image.non_max_suppression` (one class, the default grid's 12 x 12 x 3
    boxes), and our batched per-class `nms.batched_nms` against
-   `tf.image.combined_non_max_suppression` (a batch of 32 images, 10 classes);
-   both sides inside tf.function, timed alternately (bench.common.compare).
+   `tf.image.combined_non_max_suppression` (a batch of 32 images, 10 classes,
+   the app's 20 per class and 100 per image); both sides inside tf.function,
+   then both exported as signatures of one SavedModel and reloaded (any batch
+   size, as the detector's export serves them); the results are checked equal
+   before the sides are timed alternately (bench.common.compare, NMS_ROUNDS
+   rounds: single calls are short, and the machine may be shared).
 2. The peer a user would pick: KerasCV's YOLOV8Detector (no pretrained
    weights, a backbone of about our size) and ours, each trained for the same
    wall time on the same augmented stream of the default data, then both
@@ -39,24 +43,76 @@ def _boxes(rng, shape):
     return np.concatenate([xy, xy + wh], -1).astype(np.float32)
 
 
+NMS_ROUNDS = 41
+
+
+def _saved_model_signatures(functions, signature, folder):
+    """{name: function} exported as one SavedModel's signatures, reloaded."""
+    module = tf.Module()
+    signatures = {name: tf.function(fn, input_signature=signature)
+                  for name, fn in functions.items()}
+    tf.saved_model.save(module, folder, signatures=signatures)
+    loaded = tf.saved_model.load(folder)
+    return {name: loaded.signatures[name] for name in functions}
+
+
 def bench_nms():
     rng = np.random.default_rng(0)
     boxes = tf.constant(_boxes(rng, (432,)))
     scores = tf.constant(rng.uniform(size=432).astype(np.float32))
-    ours = tf.function(lambda: nms.non_max_suppression(boxes, scores, 100, 0.5, 0.01))
-    theirs = tf.function(lambda: tf.image.non_max_suppression(boxes, scores, 100, 0.5, 0.01))
-    assert np.array_equal(ours().numpy(), theirs().numpy())
-    rows = [compare("nms, 1 class, 432 boxes", ours, theirs, xla=False)]
+
+    def ours_1(b, s):
+        return nms.non_max_suppression(b, s, 100, 0.5, 0.01)
+
+    def theirs_1(b, s):
+        return tf.image.non_max_suppression(b, s, 100, 0.5, 0.01)
 
     batch_boxes = tf.constant(_boxes(rng, (32, 432)))
     batch_scores = tf.constant((rng.uniform(size=(32, 432, 10)) ** 4).astype(np.float32))
-    ours_b = tf.function(lambda: nms.batched_nms(
-        batch_boxes, batch_scores, max_per_class=20, max_detections=100, iou_threshold=0.5,
-        score_threshold=0.01, pre_nms_top_k=100)[0])
-    theirs_b = tf.function(lambda: tf.image.combined_non_max_suppression(
-        batch_boxes[:, :, None, :], batch_scores, max_output_size_per_class=20,
-        max_total_size=100, iou_threshold=0.5, score_threshold=0.01, clip_boxes=False).nmsed_boxes)
-    rows.append(compare("batched nms, 32 x 10 classes", ours_b, theirs_b, xla=False))
+
+    def ours_b(b, s):
+        out = nms.batched_nms(b, s, max_per_class=20, max_detections=100, iou_threshold=0.5,
+                              score_threshold=0.01, pre_nms_top_k=100)
+        return {"boxes": out[0], "scores": out[1], "count": out[3]}
+
+    def theirs_b(b, s):
+        out = tf.image.combined_non_max_suppression(
+            b[:, :, None, :], s, max_output_size_per_class=20, max_total_size=100,
+            iou_threshold=0.5, score_threshold=0.01, clip_boxes=False)
+        return {"boxes": out.nmsed_boxes, "scores": out.nmsed_scores,
+                "count": out.valid_detections}
+
+    def same(ours, theirs):  # every output equal, else no timing
+        for a, b in zip(tf.nest.flatten(ours), tf.nest.flatten(theirs), strict=True):
+            if not np.array_equal(a.numpy(), b.numpy()):
+                raise AssertionError("our NMS and tf.image's give different results")
+
+    rows = []
+    single = tf.function(lambda: ours_1(boxes, scores)), tf.function(lambda: theirs_1(boxes, scores))
+    same(*(f() for f in single))
+    rows.append(compare("nms, 1 class, 432 boxes", *single, xla=False, rounds=NMS_ROUNDS))
+    batched = (tf.function(lambda: ours_b(batch_boxes, batch_scores)["boxes"]),
+               tf.function(lambda: theirs_b(batch_boxes, batch_scores)["boxes"]))
+    same(ours_b(batch_boxes, batch_scores), theirs_b(batch_boxes, batch_scores))
+    rows.append(compare("batched nms, 32 x 10 classes", *batched, xla=False, rounds=NMS_ROUNDS))
+
+    with tempfile.TemporaryDirectory() as folder:
+        served = _saved_model_signatures(
+            {"ours": ours_1, "theirs": theirs_1},
+            [tf.TensorSpec([None, 4], tf.float32), tf.TensorSpec([None], tf.float32)],
+            os.path.join(folder, "single"))
+        single = [lambda f=f: f(b=boxes, s=scores)["output_0"] for f in served.values()]
+        same(*(f() for f in single))
+        rows.append(compare("nms, 1 class, SavedModel", *single, xla=False,
+                            rounds=NMS_ROUNDS))
+        served = _saved_model_signatures(
+            {"ours": ours_b, "theirs": theirs_b},
+            [tf.TensorSpec([None, 432, 4], tf.float32), tf.TensorSpec([None, 432, 10], tf.float32)],
+            os.path.join(folder, "batched"))
+        same(*(f(b=batch_boxes, s=batch_scores) for f in served.values()))
+        batched = [lambda f=f: f(b=batch_boxes, s=batch_scores)["boxes"] for f in served.values()]
+        rows.append(compare("batched nms, 32 x 10, SavedModel", *batched, xla=False,
+                            rounds=NMS_ROUNDS))
     print_table("detection NMS: ours vs tf.image (the 'keras' column)", rows)
     return rows
 
