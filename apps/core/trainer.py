@@ -358,9 +358,12 @@ class Trainer:
         if self.chief:  # before another evaluation replaces what Task.write_summaries shows
             self._write_eval(self._writers()["eval"], step, test, images, prefix="test_")
         metrics = self.named(test)
-        metrics.update(self.final_validation())
+        validation = self.final_validation()
+        metrics.update({f"val_{k}": float(validation[k]) for k in self.task.headline_metrics
+                        if isinstance(validation.get(k), numbers.Real)
+                        and not isinstance(validation[k], bool)})
         if self.config.get("diagnosis", {}).get("metric"):
-            metrics.update(diagnosis.diagnose(self, test, self._final_validation))
+            metrics.update(diagnosis.diagnose(self, test, validation))
         previous = workdir_lib.read_metrics(self.workdir) or {}
         metrics["examples_per_sec"] = (examples_per_sec if examples_per_sec is not None
                                        else previous.get("examples_per_sec"))
@@ -405,15 +408,14 @@ class Trainer:
                             "are kept)") from None
 
     def final_validation(self):
-        """val_<name> of the final model's headline validation metrics (the last epoch's,
-        or evaluated now when a resumed run had no epoch left): what a model is
-        chosen by, where test_ is what it is reported by."""
+        """The final model's validation metrics: the last epoch's, or evaluated
+        now when a resumed run had no epoch left. metrics.json keeps the headline
+        ones as val_<name> (what a model is chosen by, where test_ is what it is
+        reported by); the diagnosis reads them all."""
         step, val = self._last_validation
         if step != int(self.step.numpy()):
             val, _ = self.evaluate_split(self.data.val, "validation")
-        self._final_validation = val  # all of it, for the diagnosis
-        return {f"val_{k}": float(val[k]) for k in self.task.headline_metrics
-                if isinstance(val.get(k), numbers.Real) and not isinstance(val[k], bool)}
+        return val
 
     def named(self, metrics):
         """metrics.json's names for the test split's metrics: test_<name>, but the
