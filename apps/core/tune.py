@@ -39,6 +39,7 @@ and the best trial's SavedModel copied to WORKDIR/export.
 """
 
 import ast
+import contextlib
 import copy
 import dataclasses
 import fcntl
@@ -282,8 +283,7 @@ def _open_study(settings, app, workdir, epochs):
     import sqlalchemy
 
     storage = settings.storage or f"sqlite:///{os.path.abspath(workdir)}/tune.db"
-    with open(os.path.join(workdir, "tune.lock"), "a") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
+    with _study_lock(workdir):
         for attempt in range(3):
             try:
                 return optuna.create_study(
@@ -337,6 +337,15 @@ def _start_workers(task, run):
     return started
 
 
+@contextlib.contextmanager
+def _study_lock(workdir):
+    """Holds WORKDIR/tune.lock: this machine's tune processes take turns to
+    open the study, claim an orphaned trial or ask for a new one."""
+    with open(os.path.join(workdir, "tune.lock"), "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        yield
+
+
 def _trial_dir(workdir, number):
     return os.path.join(workdir, "trials", f"{number:04d}")
 
@@ -348,8 +357,7 @@ def _claim_orphan(study, workdir):
     never taken for an orphan."""
     import optuna
 
-    with open(os.path.join(workdir, "tune.lock"), "a") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
+    with _study_lock(workdir):
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         for frozen in running:
             if frozen.user_attrs.get("host") != socket.gethostname():
@@ -377,8 +385,7 @@ def _new_trial(study, workdir, budget):
                    if not t.user_attrs.get("over_budget")
                    and (before is None or t.number < before))
 
-    with open(os.path.join(workdir, "tune.lock"), "a") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
+    with _study_lock(workdir):
         if counted() >= budget:
             return None
         trial = study.ask()
