@@ -38,6 +38,8 @@ SECTIONS = {
                    "from bench import peers; r = peers.embeddings()"),
     "data": ("image folders, COCO JSON, text of 1x vs 8x size: start-up, speed, peak RSS",
              "from bench import data; r = data.main()"),
+    "gpu": ("bench/gpu.sh under Keras's JAX backend on this machine (a GPU host's run "
+            "is bench/gpu.json)", "from bench import gpu; r = gpu.run_script_here()"),
 }
 
 

@@ -301,6 +301,19 @@ def run_bench(size=None):
     }
 
 
+def run_script_here():
+    """`make bench`'s "gpu" section: bench/gpu.sh with this Python (JAX from the dev
+    extras, the installed keras, small sizes without a GPU); returns its gpu.json."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = os.path.join(root, "bench", "results", "gpu")
+    env = {**os.environ, "PYTHON": sys.executable,
+           "GPU_WHEELS": os.path.join(out, "no_wheels")}  # the keras installed here
+    env.pop("KERAS_BACKEND", None)  # the script sets it
+    subprocess.run(["bash", os.path.join(root, "bench", "gpu.sh"), out], env=env, check=True)
+    with open(os.path.join(out, "gpu.json")) as f:
+        return json.load(f)
+
+
 # -- the report ----------------------------------------------------------------------------
 
 def test_counts(junit_xml):

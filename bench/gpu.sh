@@ -13,6 +13,9 @@
 #                                # (about 30 MiB: keras, its dependencies, pytest; optree and
 #                                # h5py for CPython 3.10-3.14 on Linux x86-64; not in git)
 #   bash bench/gpu.sh [OUTDIR]   # then on the GPU host (OUTDIR: $OUT, else bench/results/gpu)
+#                                # and commit its OUTDIR/gpu.json as bench/gpu.json: `make bench`
+#                                # then puts it in RESULTS.md's GPU section (it also runs this
+#                                # script on its own CPU every time, the "gpu" section)
 #
 # Writes OUTDIR/gpu.json (figures + test counts), OUTDIR/gpu.md (the RESULTS.md section),
 # OUTDIR/tests.xml and OUTDIR/tests.log. Without a GPU it runs the same steps with small

@@ -1,12 +1,18 @@
 """bench/RESULTS.md from one `make bench` run's results (bench/__main__.py)."""
 
+import json
 import os
 
-RESULTS_MD = os.path.join(os.path.dirname(__file__), "RESULTS.md")
+from bench import gpu
 
-GPU_LINE = ("GPU: not measured. The lent GPU machine has no TensorFlow and cannot get it "
-            "(no network there, 64 MiB transfer limit), so there are no GPU, `xla` + "
-            "`mixed_precision` or GPU-peak figures.")
+RESULTS_MD = os.path.join(os.path.dirname(__file__), "RESULTS.md")
+#: bench/gpu.sh's gpu.json from a GPU host, committed (the run that fills the GPU section)
+GPU_RUN_JSON = os.path.join(os.path.dirname(__file__), "gpu.json")
+
+GPU_LINE = ("GPU: no TensorFlow figure. The GPU hosts this project can use have JAX but no "
+            "TensorFlow (and no network to install it), so the training, `xla` + "
+            "`mixed_precision` and peak figures are the CPU's; the library itself is "
+            "measured under Keras's JAX backend in the GPU section.")
 
 
 def _load(entry):
@@ -293,7 +299,39 @@ def _data(entry):
     return lines
 
 
-def write(results, path=RESULTS_MD):
+def _gpu(entry, gpu_run_json):
+    """The GPU section: a GPU host's recorded run (bench/gpu.json) if there is one,
+    and this run's bench/gpu.sh on the CPU."""
+    lines = ["## GPU", ""]
+    recorded = None
+    if os.path.exists(gpu_run_json):
+        with open(gpu_run_json) as f:
+            recorded = json.load(f)
+    if recorded is not None and recorded["device"]["platform"] != "cpu":
+        lines += [f"From `bash bench/gpu.sh` on a GPU host (bench/gpu.json; bench/gpu.py says "
+                  f"what it measures):", "", gpu.markdown(recorded), ""]
+        title = "The same script on this run's CPU, for comparison:"
+    else:
+        lines += ["**No GPU has run bench/gpu.sh yet, so these figures are from this "
+                  "machine's CPU.** They come from `bench/gpu.sh`, the one-call script for a "
+                  "GPU host with JAX and no TensorFlow (bench/gpu.py says what it measures), "
+                  "run in this `make bench` under Keras's JAX backend with the small sizes it "
+                  "picks without a GPU. A CPU's bfloat16 matmul is slower than its float32 "
+                  "one, so the shares of the \"bf16 peak\" say little here; on a GPU they are "
+                  "the point. To fill this section: `bash bench/gpu.sh fetch` here, then "
+                  "`bash bench/gpu.sh OUTDIR` on the GPU host, and commit its OUTDIR/gpu.json "
+                  "as bench/gpu.json; the next `make bench` shows it.", ""]
+        title = None
+    if entry is None:
+        return lines
+    if "error" in entry:
+        return lines + _failed("bench/gpu.sh on this CPU", entry)
+    if title:
+        lines += [title, ""]
+    return lines + [gpu.markdown(entry["result"]), "", f"Load {_load(entry)}.", ""]
+
+
+def write(results, path=RESULTS_MD, gpu_run_json=GPU_RUN_JSON):
     """Writes RESULTS.md from `results` (bench/__main__.py's summary); returns its path."""
     sections = results["sections"]
     peak = peak_gflops(sections)
@@ -324,6 +362,7 @@ def write(results, path=RESULTS_MD):
         lines += _embeddings(sections["embeddings"])
     if "data" in sections:
         lines += _data(sections["data"])
+    lines += _gpu(sections.get("gpu"), gpu_run_json)
     lines += ["## Sections", ""]
     lines += _table(["section", "seconds", "load"],
                     [[name, f"{s['seconds']:.0f}", _load(s)] for name, s in sections.items()])

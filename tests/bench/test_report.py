@@ -1,5 +1,7 @@
 """bench/report.py renders one run's results into RESULTS.md."""
 
+import json
+
 from bench import report
 
 
@@ -15,6 +17,20 @@ def _entry(result=None, error=None, load=(3.5, 2.0, 1.0)):
 def _twin_rows(name):
     return [{"name": name, "xla": False, "ours_ms": 2.0, "keras_ms": 1.0, "ratio": 2.0},
             {"name": name, "xla": True, "ours_ms": 1.0, "keras_ms": 1.0, "ratio": 1.0}]
+
+
+def _gpu_result(platform, kind, ratio):
+    sizes = {"layers": 2, "heads": 4, "key_dim": 32, "ff": 512, "batch": 4, "seq": 64,
+             "matmul_n": 1024}
+    return {"device": {"platform": platform, "kind": kind}, "jax": "0.10.2", "keras": "3.15.1",
+            "backend": "jax", "python": "3.11.7", "date": "2026-01-02T03:04:05+0000",
+            "sizes": sizes, "step_flops": 7e8, "peak_bf16_tflops": 900.0,
+            "peak_fp32_tflops": 400.0, "matmul_precision": "default",
+            "rows": [{"precision": p, "ours_ms": 2.0 * ratio, "keras_ms": 2.0, "ratio": ratio,
+                      "ours_tflops": 0.35 / ratio, "keras_tflops": 0.35,
+                      "ours_fraction_of_bf16_peak": 0.4, "keras_fraction_of_bf16_peak": 0.5}
+                     for p in ("float32", "bfloat16")],
+            "tests": {"tests": 107, "failures": 0, "errors": 0, "skipped": 2, "time": 90.0}}
 
 
 def _results():
@@ -48,16 +64,22 @@ def _results():
                 for size, cache, startup, speed, rss in (
                     (1000, "none", 3.0, 90.0, 1000.0), (1000, "memory", 4.0, 100.0, 1100.0),
                     (8000, "memory", 9.5, 100.0, 1500.0), (8000, "none", 3.5, 95.0, 1010.0))]}),
+            "gpu": _entry(_gpu_result("cpu", "cpu", 1.25)),
             "machine_end": _entry({"peak": {"n": 4096, "best_gflops": 100.0,
                                             "median_gflops": 95.0}}),
         }}
 
 
 def test_every_figure_and_failure_reaches_the_markdown(tmp_path):
-    path = report.write(_results(), str(tmp_path / "RESULTS.md"))
+    path = report.write(_results(), str(tmp_path / "RESULTS.md"), str(tmp_path / "none.json"))
     text = open(path).read()
     assert "Test CPU 9000" in text and "2.21.0" in text and "0.5 / 0.4 / 0.3" in text
-    assert "GPU: not measured" in text
+    assert "GPU: no TensorFlow figure" in text
+    # No GPU run recorded: the section says so and shows this run's CPU figures.
+    gpu_section = text.split("## GPU")[1].split("## Sections")[0]
+    assert "No GPU has run bench/gpu.sh yet" in gpu_section
+    assert "| float32 | 2.50 | 2.00 | 1.250 |" in gpu_section
+    assert "105 passed, 0 failed, 2 skipped in 90 s" in gpu_section
     # the best peak of the run: start 90, end 100, within the training rounds 120
     assert "**120.0 GFLOP/s**" in text
     assert "| classification | a digit | 64 | 1500.0 | 750.0 | 0.50 | 1400.0 | 1.07 | 1.0 → 2.0 |" \
@@ -81,3 +103,25 @@ def test_every_figure_and_failure_reaches_the_markdown(tmp_path):
 def test_peak_is_none_without_a_machine_section():
     assert report.peak_gflops({"training": _entry({"rows": []})}) is None
     assert report.peak_gflops({}) is None
+
+
+def test_a_recorded_gpu_run_leads_the_gpu_section(tmp_path):
+    recorded = tmp_path / "gpu.json"
+    recorded.write_text(json.dumps(_gpu_result("gpu", "NVIDIA H100", 0.9)))
+    text = open(report.write(_results(), str(tmp_path / "RESULTS.md"), str(recorded))).read()
+    gpu_section = text.split("## GPU")[1].split("## Sections")[0]
+    assert "No GPU has run" not in gpu_section
+    on_gpu, on_cpu = gpu_section.split("The same script on this run's CPU")
+    assert "Device: NVIDIA H100 (gpu)" in on_gpu and "| float32 | 1.80 | 2.00 | 0.900 |" in on_gpu
+    assert "Device: cpu (cpu)" in on_cpu and "| float32 | 2.50 | 2.00 | 1.250 |" in on_cpu
+
+
+def test_a_recorded_cpu_run_is_not_shown_as_a_gpu_run(tmp_path):
+    recorded = tmp_path / "gpu.json"
+    recorded.write_text(json.dumps(_gpu_result("cpu", "cpu", 0.5)))
+    results = _results()
+    results["sections"]["gpu"] = _entry(error="CalledProcessError: bench/gpu.sh exit status 1")
+    text = open(report.write(results, str(tmp_path / "RESULTS.md"), str(recorded))).read()
+    gpu_section = text.split("## GPU")[1].split("## Sections")[0]
+    assert "No GPU has run bench/gpu.sh yet" in gpu_section and "0.500" not in gpu_section
+    assert "**bench/gpu.sh on this CPU failed**" in gpu_section
