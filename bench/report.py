@@ -93,6 +93,13 @@ def _peak(sections):
     return lines
 
 
+def _cpu_default(row):
+    """The side a CPU run takes with config.xla unset (rows from before it was recorded: '')."""
+    if "cpu_default_xla" not in row:
+        return ""
+    return "XLA" if row["cpu_default_xla"] else "no XLA"
+
+
 def _training(entry, peak):
     lines = ["## Training throughput, every app", ""]
     if "error" in entry:
@@ -104,19 +111,21 @@ def _training(entry, peak):
     for r in entry["result"]["rows"]:
         if "error" in r:
             rows.append([r["case"], r.get("example", ""), r.get("batch", ""),
-                         f"failed: `{r['error']}`", "", "", "", "", ""])
+                         f"failed: `{r['error']}`", "", "", "", "", "", ""])
             continue
         xla = r.get("xla_examples_per_sec")
         rows.append([r["case"], r["example"], r["batch"],
                      f"{r['no_xla_examples_per_sec']:.1f}",
                      _num(xla) if xla else f"n/a: {r['no_xla_reason']}",
                      _num(r.get("xla_ratio"), ".2f"),
+                     _cpu_default(r),
                      f"{r['one_per_call_examples_per_sec']:.1f}",
                      f"{r['steps_per_call_gain']:.2f}", _load(r)])
         if "flops" in r:
             flop_rows.append(_flops_row(r, peak))
     lines += _table(["app (default config)", "one example is", "batch", "examples/s, no XLA",
-                     "examples/s, XLA", "XLA / no XLA", "no XLA, one step per call (before)",
+                     "examples/s, XLA", "XLA / no XLA", "default on a CPU",
+                     "no XLA, one step per call (before)",
                      "after / before", "load"], rows)
     lines += ["", "What is measured (bench/training.py): the default config's `Trainer` "
               "train steps on the real input pipeline (the app's augmentation in tf.data), "
@@ -131,7 +140,9 @@ def _training(entry, peak):
               "app's entrypoint sets it up (op determinism without XLA), taking turns round "
               "by round. The style-transfer row is the fast stylizer's trainer "
               "(`--mode=train_fast`); the default `--mode=train` optimises one image "
-              "and has no input pipeline.", ""]
+              "and has no input pipeline. \"Default on a CPU\" is what a run does with "
+              "config.xla unset on a machine without GPU or TPU (the app config's "
+              "`xla_on_cpu`, chosen from this table; with a GPU or TPU the default is XLA).", ""]
     lines += ["## Training FLOPs and the share of the machine's peak", ""]
     lines += _table(["model", "parameters", "forward MFLOP / example",
                      "training MFLOP / example", "examples/s (no XLA / XLA)",

@@ -60,7 +60,7 @@ class Case:
 
     def no_xla_reason(self):
         """Why XLA is not measured (the app's config rules refuse xla: true), or None."""
-        rule = self.task_class().rules.get("xla")
+        rule = importlib.import_module(f"configs.{self.app}").RULES.get("xla")
         return None if rule is None or rule(True) else f"config.xla must be {rule.expected}"
 
 
@@ -250,7 +250,10 @@ def measure(case, rounds=5, round_seconds=1.0, warmup_steps=3, timeout=600):
     no_xla_reason = case.no_xla_reason()
     modes = (False,) if no_xla_reason else (False, True)
     row = {"case": case.name, "example": case.example, "variant": case.variant,
-           "batch": config.train.batch_size, "no_xla_reason": no_xla_reason}
+           "batch": config.train.batch_size, "no_xla_reason": no_xla_reason,
+           # what a run on a CPU does with config.xla unset (apps.core.config.xla_enabled)
+           "cpu_default_xla": bool(config.xla if config.xla is not None
+                                   else config.xla_on_cpu)}
     children = {}
     try:
         for xla in modes:  # both build (and compile) at once

@@ -91,6 +91,7 @@ def check(config):
 def get_config(variant=""):
     config = common_config("embeddings")
     config.method = "skipgram"  # skipgram | cbow | glove
+    config.xla = False  # word2vec's step compiles its dense parts itself (RULES)
     # --mode=tune's default search (apps.core.tune): the learning rate, the
     # context window and the negatives per word.
     config.tune.space = ("optimizer.learning_rate = log_uniform(1e-2, 1); "

@@ -117,6 +117,9 @@ def get_config(variant=""):
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "attention"  # attention | transformer
+    # The attention model's recurrent step is many small ops, which XLA fuses: faster
+    # with XLA on a CPU too (bench/RESULTS.md); the Transformer's is not (_transformer).
+    config.xla_on_cpu = True
     config.model.dropout = 0.0
     config.model.label_smoothing = 0.0
     # attention model (the course's date model: Bi-LSTM 32, post-attention LSTM 64)
@@ -205,6 +208,7 @@ def get_config(variant=""):
 
 def _transformer(config):
     config.model.name = "transformer"
+    config.xla_on_cpu = False
     config.model.dropout = 0.1
     config.optimizer = optimizer_config("adam", learning_rate=2e-3, schedule="inverse_sqrt")
     config.optimizer.warmup_epochs = 1.0

@@ -28,7 +28,9 @@ accumulators work this way), whereas reading a `tf.TensorArray` by index
 costs the backward pass a zero-filled copy of all the inputs and a
 list-sized accumulation per step; the pops measured 5 to 10% faster on CPU
 for forward + backward. The recurrent weights are read and sliced once,
-outside the loop. The loop compiles under XLA (static trip count). It is the
+outside the loop. The loop compiles under XLA, also when the batch and time
+sizes are unknown when traced (the output list is sized by the run-time
+length, a constant to XLA, which compiles per shape). It is the
 one TensorFlow-specific piece (`keras.ops.scan` on TensorFlow passes its
 carry through a size-1 TensorArray at every step and needs per-step outputs
 shaped like the carry, which does not fit the LSTM: carry (a, c), output a);
@@ -128,7 +130,7 @@ def _run_over_time(step, inputs, states, mask=None, return_sequences=False, unro
     hs = ()
     if return_sequences:
         hs = tf.raw_ops.EmptyTensorList(element_shape=tf.shape(states[0]),
-                                        max_num_elements=steps if static else -1,
+                                        max_num_elements=steps,
                                         element_dtype=states[0].dtype)
 
     def body(t, xs, ms, hs, states):

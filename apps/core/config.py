@@ -121,7 +121,9 @@ COMMON_RULES = {
     "seed": non_negative_int,
     "deterministic": boolean,
     "strategy": one_of("default", "one_device", "mirrored", "multi_worker", "tpu"),
-    "xla": boolean,
+    "xla": Rule(lambda v: v is None or isinstance(v, bool),
+                "true, false or unset (auto: on with a GPU or TPU, else config.xla_on_cpu)"),
+    "xla_on_cpu": boolean,
     "mixed_precision": boolean,
     "train.batch_size": positive_int,
     "train.epochs": positive_int,
@@ -164,6 +166,30 @@ def check_source_fields(data, readers):
                             f"config's source is {data.source!r}")
 
 
+def xla_enabled(config, replicas=1):
+    """Whether the train step compiles with XLA: config.xla if set, else on with a
+    GPU or TPU (config.strategy tpu, or a visible GPU), else config.xla_on_cpu,
+    except for several replicas on CPUs (below). `replicas`: the strategy's
+    replicas in sync, where the caller has one."""
+    if config.strategy == "tpu":
+        return config.xla is not False
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return config.xla is not False
+    # TensorFlow's XLA cannot compile a step that reads variables mirrored on
+    # several CPU devices, nor the workers' all-reduce ("Collectives are not yet
+    # implemented for CPU devices").
+    if config.strategy in ("mirrored", "multi_worker") or replicas > 1:
+        if config.xla:
+            raise UserError(f"config.xla = True: XLA cannot compile a step over several "
+                            f"replicas on CPUs (strategy {config.strategy!r}; TensorFlow has "
+                            "no XLA collectives for CPU devices); leave config.xla unset or "
+                            "set it to false")
+        return False
+    return config.xla if config.xla is not None else config.xla_on_cpu
+
+
 def common_config(app):
     """The sections every app's config starts from (filled in by the app)."""
     config = ml_collections.ConfigDict()
@@ -173,7 +199,14 @@ def common_config(app):
     config.deterministic = True
     config.strategy = "default"
     config.tpu = ""  # TPU address for strategy=tpu ('' = local / from the environment).
-    config.xla = False
+    # XLA for the train step: true, false, or unset (None, the default): on with a
+    # GPU or TPU, where it fuses the step's small ops, and on a CPU what xla_on_cpu
+    # says. xla_on_cpu is each app's faster side as measured on a 2-core CPU
+    # (bench/RESULTS.md's training table): off for most, whose convolutions
+    # oneDNN already runs well and XLA's CPU kernels run slower. Without XLA the
+    # step's kernels are also deterministic (config.deterministic).
+    config.xla = ml_collections.config_dict.placeholder(bool)
+    config.xla_on_cpu = False
     config.mixed_precision = False
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 32

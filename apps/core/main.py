@@ -192,7 +192,7 @@ def execute(task_cls, config, workdir, mode="train", input_path=None, output=Non
     # The fields the strategy reads are checked first: it must be made before
     # TensorFlow's first op, which an app's own checks may run.
     config_lib.check(config, config_lib.COMMON_RULES)
-    if config.deterministic and not config.xla:
+    if config.deterministic and not config_lib.xla_enabled(config):
         # TensorFlow has no deterministic XLA kernel for some gradients (max
         # pooling), so op determinism is only asked for without XLA.
         import tensorflow as tf

@@ -5,7 +5,7 @@ what its data, model, loss and metrics are, and `Trainer` runs it under any
 tf.distribute strategy with its own distributed train step (Keras 3's `fit`
 does not support MultiWorkerMirroredStrategy, keras-team/keras#20585):
 
-    strategy.run(replica_step)   # one tf.function(jit_compile=config.xla)
+    strategy.run(replica_step)   # one tf.function(jit_compile=xla_enabled(config))
       loss = sum(per-example loss) / global batch   # so replica sums add up
       grads -> optimizer.apply (Keras all-reduces them across replicas)
 
@@ -204,7 +204,8 @@ class Trainer:
                      for name, part in parts.items()}
             return loss, means
 
-        replica_step = tf.function(replica_step, jit_compile=self.config.xla)
+        replica_step = tf.function(replica_step, jit_compile=config_lib.xla_enabled(
+            self.config, self.strategy.num_replicas_in_sync))
 
         def one_step(iterator):
             inputs, targets = next(iterator)

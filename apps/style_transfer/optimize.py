@@ -6,7 +6,7 @@ uniform noise, G <- clip(Adam step on J(G), 0, 1), where
     J(G) = alpha * J_content(C, G) + beta * J_style(S, G) + tv_weight * TV(G)
 
 (apps/style_transfer/costs.py). The step is one tf.function, jit-compiled
-with XLA when config.xla; the optimizer is config.optimize.optimizer from
+with XLA when it is on (config.xla, apps.core.config.xla_enabled); the optimizer is config.optimize.optimizer from
 this project's `optimizers` (its "epochs" are steps here).
 
 The workdir gets what a Trainer run writes: config.json, tb/train (the cost
@@ -196,7 +196,7 @@ class Optimization:
             generated.assign(tf.clip_by_value(generated, 0.0, 1.0))
             return terms
 
-        return tf.function(step, jit_compile=self.config.xla)
+        return tf.function(step, jit_compile=config_lib.xla_enabled(self.config))
 
     # --------------------------------------------------------------- the run
 

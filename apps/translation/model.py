@@ -82,7 +82,12 @@ class AdditiveAttentionDecoder(keras.layers.Layer):
 
     def attend(self, query, keys, values, mask):
         """Context c_t (N, d) and weights alpha_t (N, S) for decoder state `query`."""
-        energy = self.energy(tf.tanh(keys + self.query_proj(query)[:, None, :]))[..., 0]
+        # v^T as an einsum rather than the Dense layer's call: with a batch size
+        # unknown when traced (two workers), Dense's tensordot computes its
+        # transpose permutation at run time, and the gradient of this scan body
+        # then holds it in a loop accumulator, which XLA refuses (not a constant).
+        hidden = tf.tanh(keys + self.query_proj(query)[:, None, :])
+        energy = tf.einsum("nsa,a->ns", hidden, self.energy.kernel[:, 0])
         energy = tf.where(mask, tf.cast(energy, tf.float32), NEG)
         alpha = tf.nn.softmax(energy, axis=-1)
         context = tf.einsum("ns,nsd->nd", tf.cast(alpha, values.dtype), values)

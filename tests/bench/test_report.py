@@ -39,7 +39,7 @@ def _results():
     training_row = {
         "case": "classification", "example": "a digit", "batch": 64,
         "no_xla_examples_per_sec": 1500.0, "xla_examples_per_sec": 750.0, "xla_ratio": 0.5,
-        "one_per_call_examples_per_sec": 1400.0, "steps_per_call_gain": 1500 / 1400,
+        "cpu_default_xla": False, "one_per_call_examples_per_sec": 1400.0, "steps_per_call_gain": 1500 / 1400,
         "load_average_start": [1.0, 1, 1], "load_average_end": [2.0, 1, 1],
         "rounds": 5, "round_seconds": 1.0, "peak_gflops": 60.0,
         "peak_gflops_per_round": [50.0, 60.0, 120.0],
@@ -82,8 +82,8 @@ def test_every_figure_and_failure_reaches_the_markdown(tmp_path):
     assert "105 passed, 0 failed, 2 skipped in 90 s" in gpu_section
     # the best peak of the run: start 90, end 100, within the training rounds 120
     assert "**120.0 GFLOP/s**" in text
-    assert "| classification | a digit | 64 | 1500.0 | 750.0 | 0.50 | 1400.0 | 1.07 | 1.0 → 2.0 |" \
-        in text
+    assert ("| classification | a digit | 64 | 1500.0 | 750.0 | 0.50 | no XLA | 1400.0 | 1.07 "
+            "| 1.0 → 2.0 |") in text
     # 6 MFLOP x 1500 examples/s = 9 GFLOP/s = 7.5% of 120 and 15% of the rounds'
     # median 60; with XLA 4.5 GFLOP/s
     assert "| 9.0 / 4.5 | 7.5% / 3.8% | 60.0: 15.0% / 7.5% |" in text

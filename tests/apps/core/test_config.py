@@ -128,3 +128,56 @@ def test_a_data_field_of_another_source_is_refused():
     data.path = "/data"
     with pytest.raises(UserError, match="config.data.path = '/data'"):
         check_source_fields(data, readers)
+
+
+def test_xla_auto_default_follows_the_device_and_the_app(monkeypatch):
+    """config.xla unset: on with a GPU or TPU, else the app's xla_on_cpu; an explicit
+    value wins; several replicas on CPUs never compile (no XLA collectives there)."""
+    import tensorflow as tf
+
+    from configs import translation as translation_config
+
+    gpus = []
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: list(gpus) if kind == "GPU" else [])
+    classification = classification_config.get_config()
+    attention = translation_config.get_config()
+    transformer = translation_config.get_config("transformer")
+    assert classification.xla is None and attention.xla is None
+    assert not config_lib.xla_enabled(classification)
+    assert config_lib.xla_enabled(attention)  # its measured faster side on a CPU
+    assert not config_lib.xla_enabled(transformer)
+    classification.xla = True
+    assert config_lib.xla_enabled(classification)
+    attention.xla = False
+    assert not config_lib.xla_enabled(attention)
+    attention.xla = None
+    attention.strategy = "multi_worker"
+    assert not config_lib.xla_enabled(attention)
+    attention.xla = True
+    with pytest.raises(UserError, match=r"config\.xla = True: XLA cannot compile a step over "
+                                        r"several replicas on CPUs \(strategy 'multi_worker'"):
+        config_lib.xla_enabled(attention)
+    # Replicas on several CPU devices (mirrored, or a strategy handed to the trainer).
+    attention.xla, attention.strategy = None, "mirrored"
+    assert not config_lib.xla_enabled(attention)
+    attention.strategy = "default"
+    assert config_lib.xla_enabled(attention, replicas=1)
+    assert not config_lib.xla_enabled(attention, replicas=2)
+    attention.xla = True
+    with pytest.raises(UserError, match="several replicas on CPUs"):
+        config_lib.xla_enabled(attention, replicas=2)
+    gpus.append("GPU:0")
+    assert config_lib.xla_enabled(attention)
+    for config in (classification_config.get_config(), transformer):
+        assert config_lib.xla_enabled(config)
+        config.xla = False
+        assert not config_lib.xla_enabled(config)
+    tpu = classification_config.get_config()
+    gpus.clear()
+    tpu.strategy = "tpu"
+    assert config_lib.xla_enabled(tpu)
+    classification = classification_config.get_config()
+    for bad in ("yes", 1):
+        with pytest.raises(TypeError, match="Could not override field 'xla'"):
+            classification.xla = bad
