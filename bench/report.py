@@ -319,8 +319,8 @@ def _gpu(entry, gpu_run_json):
         with open(gpu_run_json) as f:
             recorded = json.load(f)
     if recorded is not None and recorded["device"]["platform"] != "cpu":
-        lines += [f"From `bash bench/gpu.sh` on a GPU host (bench/gpu.json; bench/gpu.py says "
-                  f"what it measures):", "", gpu.markdown(recorded), ""]
+        lines += ["From `bash bench/gpu.sh` on a GPU host (bench/gpu.json; bench/gpu.py says "
+                  "what it measures):", "", gpu.markdown(recorded), ""]
         title = "The same script on this run's CPU, for comparison:"
     else:
         lines += ["**No GPU has run bench/gpu.sh yet, so these figures are from this "

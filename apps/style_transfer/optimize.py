@@ -6,8 +6,9 @@ uniform noise, G <- clip(Adam step on J(G), 0, 1), where
     J(G) = alpha * J_content(C, G) + beta * J_style(S, G) + tv_weight * TV(G)
 
 (apps/style_transfer/costs.py). The step is one tf.function, jit-compiled
-with XLA when it is on (config.xla, apps.core.config.xla_enabled); the optimizer is config.optimize.optimizer from
-this project's `optimizers` (its "epochs" are steps here).
+with XLA when it is on (config.xla, apps.core.config.xla_enabled); the
+optimizer is config.optimize.optimizer from this project's `optimizers` (its
+"epochs" are steps here).
 
 The workdir gets what a Trainer run writes: config.json, tb/train (the cost
 terms, steps/sec, the image every config.optimize.image_every steps), tb/eval
