@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 
+from apps.core import config as config_lib
 from bench.common import write_json
 from bench.machine import load_average
 
@@ -251,9 +252,7 @@ def measure(case, rounds=5, round_seconds=1.0, warmup_steps=3, timeout=600):
     modes = (False,) if no_xla_reason else (False, True)
     row = {"case": case.name, "example": case.example, "variant": case.variant,
            "batch": config.train.batch_size, "no_xla_reason": no_xla_reason,
-           # what a run on a CPU does with config.xla unset (apps.core.config.xla_enabled)
-           "cpu_default_xla": bool(config.xla if config.xla is not None
-                                   else config.xla_on_cpu)}
+           "cpu_default_xla": bool(config_lib.xla_on_this_cpu(config))}
     children = {}
     try:
         for xla in modes:  # both build (and compile) at once

@@ -187,6 +187,11 @@ def xla_enabled(config, replicas=1):
                             "no XLA collectives for CPU devices); leave config.xla unset or "
                             "set it to false")
         return False
+    return xla_on_this_cpu(config)
+
+
+def xla_on_this_cpu(config):
+    """What a one-replica run on a CPU does: config.xla if set, else config.xla_on_cpu."""
     return config.xla if config.xla is not None else config.xla_on_cpu
 
 
