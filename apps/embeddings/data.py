@@ -21,7 +21,11 @@ the trainer's per-example seed, into fixed-shape arrays, vectorised:
                                                             s = config sample)
 
   (word2vec's C code and gensim), and dropped words are removed before the
-  windows are taken, so the windows reach further;
+  windows are taken, so the windows reach further. A chunk of `size` words
+  keeps about sum keep(c) of them, so its centre words get only
+  `centre_slots` slots, not `size` (fewer slots, less work a step: on the
+  Lee corpus 0.78 of them), the fewest that hold every kept word except
+  with a chance below `SLOT_MISS_BOUND`;
 * a reduced window b ~ uniform{1..W} per centre word; the pairs are
   (centre c, target t) for every t at most b kept words away in the same
   sentence (skip-gram: the context word predicts each target, as in the
@@ -166,11 +170,66 @@ def chunk_corpus(corpus, chunk_words, margin, multiple_of=1):
     return Split(inputs, np.zeros(chunks, np.int32)), size
 
 
+#: the chance, per epoch, that some chunk keeps more words than `centre_slots` gives it
+SLOT_MISS_BOUND = 1e-6
+
+
+def centre_slots(ids, keep_p, chunks, size, block=1 << 20):
+    """The centre slots a chunk needs after subsampling, and the chance it needs more.
+
+    Chunk i's centre words are ids[i size : (i + 1) size]; word k of them is
+    kept with probability p_k = keep_p[id], independently, so the chunk keeps
+
+        X_i = sum_k Bernoulli(p_k):   mean mu_i = sum p_k,  variance v_i = sum p_k (1 - p_k).
+
+    By Bernstein's inequality (each term within 1 of its mean), S slots leave
+    a kept word out of chunk i with probability
+
+        P(X_i > S) <= exp(-t_i^2 / (2 (v_i + t_i / 3))),   t_i = S - mu_i > 0.
+
+    S is the fewest slots (at most `size`) for which these bounds, summed over
+    the chunks, are at most SLOT_MISS_BOUND: the chance that any word of an
+    epoch is left out. A word left out of its chunk's slots is no centre word
+    in that epoch (it still is a context word). `ids` is read `block` words
+    at a time (a DiskArray or an array).
+
+    Returns (S, the summed bound; 0 for S = size, which leaves nothing out).
+    """
+    n = len(ids)
+    keep_p = np.asarray(keep_p, np.float64)
+    step = max(1, block // size) * size  # whole chunks per read
+    mean, variance = [], []
+    for start in range(0, n, step):
+        p = keep_p[np.asarray(ids[start:min(n, start + step)])]
+        starts = np.arange(0, len(p), size)
+        mean.append(np.add.reduceat(p, starts))
+        variance.append(np.add.reduceat(p * (1 - p), starts))
+    if not mean:
+        return size, 0.0
+    mean, variance = np.concatenate(mean)[:chunks], np.concatenate(variance)[:chunks]
+
+    def bound(slots):
+        t = slots - mean
+        return float(np.sum(np.exp(-t * t / (2 * (variance + t / 3)))))
+
+    low, high = math.floor(float(np.max(mean))) + 1, size  # bound(high) <= the goal, or high = size
+    if low >= size or bound(size) > SLOT_MISS_BOUND:
+        return size, 0.0
+    while low < high:
+        middle = (low + high) // 2
+        if bound(middle) <= SLOT_MISS_BOUND:
+            high = middle
+        else:
+            low = middle + 1
+    return high, bound(high)
+
+
 class Word2VecExamples:
     """One chunk -> the words, pairs and negatives of skip-gram or CBOW (`fused.loss`).
 
     Call with (inputs, targets, seed) as the trainer's `train_example` hook.
-    The outputs, for C = chunk size, W = window, k = negatives:
+    The outputs, for C = centre slots (`slots`, default the chunk's `size`:
+    see `centre_slots`), W = window, k = negatives:
 
         tokens           int32 (C + 2W)  the kept words in a row, -1 where none: the
                                          C centre slots are tokens[W : W + C], the
@@ -198,12 +257,15 @@ class Word2VecExamples:
     """
 
     def __init__(self, counts, size, margin, window, negatives, sample, method,
-                 share_negatives=True, negatives_per_block=0):
+                 share_negatives=True, negatives_per_block=0, slots=None):
         self.size, self.margin, self.window = size, margin, window
+        self.slots = size if slots is None else slots
+        if not 0 < self.slots <= size:
+            raise ValueError(f"slots must be in 1..size ({size}), not {slots}")
         self.negatives, self.method = negatives, method
         self.per_pair = method == "skipgram" and not share_negatives
         self.per_block = 0 if self.per_pair else negatives_per_block
-        self.blocks = fused.Layout(1, size, window, 0, fused.BLOCK).blocks
+        self.blocks = fused.Layout(1, self.slots, window, 0, fused.BLOCK).blocks
         self.keep = tf.constant(keep_probabilities(counts, sample))
         accept, alias = alias_table(unigram_probabilities(counts))
         self.accept, self.alias = tf.constant(accept), tf.constant(alias)
@@ -216,14 +278,14 @@ class Word2VecExamples:
         length, w, k = self.size + 2 * self.margin, self.window, self.negatives
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
         draws = (self.blocks * self.per_block if self.per_block
-                 else self.size * (2 * w * k if self.per_pair else k))
+                 else self.slots * (2 * w * k if self.per_pair else k))
         example = _EXAMPLE(inputs["tokens"], inputs["sentence"],
                            tf.random.stateless_uniform([length], seeds[0]),
-                           tf.random.stateless_uniform([self.size], seeds[1], minval=1,
+                           tf.random.stateless_uniform([self.slots], seeds[1], minval=1,
                                                        maxval=w + 1, dtype=tf.int32),
                            tf.random.stateless_uniform([2, draws], seeds[2]),
-                           self.keep, self.accept, self.alias, self.size, self.margin, w, k,
-                           self.method, self.per_pair, self.per_block)
+                           self.keep, self.accept, self.alias, self.size, self.slots,
+                           self.margin, w, k, self.method, self.per_pair, self.per_block)
         return example, targets
 
     def sample_negatives(self, shape, seed):
@@ -263,9 +325,10 @@ def _negatives(accept, alias, u):
     return tf.where(u[1] < tf.gather(accept, i), i, tf.gather(alias, i))
 
 
-def _example(tokens, sentence, u_keep, reach, u_negatives, keep_p, accept, alias, size, margin,
-             w, k, method, per_pair, per_block):
-    """`Word2VecExamples.__call__`'s arrays (one XLA computation, static shapes)."""
+def _example(tokens, sentence, u_keep, reach, u_negatives, keep_p, accept, alias, size, slots,
+             margin, w, k, method, per_pair, per_block):
+    """`Word2VecExamples.__call__`'s arrays (one XLA computation, static shapes): a chunk
+    of `size` centre words (and `margin` either side) into `slots` centre slots."""
     offsets = _offsets(w)
     length = size + 2 * margin
     # Subsampling, then compaction: the kept words close up (a word dropped is
@@ -277,25 +340,27 @@ def _example(tokens, sentence, u_keep, reach, u_negatives, keep_p, accept, alias
                                               tokens)
     kept_sentence = tf.tensor_scatter_nd_update(tf.fill([length + 2 * w], -1),
                                                 place[:, None], sentence)
-    # The kept centre words are a contiguous run of the compacted chunk.
+    # The kept centre words are a contiguous run of the compacted chunk; the
+    # first `slots` of them are the centre slots (`centre_slots`: all of them
+    # but with a negligible chance).
     first = kept_before[margin - 1] if margin else 0
     centers = kept_before[margin + size - 1] - first
-    span = first + tf.range(size + 2 * w)  # the centre slots and W words either side
+    span = first + tf.range(slots + 2 * w)  # the centre slots and W words either side
     row, row_sentence = tf.gather(kept_tokens, span), tf.gather(kept_sentence, span)
-    slot = tf.range(size)
-    center = row[w:w + size]
+    slot = tf.range(slots)
+    center = row[w:w + slots]
     at = slot[:, None] + w + offsets[None, :]
     context = tf.gather(row, at)
     mask = ((slot < centers)[:, None] & (context >= 0)
-            & (tf.gather(row_sentence, at) == row_sentence[w:w + size, None])
+            & (tf.gather(row_sentence, at) == row_sentence[w:w + slots, None])
             & (tf.abs(offsets)[None, :] <= reach[:, None]))
     if per_pair:
-        negatives = tf.reshape(_negatives(accept, alias, u_negatives), [size, 2 * w, k])
+        negatives = tf.reshape(_negatives(accept, alias, u_negatives), [slots, 2 * w, k])
         weight = mask[:, :, None] & (negatives != context[:, :, None])
-        negatives = tf.reshape(negatives, [size, 2 * w * k])
-        weight = tf.reshape(weight, [size, 2 * w * k])
+        negatives = tf.reshape(negatives, [slots, 2 * w * k])
+        weight = tf.reshape(weight, [slots, 2 * w * k])
     elif per_block:
-        layout = fused.Layout(1, size, w, per_block, fused.BLOCK)
+        layout = fused.Layout(1, slots, w, per_block, fused.BLOCK)
         negatives = tf.reshape(_negatives(accept, alias, u_negatives),
                                [layout.blocks, per_block])
         inside = layout.pad_slots(tf.cast(mask, tf.float32)[None])  # (1, Cp, 2W)
@@ -304,20 +369,20 @@ def _example(tokens, sentence, u_keep, reach, u_negatives, keep_p, accept, alias
             # The targets equal to each negative, slot by slot: the band of the
             # block's pairs (G, G + 2W) times whether each word around the block
             # is the negative (G + 2W, K).
-            words = layout.around(tf.pad(row, [[0, layout.cp - size]], constant_values=-1)[None])
+            words = layout.around(tf.pad(row, [[0, layout.cp - slots]], constant_values=-1)[None])
             equal = tf.cast(words[..., None] == negatives[None, :, None, :], tf.float32)
             matches = tf.einsum("bjgh,bjhn->bjgn", layout.unband(inside), equal)
             pairs = tf.add_n([inside[..., j] for j in range(2 * w)])  # (1, Cp)
             weight = share * (pairs[..., None] - tf.reshape(matches, [1, layout.cp, -1]))
         else:
             has = tf.add_n([inside[..., j] for j in range(2 * w)]) > 0
-            centre = tf.reshape(tf.pad(center, [[0, layout.cp - size]], constant_values=-1),
+            centre = tf.reshape(tf.pad(center, [[0, layout.cp - slots]], constant_values=-1),
                                 [1, layout.blocks, layout.g, 1])
             differ = tf.reshape(centre != negatives[None, :, None, :], [1, layout.cp, -1])
             weight = share * tf.cast(has[..., None] & differ, tf.float32)
-        weight = weight[0, :size]
+        weight = weight[0, :slots]
     else:
-        negatives = tf.reshape(_negatives(accept, alias, u_negatives), [size, k])
+        negatives = tf.reshape(_negatives(accept, alias, u_negatives), [slots, k])
         # Sums over the window's 2W slots as explicit adds: XLA's CPU reductions
         # over an inner axis are several times slower.
         if method == "skipgram":

@@ -95,9 +95,14 @@ class EmbeddingsTask(Task):
         else:
             w = c.word2vec
             train, size = data_lib.chunk_corpus(corpus, w.chunk_words, 2 * w.window, batch)
+            slots, miss = data_lib.centre_slots(
+                corpus.ids, data_lib.keep_probabilities(self.counts, w.sample), len(train), size)
+            logging.info("word2vec: %d chunks of %d words, %d centre slots each after "
+                         "subsampling (a word left out with probability <= %.1g an epoch)",
+                         len(train), size, slots, miss)
             self.examples = data_lib.Word2VecExamples(
                 self.counts, size, 2 * w.window, w.window, w.negatives, w.sample, c.method,
-                w.share_negatives, w.negatives_per_block)
+                w.share_negatives, w.negatives_per_block, slots)
         cache = c.data.cache
         if cache == "auto":
             cache = "memory" if c.data.source == "embedded" else "none"

@@ -203,6 +203,71 @@ def test_negatives_per_block_and_their_weights(method):
     assert checked > 100
 
 
+def _bernstein(slots, p_chunks):
+    """The summed bound of centre_slots' docstring, transcribed from it chunk by chunk."""
+    total = 0.0
+    for p in p_chunks:
+        mu, v = np.sum(p), np.sum(p * (1 - p))
+        t = slots - mu
+        total += np.exp(-t * t / (2 * (v + t / 3)))
+    return total
+
+
+def test_centre_slots_are_the_fewest_within_the_bound():
+    rng = np.random.default_rng(0)
+    counts = np.concatenate([[50_000, 20_000, 5_000], rng.integers(1, 50, 400)])
+    ids = rng.choice(len(counts), 30_000, p=counts / counts.sum()).astype(np.int32)
+    keep = data_lib.keep_probabilities(counts, 1e-3).astype(np.float64)
+    size = 1000
+    chunks = 30
+    slots, bound = data_lib.centre_slots(ids, keep, chunks, size, block=4096)
+    p_chunks = [keep[ids[i * size:(i + 1) * size]] for i in range(chunks)]
+    assert 0 < slots < size
+    np.testing.assert_allclose(bound, _bernstein(slots, p_chunks), rtol=1e-9)
+    assert bound <= data_lib.SLOT_MISS_BOUND < _bernstein(slots - 1, p_chunks)
+    # Read in one block or many, the same answer.
+    assert data_lib.centre_slots(ids, keep, chunks, size, block=1 << 20) == (slots, bound)
+    # And no draw of the subsampling keeps more than the slots hold (2,000 epochs).
+    kept = (rng.random((2000, len(ids))) < keep[ids]).reshape(2000, chunks, size).sum(-1)
+    assert kept.max() <= slots
+
+
+def test_centre_slots_without_subsampling_are_the_chunk():
+    ids = np.arange(500, dtype=np.int32) % 7
+    assert data_lib.centre_slots(ids, np.ones(7), 5, 100) == (100, 0.0)
+    # An empty corpus, and keep probabilities that leave no room below the chunk.
+    assert data_lib.centre_slots(np.zeros(0, np.int32), np.ones(7), 1, 100) == (100, 0.0)
+    assert data_lib.centre_slots(ids, np.full(7, 0.999), 5, 100) == (100, 0.0)
+
+
+@pytest.mark.parametrize("method", ["skipgram", "cbow"])
+def test_fewer_centre_slots_give_the_same_pairs_and_negatives(method):
+    # With slots enough for every kept word, the example is the full one cut to the slots.
+    window, k, margin = 2, 3, 4
+    often = np.r_[np.full(3, 0.2), np.full(37, 0.4 / 37)]  # words 0-2: 60% of the text
+    sentences = [list(np.random.default_rng(s).choice(40, 50, p=often)) for s in range(6)]
+    corpus = _corpus(sentences)
+    split, size = data_lib.chunk_corpus(corpus, 150, margin)
+    counts = np.full(40, 10)
+    counts[:3] = 1_000_000  # kept with probability about 0.2
+    keep = data_lib.keep_probabilities(counts, 1e-2)
+    slots, _ = data_lib.centre_slots(corpus.ids, keep, len(split), size)
+    assert slots < size
+    full = data_lib.Word2VecExamples(counts, size, margin, window, k, 1e-2, method)
+    cut = data_lib.Word2VecExamples(counts, size, margin, window, k, 1e-2, method, slots=slots)
+    for chunk in range(len(split)):
+        inputs = {name: tf.constant(a[chunk]) for name, a in split.inputs.items()}
+        seed = tf.constant([3, chunk], tf.int64)
+        a = {key: v.numpy() for key, v in full(inputs, None, seed)[0].items()}
+        b = {key: v.numpy() for key, v in cut(inputs, None, seed)[0].items()}
+        assert not a["mask"][slots:].any()  # every kept centre within the slots
+        np.testing.assert_array_equal(b["tokens"], a["tokens"][:slots + 2 * window])
+        np.testing.assert_array_equal(b["mask"].any(-1), a["mask"][:slots].any(-1))
+        assert b["negatives"].shape == (slots, k)
+    with pytest.raises(ValueError, match="slots must be in 1..size"):
+        data_lib.Word2VecExamples(counts, size, margin, window, k, 1e-2, method, slots=size + 1)
+
+
 def test_alias_table_holds_the_distribution_exactly():
     p = np.random.default_rng(5).random(50) ** 4
     p /= p.sum()
