@@ -291,12 +291,15 @@ class PairEncoder:
         """(B,) source and target strings -> (source_ids, decoder_input_ids, target_ids)."""
         x = self.source_vocab.ragged_ids(normalize(sources, self.lowercase))
         y = self.target_vocab.ragged_ids(normalize(targets, self.lowercase))
-        column = tf.ones([tf.shape(sources)[0], 1], y.dtype)
-        start = tf.RaggedTensor.from_tensor(column * BOS)
-        end = tf.RaggedTensor.from_tensor(column * EOS)
-        parts = (x, tf.concat([start, y], axis=1), tf.concat([y, end], axis=1))
-        return tuple(tf.cast(p.to_tensor(PAD, shape=[None, w]), tf.int32)
-                     for p, w in zip(parts, self.widths, strict=True))
+        source_width, width = self.widths[0], self.widths[1]
+        # [BOS] + y and y + [EOS], cut to the width, written on the padded y (a
+        # concatenation of ragged tensors takes seconds to trace).
+        dense_y = tf.cast(y.to_tensor(PAD, shape=[None, width]), tf.int32)
+        start = tf.fill([tf.shape(dense_y)[0], 1], BOS)
+        at_end = tf.range(width)[None, :] == tf.cast(y.row_lengths(), tf.int32)[:, None]
+        return (tf.cast(x.to_tensor(PAD, shape=[None, source_width]), tf.int32),
+                tf.concat([start, dense_y[:, :width - 1]], axis=1),
+                tf.where(at_end, EOS, dense_y))
 
     def arrays(self, rows):
         """The three arrays of `rows` (NumPy), read and encoded BATCH rows at a time.

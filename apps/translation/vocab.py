@@ -115,14 +115,15 @@ class CharVocab(_Vocab):
         return cls(list(SPECIALS) + [chr(p) for p in points])
 
     def ragged_ids(self, strings):
-        points = tf.strings.unicode_decode(strings, "UTF-8", errors="replace")
-        table = tf.constant(self.table)
-        last = len(self.table) - 1
-        index = tf.where((points >= 0) & (points < last), points, last)
-        return tf.ragged.map_flat_values(tf.gather, table, index)
+        # On the flat code points: tf.where of ragged tensors takes a second to trace.
+        return tf.ragged.map_flat_values(
+            self._point_ids, tf.strings.unicode_decode(strings, "UTF-8", errors="replace"))
 
     def ids(self, string):
-        points = tf.strings.unicode_decode(string, "UTF-8", errors="replace")
+        return self._point_ids(tf.strings.unicode_decode(string, "UTF-8", errors="replace"))
+
+    def _point_ids(self, points):
+        """Code points -> ids: table[point], the last entry (unknown) past its end."""
         last = len(self.table) - 1
         return tf.gather(tf.constant(self.table), tf.where((points >= 0) & (points < last),
                                                            points, last))
