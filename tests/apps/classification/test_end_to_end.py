@@ -63,6 +63,7 @@ def test_uninterrupted_run_writes_the_workdir_layout(finished):
         assert json.load(f)["model"]["name"] == "resnet"
 
 
+@pytest.mark.slow  # two training processes; every app's SIGKILL runs are slow too
 def test_sigkill_then_resume_reaches_the_same_result(finished, tmp_path):
     workdir = str(tmp_path)
     # The run SIGKILLs itself (apps.core.faults) within a checkpoint interval
@@ -184,7 +185,7 @@ def test_tfds_set_trains_alike_streamed_and_cached_to_files(tmp_path):
     for name, where in (("streamed", "none"), ("cached", str(cache)), ("reused", str(cache))):
         config = _config(**{"data.source": "tfds", "data.name": "toy_classes",
                             "data.data_dir": data_dir, "data.channels": 3,
-                            "data.cache": where, "train.epochs": 2})
+                            "data.cache": where, "train.epochs": 1})
         execute(ClassificationTask, config, str(tmp_path / name), "train")
         metrics = _metrics(str(tmp_path / name))
         results.append({k: v for k, v in metrics.items() if k not in VOLATILE})
