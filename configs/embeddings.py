@@ -199,10 +199,11 @@ def get_config(variant=""):
     elif variant == "cbow":
         config.method = "cbow"
         # 4 chunks a step (13,500 words on Lee), the fixed cost of a step spread
-        # over twice the words, and 5 shared negatives a block of 32 centres (CBOW's
-        # work a centre is mostly its negatives' products): on Lee over 8 paired
-        # seeds, 1.12x gensim's words/s at WordSim-353 0.17 (gensim's: -0.01);
-        # 2 chunks and 16 negatives a block at 0.8: 0.74-0.87x at 0.18 (bench/embeddings.py).
+        # over 1.75 times the words of the 2 chunks before, and 5 shared
+        # negatives a block of 32 centres (CBOW's work a centre is mostly its
+        # negatives' products): on Lee over 8 paired seeds, 1.12x gensim's
+        # words/s at WordSim-353 0.17 (gensim's: -0.01); 2 chunks and 16
+        # negatives a block at 0.8: 0.74-0.87x at 0.18 (bench/embeddings.py).
         config.train.batch_size = 4
         config.word2vec.negatives_per_block = 5
         config.optimizer.learning_rate = 0.4

@@ -189,9 +189,11 @@ def centre_slots(ids, keep_p, chunks, size, block=1 << 20):
 
     S is the fewest slots (at most `size`) for which these bounds, summed over
     the chunks, are at most SLOT_MISS_BOUND: the chance that any word of an
-    epoch is left out. A word left out of its chunk's slots is no centre word
-    in that epoch (it still is a context word). `ids` is read `block` words
-    at a time (a DiskArray or an array).
+    epoch is left out. The words left out are a chunk's last kept ones; they
+    are no centre words in that epoch, and in its pairs only as the context of
+    the last slots (the first W of them) or of the next chunk's first centre
+    words (the chunk's last W). `ids` is read `block` words at a time (a
+    DiskArray or an array).
 
     Returns (S, the summed bound; 0 for S = size, which leaves nothing out).
     """

@@ -60,8 +60,10 @@ BLOCK = 32
 #: parts of the batch computed side by side (`loss`)
 SHARDS = 2
 #: dense gradients for a vocabulary of at most (ids in the batch) / this many words
-#: (CBOW on Lee, 2 chunks a step, about 9,000 ids: dense is 10-15% faster a step
-#: than tf.unique and IndexedSlices at 2,859 words and at 4,145)
+#: (measured on CBOW on Lee at 2 chunks a step, about 9,000 ids: dense 10-15%
+#: faster a step than tf.unique and IndexedSlices at 2,859 words and at 4,145;
+#: a dense step's cost does not grow with the ids, a sparse one's does, so the
+#: shipped configs' larger steps are further on the dense side)
 DENSE_IDS_PER_WORD = 2
 
 

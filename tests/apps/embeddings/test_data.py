@@ -216,10 +216,12 @@ def _bernstein(slots, p_chunks):
 def test_centre_slots_are_the_fewest_within_the_bound():
     rng = np.random.default_rng(0)
     counts = np.concatenate([[50_000, 20_000, 5_000], rng.integers(1, 50, 400)])
-    ids = rng.choice(len(counts), 30_000, p=counts / counts.sum()).astype(np.int32)
+    ids = rng.choice(len(counts), 29_500, p=counts / counts.sum()).astype(np.int32)
     keep = data_lib.keep_probabilities(counts, 1e-3).astype(np.float64)
-    size = 1000
     chunks = 30
+    size = -(-len(ids) // chunks)  # as chunk_corpus cuts: the last chunk is shorter
+    starts = np.arange(0, len(ids), size)
+    assert len(starts) == chunks and len(ids) - starts[-1] < size
     slots, bound = data_lib.centre_slots(ids, keep, chunks, size, block=4096)
     p_chunks = [keep[ids[i * size:(i + 1) * size]] for i in range(chunks)]
     assert 0 < slots < size
@@ -227,9 +229,13 @@ def test_centre_slots_are_the_fewest_within_the_bound():
     assert bound <= data_lib.SLOT_MISS_BOUND < _bernstein(slots - 1, p_chunks)
     # Read in one block or many, the same answer.
     assert data_lib.centre_slots(ids, keep, chunks, size, block=1 << 20) == (slots, bound)
-    # And no draw of the subsampling keeps more than the slots hold (2,000 epochs).
-    kept = (rng.random((2000, len(ids))) < keep[ids]).reshape(2000, chunks, size).sum(-1)
-    assert kept.max() <= slots
+    # And no draw of the subsampling keeps more than the slots hold (2,000
+    # epochs, drawn 100 at a time).
+    most = 0
+    for _ in range(20):
+        kept = rng.random((100, len(ids))) < keep[ids]
+        most = max(most, int(np.add.reduceat(kept, starts, axis=1).max()))
+    assert most <= slots
 
 
 def test_centre_slots_without_subsampling_are_the_chunk():
@@ -240,9 +246,11 @@ def test_centre_slots_without_subsampling_are_the_chunk():
     assert data_lib.centre_slots(ids, np.full(7, 0.999), 5, 100) == (100, 0.0)
 
 
+@pytest.mark.parametrize("too_few", [False, True])
 @pytest.mark.parametrize("method", ["skipgram", "cbow"])
-def test_fewer_centre_slots_give_the_same_pairs_and_negatives(method):
-    # With slots enough for every kept word, the example is the full one cut to the slots.
+def test_fewer_centre_slots_cut_the_example_to_its_first_slots(method, too_few):
+    """An example with C slots is the full one's first C centre slots: every kept
+    centre when C is centre_slots' (with these draws), its first C otherwise."""
     window, k, margin = 2, 3, 4
     often = np.r_[np.full(3, 0.2), np.full(37, 0.4 / 37)]  # words 0-2: 60% of the text
     sentences = [list(np.random.default_rng(s).choice(40, 50, p=often)) for s in range(6)]
@@ -253,6 +261,8 @@ def test_fewer_centre_slots_give_the_same_pairs_and_negatives(method):
     keep = data_lib.keep_probabilities(counts, 1e-2)
     slots, _ = data_lib.centre_slots(corpus.ids, keep, len(split), size)
     assert slots < size
+    if too_few:
+        slots = 20  # fewer than the kept centres of every chunk: the rest left out
     full = data_lib.Word2VecExamples(counts, size, margin, window, k, 1e-2, method)
     cut = data_lib.Word2VecExamples(counts, size, margin, window, k, 1e-2, method, slots=slots)
     for chunk in range(len(split)):
@@ -260,9 +270,10 @@ def test_fewer_centre_slots_give_the_same_pairs_and_negatives(method):
         seed = tf.constant([3, chunk], tf.int64)
         a = {key: v.numpy() for key, v in full(inputs, None, seed)[0].items()}
         b = {key: v.numpy() for key, v in cut(inputs, None, seed)[0].items()}
-        assert not a["mask"][slots:].any()  # every kept centre within the slots
+        # Centre slots used past the cut: none with enough slots, some with too few.
+        assert a["mask"][slots:].any() == too_few
         np.testing.assert_array_equal(b["tokens"], a["tokens"][:slots + 2 * window])
-        np.testing.assert_array_equal(b["mask"].any(-1), a["mask"][:slots].any(-1))
+        np.testing.assert_array_equal(b["mask"], a["mask"][:slots])
         assert b["negatives"].shape == (slots, k)
     with pytest.raises(ValueError, match="slots must be in 1..size"):
         data_lib.Word2VecExamples(counts, size, margin, window, k, 1e-2, method, slots=size + 1)
