@@ -24,6 +24,12 @@ import tensorflow as tf
 from apps.core.columns import SKIPPED, Column, NpyColumn
 from apps.core.errors import UserError
 
+#: A function for tf.data's map or filter, traced without autograph. The apps'
+#: traced code is graph code already (tf.cond, tf.while_loop, keras.ops), and
+#: autograph's conversion of it, which tf.data and tf.function do unless told
+#: not to, costs seconds a run; the apps' tf.functions pass autograph=False.
+graph_code = tf.autograph.experimental.do_not_convert
+
 
 @dataclasses.dataclass
 class Split:
@@ -226,10 +232,10 @@ def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
 
     ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
     ds = ds.skip(start - first_epoch * n)
-    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(graph_code(example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # An unreadable file (a column's value) is skipped: the batches close up
     # over it, the same way in every run, since reading a file is deterministic.
-    ds = ds.filter(_readable).map(_without_flag)
+    ds = ds.filter(graph_code(_readable)).map(graph_code(_without_flag))
     ds = ds.batch(global_batch_size, drop_remainder=True)
     if input_context is not None and (input_context.num_input_pipelines > 1
                                       or input_context.num_replicas_in_sync > 1):
@@ -237,7 +243,8 @@ def train_stream(split, global_batch_size, seed, start_step=0, augment=None,
         share = global_batch_size // pipes
         lo = input_context.input_pipeline_id * share
         per_replica = input_context.get_per_replica_batch_size(global_batch_size)
-        ds = ds.map(lambda *batch: tf.nest.map_structure(lambda a: a[lo:lo + share], batch))
+        ds = ds.map(graph_code(
+            lambda *batch: tf.nest.map_structure(lambda a: a[lo:lo + share], batch)))
         ds = ds.rebatch(per_replica, drop_remainder=True)
     options = tf.data.Options()
     options.deterministic = True
@@ -271,7 +278,8 @@ def eval_batches(split, batch_size, example_fn=None):
         tf.debugging.assert_equal(ok, True, message=UNREADABLE_IN_EVALUATION)
         return example_fn(x, y) if example_fn is not None else (x, y)
 
-    ds = tf.data.Dataset.range(len(split)).map(example, num_parallel_calls=tf.data.AUTOTUNE,
+    ds = tf.data.Dataset.range(len(split)).map(graph_code(example),
+                                                num_parallel_calls=tf.data.AUTOTUNE,
                                                 deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

@@ -251,10 +251,11 @@ def mean_loss(task, model, split, batch_size, seed):
                 loss = tf.add_n([tf.cast(t, tf.float32) for t in loss.values()])
             return tf.reduce_sum(tf.cast(loss, tf.float64))
 
-        return tf.function(total)
+        return tf.function(total, autograph=False)
 
     total = compiled(model, "diagnosis_loss", make)
-    ds = tf.data.Dataset.range(len(split)).map(example, num_parallel_calls=tf.data.AUTOTUNE,
+    ds = tf.data.Dataset.range(len(split)).map(data_lib.graph_code(example),
+                                               num_parallel_calls=tf.data.AUTOTUNE,
                                                deterministic=True).batch(batch_size)
     value = sum(float(total(x, y)) for x, y in ds) / max(1, len(split))
     return value if math.isfinite(value) else None

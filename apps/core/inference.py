@@ -28,7 +28,7 @@ def predict_outputs(model, split, batch_size, example_fn):
     `example_fn(inputs, targets)` prepares each example as in evaluation.
     """
     infer = compiled(model, "infer",
-                     lambda: tf.function(lambda x: model(x, training=False)))
+                     lambda: tf.function(lambda x: model(x, training=False), autograph=False))
     outputs = [tf.nest.map_structure(np.asarray, infer(x))
                for x, _ in data_lib.eval_batches(split, batch_size, example_fn)]
     return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs)

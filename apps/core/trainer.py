@@ -204,8 +204,10 @@ class Trainer:
                      for name, part in parts.items()}
             return loss, means
 
-        replica_step = tf.function(replica_step, jit_compile=config_lib.xla_enabled(
-            self.config, self.strategy.num_replicas_in_sync))
+        # No autograph, as everywhere in the apps (apps.core.data.graph_code).
+        replica_step = tf.function(replica_step, autograph=False,
+                                   jit_compile=config_lib.xla_enabled(
+                                       self.config, self.strategy.num_replicas_in_sync))
 
         def one_step(iterator):
             inputs, targets = next(iterator)
@@ -214,7 +216,7 @@ class Trainer:
                 lambda x: self.strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None),
                 per_replica)
 
-        @tf.function
+        @tf.function(autograph=False)
         def train_step(iterator):
             loss, means = one_step(iterator)
             return (loss, means) if terms else loss

@@ -131,7 +131,7 @@ class DetectionTask(Task):
             return (self.loss_terms(targets, outputs), self.detect(outputs, low),
                     self.detect(outputs, high))
 
-        return compiled(model, "detection_eval", lambda: tf.function(step))
+        return compiled(model, "detection_eval", lambda: tf.function(step, autograph=False))
 
     # ------------------------------------------------------------ evaluation
 

@@ -100,7 +100,8 @@ class SegmentationTask(Task):
         """Pixel accuracy, IoU and Dice from the confusion matrix, accumulated
         batch by batch (a split read from files is never held whole)."""
         infer = compiled(model, "class_map", lambda: tf.function(
-            lambda x: tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32)))
+            lambda x: tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32),
+            autograph=False))
         matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
         shown = []
         for x, masks in core_data.eval_batches(split, EVAL_BATCH, self.eval_example):

@@ -197,7 +197,8 @@ class Optimization:
             generated.assign(tf.clip_by_value(generated, 0.0, 1.0))
             return terms
 
-        return tf.function(step, jit_compile=config_lib.xla_enabled(self.config))
+        return tf.function(step, autograph=False,
+                           jit_compile=config_lib.xla_enabled(self.config))
 
     # --------------------------------------------------------------- the run
 

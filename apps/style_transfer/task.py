@@ -134,7 +134,7 @@ class StyleTransferTask(Task):
         costs, style_target = self.costs, self.style_target
 
         def make_terms():
-            @tf.function
+            @tf.function(autograph=False)
             def terms(content, stylized):
                 content_target = costs.content_features(content)
                 out = costs(stylized, content_target, style_target)

@@ -46,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from apps.core.data import MissingSplit, Split, cached, load_tfds
+from apps.core.data import MissingSplit, Split, cached, graph_code, load_tfds
 from apps.core.errors import UserError
 from apps.core.task import Data
 from apps.core.text import utf8_lines
@@ -120,10 +120,10 @@ def fit_vocabs(config, pairs):
             points = tuple(np.union1d(seen, vocab_lib.CharVocab.code_points(texts))
                            for seen, texts in zip(points, batch, strict=True))
         return tuple(vocab_lib.CharVocab.from_code_points(p) for p in points)
-    return (vocab_lib.WordPieceVocab.fit_batches(pairs.map(lambda s, t: s), d.vocab_size,
-                                                 d.lowercase),
-            vocab_lib.WordPieceVocab.fit_batches(pairs.map(lambda s, t: t), d.vocab_size,
-                                                 d.lowercase))
+    return (vocab_lib.WordPieceVocab.fit_batches(pairs.map(graph_code(lambda s, t: s)),
+                                                 d.vocab_size, d.lowercase),
+            vocab_lib.WordPieceVocab.fit_batches(pairs.map(graph_code(lambda s, t: t)),
+                                                 d.vocab_size, d.lowercase))
 
 
 def make_split(source_ids, target_ids, source_width, target_width):
@@ -159,8 +159,8 @@ def _streamed(config):
 
     # Learned on the training lines read in file order (sequential reads):
     # neither vocabulary depends on the order of its texts (vocab.py).
-    train = lines.batches(np.sort(parts[0])).map(
-        lambda s, t: _non_empty(normalize(s, d.lowercase), normalize(t, d.lowercase)))
+    train = lines.batches(np.sort(parts[0])).map(graph_code(
+        lambda s, t: _non_empty(normalize(s, d.lowercase), normalize(t, d.lowercase))))
     source_vocab, target_vocab = fit_vocabs(config, train)
 
     used = np.unique(np.concatenate(parts))  # every split's lines, in file order
@@ -199,7 +199,7 @@ def _measure(lines, rows, source_vocab, target_vocab, lowercase):
                 target_vocab.ragged_ids(targets).row_lengths())
 
     parts = [[], [], []]
-    ds = lines.batches(rows).map(measure, num_parallel_calls=tf.data.AUTOTUNE,
+    ds = lines.batches(rows).map(graph_code(measure), num_parallel_calls=tf.data.AUTOTUNE,
                                  deterministic=True)
     for batch in ds.as_numpy_iterator():
         for part, values in zip(parts, batch, strict=True):

@@ -36,6 +36,7 @@ import tensorflow as tf
 from absl import logging
 
 from apps.core.columns import SKIPPED, Column
+from apps.core.data import graph_code
 from apps.core.errors import UserError
 from apps.translation.vocab import BOS, EOS, PAD, normalize
 
@@ -238,7 +239,7 @@ class PairLines:
             return tf.ensure_shape(sources, [None]), tf.ensure_shape(targets, [None])
 
         ds = tf.data.Dataset.from_tensor_slices(np.asarray(rows, np.int64)).batch(size)
-        return ds.map(read_batch, num_parallel_calls=tf.data.AUTOTUNE,
+        return ds.map(graph_code(read_batch), num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True).prefetch(2)
 
 
@@ -282,7 +283,7 @@ class PairEncoder:
         self.source_vocab, self.target_vocab = source_vocab, target_vocab
         self.lowercase = lowercase
         self.widths = (source_width, target_width, target_width)
-        self._encode = tf.function(self.encode, input_signature=[
+        self._encode = tf.function(self.encode, autograph=False, input_signature=[
             tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)])
         self._traced = threading.local()
         self._arrays = None  # (rows, arrays) of the latest `arrays` call

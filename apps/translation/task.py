@@ -84,7 +84,7 @@ class TranslationTask(Task):
         d = self.config.decode
 
         def make():
-            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], autograph=False)
             def run(src):
                 return decode_lib.translate_ids(model, src, d.beam_size, self.max_length,
                                                 d.alpha)
@@ -97,7 +97,7 @@ class TranslationTask(Task):
         def make():
             spec = tf.TensorSpec([None, None], tf.int32)
 
-            @tf.function(input_signature=[spec, spec, spec])
+            @tf.function(input_signature=[spec, spec, spec], autograph=False)
             def run(src, dec, tgt):
                 return decode_lib.score_targets(model((src, dec), training=False), tgt)
             return run
