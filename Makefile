@@ -23,7 +23,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 	KERAS_BACKEND=jax $(PY) -m pytest -q -n 2 -m jax tests/layers tests/optimizers
 
-# Every app under SIGKILL, NaN, two workers and TFLite (about 13 minutes on 2 cores).
+# Every app under SIGKILL, NaN, two workers and TFLite, and the tests of what
+# those runs rely on (about 22 minutes on 2 cores).
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 

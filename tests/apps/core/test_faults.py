@@ -9,6 +9,8 @@ import pytest
 from apps.core import faults
 from tests.apps.cli import ROOT
 
+pytestmark = pytest.mark.slow  # run with the suite's kill-and-resume tests that use it
+
 SCRIPT = """
 import sys
 from apps.core import faults

@@ -17,6 +17,8 @@ import tensorflow as tf
 
 from apps.core.trainer import Trainer
 
+pytestmark = pytest.mark.slow  # with the suite's two-worker runs, which rely on it
+
 CASES = {
     "classification": ("ClassificationTask", {"model.name": "resnet"}),
     "detection": ("DetectionTask", {}),
