@@ -7,6 +7,11 @@ about what is particular to it: its data, model, loss and metrics, the
 SavedModel's signatures, how to read one of a user's inputs and how to write
 one prediction. Modes that are the app's own (enroll, query, ...) live in the
 app's modes.py and are named in `extra_modes`.
+
+The hooks that run traced (train_example, eval_example, per_example_loss, the
+model and the export endpoints) are traced without autograph
+(apps.core.data.graph_code): a tensor's value decides nothing through Python
+`if` or `for` there; use tf.cond, tf.where or tf.while_loop, as the apps do.
 """
 
 import dataclasses

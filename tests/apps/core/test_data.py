@@ -53,6 +53,21 @@ def test_stream_resumed_at_a_step_equals_the_uninterrupted_stream():
     assert not np.array_equal(full[0][1], other_seed[0][1])
 
 
+def test_example_hooks_are_traced_without_autograph():
+    """A hook that branches on a tensor with Python's `if` fails when traced:
+    autograph, which would turn it into a tf.cond, costs seconds a run and is
+    off for the apps' traced code (apps.core.data.graph_code)."""
+    def augment(x, y, seed):
+        if tf.reduce_sum(x) > 0:
+            x = -x
+        return x, y
+
+    with pytest.raises(tf.errors.OperatorNotAllowedInGraphError):
+        data_lib.train_stream(_split(), 4, seed=0, augment=augment)
+    with pytest.raises(tf.errors.OperatorNotAllowedInGraphError):
+        data_lib.eval_batches(_split(), 4, lambda x, y: augment(x, y, None))
+
+
 def test_input_pipelines_split_each_global_batch_in_order():
     split = _split()
     whole = _batches(data_lib.train_stream(split, 8, seed=0), 3)

@@ -63,6 +63,18 @@ def _weights(trainer):
     return [np.asarray(v.numpy()) for v in trainer.model.trainable_variables]
 
 
+def test_the_train_step_is_traced_without_autograph(tmp_path):
+    class Branching(Regression):
+        def per_example_loss(self, targets, outputs):
+            if tf.reduce_mean(outputs) > 0:  # autograph would make this a tf.cond
+                return tf.abs(targets - outputs)
+            return tf.square(targets - outputs)
+
+    trainer = Trainer(Branching(_config()), str(tmp_path))
+    with pytest.raises(tf.errors.OperatorNotAllowedInGraphError):
+        trainer.train()
+
+
 def test_mirrored_two_replicas_equal_one_device_with_clipping(tmp_path, two_cpu_strategy):
     # No dropout here: each replica draws its own masks, so only the
     # deterministic part of training can match across replica counts.
