@@ -24,10 +24,11 @@ import tensorflow as tf
 from apps.core.columns import SKIPPED, Column, NpyColumn
 from apps.core.errors import UserError
 
-#: A function for tf.data's map or filter, traced without autograph. The apps'
-#: traced code is graph code already (tf.cond, tf.while_loop, keras.ops), and
-#: autograph's conversion of it, which tf.data and tf.function do unless told
-#: not to, costs seconds a run; the apps' tf.functions pass autograph=False.
+#: A function for tf.data's map or filter, or an export endpoint, traced
+#: without autograph. The apps' traced code is graph code already (tf.cond,
+#: tf.while_loop, keras.ops), and autograph's conversion of it, which tf.data
+#: and tf.function do unless told not to, costs seconds a run; the apps'
+#: tf.functions pass autograph=False.
 graph_code = tf.autograph.experimental.do_not_convert
 
 

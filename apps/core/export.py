@@ -13,9 +13,9 @@ import shutil
 import tempfile
 
 import keras
-import tensorflow as tf
 
 from apps.core import faults
+from apps.core.data import graph_code
 
 
 def write_saved_model(path, model, endpoints, variable_collections=None):
@@ -27,8 +27,7 @@ def write_saved_model(path, model, endpoints, variable_collections=None):
         archive = keras.export.ExportArchive()
         archive.track(model)
         for name, (fn, signature) in endpoints.items():
-            archive.add_endpoint(name, tf.autograph.experimental.do_not_convert(fn),
-                                 input_signature=signature)
+            archive.add_endpoint(name, graph_code(fn), input_signature=signature)
         for name, variables in (variable_collections or {}).items():
             archive.add_variable_collection(name, variables)
         archive.write_out(staged, verbose=False)
